@@ -1,0 +1,40 @@
+"""resnet-cli: build, count, unravel and lesion residual networks.
+
+The public API is imported lazily so that ``import resnet_cli`` (and the CLI's fast commands) never pay for
+importing torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from .spec import ArchSpec
+
+
+def list_archs(pattern: str | None = None) -> list[str]:
+    """Registered architecture names, optionally filtered by a glob pattern (``"resnet*"``)."""
+    from .registry import list_archs as _list
+
+    return _list(pattern)
+
+
+def get_spec(arch: str | ArchSpec, **overrides: Any) -> ArchSpec:
+    """The ArchSpec of a registered or parametric name, with any field overridden by keyword."""
+    from .registry import get_spec as _get
+
+    return _get(arch, **overrides)
+
+
+def build_model(arch: str | ArchSpec, num_classes: int | None = None, **overrides: Any) -> torch.nn.Module:
+    """Build the torch module for a name (or spec); ``num_classes`` and any spec field may be overridden."""
+    from .models import build_model as _build
+
+    return _build(get_spec(arch, num_classes=num_classes, **overrides))
+
+
+__all__ = ["__version__", "build_model", "get_spec", "list_archs"]

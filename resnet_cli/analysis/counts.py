@@ -1,0 +1,219 @@
+"""Parameters and MACs of an architecture, per stage, block and layer, from the analytic plan.
+
+Conventions, stated in every output: one MAC (multiply-add) is what the ResNet paper and torchvision call
+one "FLOP"; FLOPs = 2 x MACs; only conv and linear layers are charged; batch norm adds parameters, no MACs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..plan import ModelPlan, plan_model
+from ..plan.layers import LayerCount, Shape, bn, conv
+from ..spec import ArchSpec
+
+CONVENTIONS = (
+    "MACs = multiply-adds of conv and linear layers (the ResNet paper's and torchvision's 'FLOPs'); "
+    "FLOPs = 2 x MACs; batch norm, pooling, ReLU and the residual addition are not charged; "
+    "params count weights and biases (BN running statistics are buffers, not parameters)"
+)
+
+
+@dataclass
+class Row:
+    """One line of a size table: a stage, a block or a layer."""
+
+    name: str
+    kind: str  # stage | block | layer kinds (conv, bn, linear, pool, shortcut)
+    level: int  # 1 stage, 2 block, 3 layer
+    out_shape: Shape
+    params: int
+    macs: int
+    share: float  # of the model's MACs
+    detail: str = ""
+
+
+@dataclass
+class ParamsReport:
+    arch: str
+    engine: str
+    input_size: int
+    num_classes: int
+    params: int
+    trainable_params: int
+    macs: int
+    residual_blocks: int
+    depth: int
+    rows: list[Row]
+    spec: dict[str, Any]
+    conventions: str = CONVENTIONS
+    fvcore: dict[str, Any] | None = None
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    @property
+    def stages(self) -> list[Row]:
+        return [r for r in self.rows if r.level == 1]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "arch": self.arch,
+            "engine": self.engine,
+            "input_size": self.input_size,
+            "num_classes": self.num_classes,
+            "params": self.params,
+            "trainable_params": self.trainable_params,
+            "macs": self.macs,
+            "flops": self.flops,
+            "gmacs": round(self.macs / 1e9, 6),
+            "residual_blocks": self.residual_blocks,
+            "depth": self.depth,
+            "units": {"params": "count", "macs": "multiply-adds", "flops": "2 x macs"},
+            "conventions": self.conventions,
+            "stages": [_row_dict(r) for r in self.stages],
+            "rows": [_row_dict(r) for r in self.rows],
+            "spec": self.spec,
+        }
+        if self.fvcore is not None:
+            out["fvcore_flops"] = self.fvcore["total"]
+            out["fvcore"] = self.fvcore
+        return out
+
+
+def _row_dict(row: Row) -> dict[str, Any]:
+    d = asdict(row)
+    d["out_shape"] = list(row.out_shape)
+    d["share"] = round(row.share, 6)
+    return d
+
+
+def count_params(spec: ArchSpec, detail: int = 1, plan: ModelPlan | None = None) -> ParamsReport:
+    """The size report of ``spec`` by arithmetic; ``detail`` 1 = stages, 2 = + blocks, 3 = + layers."""
+    plan = plan or plan_model(spec)
+    total_macs = plan.macs or 1
+    rows: list[Row] = []
+    for stage, units in plan.stages():
+        s_params = sum(u.params for u in units)
+        s_macs = sum(u.macs for u in units)
+        kind = "stage" if units[0].is_block else stage
+        rows.append(Row(stage, kind, 1, units[-1].out_shape, s_params, s_macs, s_macs / total_macs,
+                        f"{len(units)} blocks" if units[0].is_block else ""))
+        for unit in units:
+            if detail >= 2 and unit.is_block:
+                rows.append(Row(unit.name, "block", 2, unit.out_shape, unit.params, unit.macs,
+                                unit.macs / total_macs, "downsample" if unit.downsample else ""))
+            if detail >= 3:
+                rows += [_layer_row(layer, total_macs) for layer in unit.layers]
+    return ParamsReport(
+        arch=spec.name, engine="analytic", input_size=spec.input_size, num_classes=spec.num_classes,
+        params=plan.params, trainable_params=plan.params, macs=plan.macs,
+        residual_blocks=len(plan.blocks), depth=spec.depth, rows=rows, spec=spec.to_dict(),
+    )
+
+
+def _layer_row(layer: LayerCount, total_macs: int) -> Row:
+    return Row(layer.name, layer.kind, 3, layer.out_shape, layer.params, layer.macs, layer.macs / total_macs,
+               layer.detail)
+
+
+# --------------------------------------------------------------------------- one block, the seeds' 17x example
+@dataclass
+class BlockReport:
+    """The weights of one residual block at a given width, as in seed 002's basic-vs-bottleneck example."""
+
+    block: str
+    channels: int
+    feature_size: int
+    layers: list[LayerCount]
+    other: dict[str, Any] = field(default_factory=dict)  # the other block kind, for the ratio
+
+    @property
+    def conv_params(self) -> int:
+        return sum(lc.params for lc in self.layers if lc.kind == "conv")
+
+    @property
+    def bn_params(self) -> int:
+        return sum(lc.params for lc in self.layers if lc.kind == "bn")
+
+    @property
+    def macs(self) -> int:
+        return sum(lc.macs for lc in self.layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "block": self.block,
+            "channels": self.channels,
+            "feature_size": self.feature_size,
+            "conv_params": self.conv_params,
+            "bn_params": self.bn_params,
+            "params": self.conv_params + self.bn_params,
+            "macs": self.macs,
+            "flops": 2 * self.macs,
+            "layers": [
+                {"name": lc.name, "kind": lc.kind, "detail": lc.detail, "params": lc.params, "macs": lc.macs}
+                for lc in self.layers
+            ],
+            "compared_with": self.other,
+            "conventions": CONVENTIONS,
+        }
+
+
+def block_layers(block: str, channels: int, feature_size: int) -> list[LayerCount]:
+    """A shape-preserving block of ``channels`` in and out: basic = two 3x3 convs; bottleneck = 1x1 to
+    channels/4, 3x3, 1x1 back (He et al. 2015 Fig. 5), each conv followed by BN."""
+    shape: Shape = (channels, feature_size, feature_size)
+    if block == "basic":
+        c1 = conv("conv1", shape, channels, 3)
+        c2 = conv("conv2", c1.out_shape, channels, 3)
+        return [c1, bn("bn1", c1.out_shape), c2, bn("bn2", c2.out_shape)]
+    if channels % 4:
+        raise ValueError(f"a bottleneck needs channels divisible by 4 (got {channels})")
+    inner = channels // 4
+    c1 = conv("conv1", shape, inner, 1)
+    c2 = conv("conv2", c1.out_shape, inner, 3)
+    c3 = conv("conv3", c2.out_shape, channels, 1)
+    return [c1, bn("bn1", c1.out_shape), c2, bn("bn2", c2.out_shape), c3, bn("bn3", c3.out_shape)]
+
+
+def count_block(block: str, channels: int, feature_size: int = 56) -> BlockReport:
+    report = BlockReport(block, channels, feature_size, block_layers(block, channels, feature_size))
+    other_kind = "bottleneck" if block == "basic" else "basic"
+    if channels % 4 == 0:
+        other = BlockReport(other_kind, channels, feature_size, block_layers(other_kind, channels, feature_size))
+        basic, bottle = (report, other) if block == "basic" else (other, report)
+        report.other = {
+            "block": other_kind,
+            "conv_params": other.conv_params,
+            "basic_to_bottleneck_ratio": round(basic.conv_params / bottle.conv_params, 3),
+        }
+    return report
+
+
+# --------------------------------------------------------------------------- compare
+@dataclass
+class CompareReport:
+    reports: list[ParamsReport]
+
+    def to_dict(self) -> dict[str, Any]:
+        base = self.reports[0]
+        return {
+            "baseline": base.arch,
+            "conventions": CONVENTIONS,
+            "archs": [
+                {
+                    "arch": r.arch,
+                    "depth": r.depth,
+                    "residual_blocks": r.residual_blocks,
+                    "input_size": r.input_size,
+                    "params": r.params,
+                    "macs": r.macs,
+                    "flops": r.flops,
+                    "params_ratio": round(r.params / base.params, 4) if base.params else None,
+                    "macs_ratio": round(r.macs / base.macs, 4) if base.macs else None,
+                }
+                for r in self.reports
+            ],
+        }

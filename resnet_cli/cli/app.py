@@ -1,0 +1,110 @@
+"""The Typer application, its error handling and the options every command shares.
+
+Commands live in one module each (cli/params.py, ...) and register on ``app``. Errors: a ``ResnetCliError``
+from the core, or a bad option, becomes one line on stderr and exit code 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+from typer._click import exceptions as click_exc  # typer >= 0.29 vendors click; pinned in pyproject.toml
+from typer.core import TyperGroup
+
+from ..errors import ResnetCliError
+from ..render import OutputFormat
+
+
+class ResnetCliGroup(TyperGroup):
+    """Runs commands with one-line errors: usage mistakes and core errors exit 2 with ``Error: ...``."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_exc.NoArgsIsHelpError:
+            rv = 0  # the help was already printed
+        except click_exc.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+            rv = _fail(f"{exc.format_message()}{hint}", exc.exit_code)
+        except click_exc.ClickException as exc:
+            rv = _fail(exc.format_message(), exc.exit_code)
+        except ResnetCliError as exc:
+            rv = _fail(str(exc), exc.exit_code)
+        except (typer.Abort, KeyboardInterrupt):
+            rv = _fail("interrupted", 130)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _fail(message: str, code: int) -> int:
+    message = " ".join(str(message).split())  # one line
+    typer.echo(f"Error: {message}", err=True)
+    return code
+
+
+app = typer.Typer(
+    cls=ResnetCliGroup,
+    name="resnet-cli",
+    help="Take residual networks apart the way the ResNet papers do: sizes, paths, lesions, training.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+# Shared options: one definition each, so every command spells and documents them the same way.
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table (rich), json (one document on "
+                                                  "stdout) or csv.", case_sensitive=False)]
+DeviceOpt = Annotated[Device, typer.Option("--device", help="auto picks CUDA, then MPS, then the CPU.",
+                                           case_sensitive=False)]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (same seed, same results on the CPU).")]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per batch.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or messages on stderr.")]
+
+
+# Spec overrides, shared by every command that builds an architecture from a name.
+InputSizeOpt = Annotated[int | None, typer.Option("--input-size", help="Input height = width in pixels.")]
+NumClassesOpt = Annotated[int | None, typer.Option("--num-classes", help="Classes of the final layer.")]
+ShortcutOpt = Annotated[str | None, typer.Option("--shortcut", help="Shortcut option: A (zero-pad), B (project "
+                                                 "where the shape changes), C (project everywhere).")]
+WidthsOpt = Annotated[str | None, typer.Option("--widths", help="Planes per stage, e.g. 16,32,64.")]
+LayersOpt = Annotated[str | None, typer.Option("--layers", help="Blocks per stage, e.g. 3,4,6,3.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override any spec field: --set FIELD=VALUE "
+                                                  "(repeatable; see the spec in --format json).")]
+
+
+def parse_sets(sets: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in sets or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ResnetCliError(f"--set takes FIELD=VALUE, not {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def spec_from_options(arch: str, *, input_size: int | None = None, num_classes: int | None = None,
+                      shortcut: str | None = None, widths: str | None = None, layers: str | None = None,
+                      sets: list[str] | None = None):
+    """The spec a command works on: the named architecture with the user's overrides applied."""
+    from ..registry import get_spec
+
+    overrides: dict[str, Any] = parse_sets(sets)
+    for key, value in (("input_size", input_size), ("num_classes", num_classes), ("widths", widths),
+                       ("layers", layers), ("shortcut", shortcut.upper() if shortcut else None)):
+        if value is not None:
+            overrides[key] = value
+    return get_spec(arch, **overrides)

@@ -1,0 +1,104 @@
+"""``archs``, ``params`` and ``compare``: sizes by arithmetic (no torch) or by fvcore over the built module."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from ..errors import ResnetCliError
+from .app import (FormatOpt, InputSizeOpt, LayersOpt, NumClassesOpt, SetOpt, ShortcutOpt, WidthsOpt, app,
+                  spec_from_options)
+from ..render import OutputFormat, emit
+
+
+class Engine(str, Enum):
+    analytic = "analytic"
+    fvcore = "fvcore"
+
+
+class BlockKind(str, Enum):
+    basic = "basic"
+    bottleneck = "bottleneck"
+
+
+@app.command()
+def archs(
+    pattern: Annotated[str | None, typer.Argument(help="Glob filter, e.g. 'resnet*' or '*plain*'.")] = None,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """List the registered architectures with family, depth, residual blocks, params and MACs."""
+    from ..analysis.catalog import catalog
+    from ..render.params import archs_csv, archs_table
+
+    report = catalog(pattern)
+    if not report.rows:
+        raise ResnetCliError(f"no architecture matches {pattern!r}; try 'resnet-cli archs' for the full list")
+    emit(report, fmt, archs_table, archs_csv)
+
+
+@app.command()
+def params(
+    arch: Annotated[str | None, typer.Option("--arch", "-a", help="Architecture name (see 'archs').")] = None,
+    input_size: InputSizeOpt = None,
+    num_classes: NumClassesOpt = None,
+    shortcut: ShortcutOpt = None,
+    widths: WidthsOpt = None,
+    layers: LayersOpt = None,
+    sets: SetOpt = None,
+    depth: Annotated[int, typer.Option("--depth", "-d", min=1, max=3,
+                                       help="Rows down to: 1 stages, 2 blocks, 3 layers.")] = 1,
+    engine: Annotated[Engine, typer.Option("--engine", help="analytic: arithmetic from the spec (fast, no "
+                                           "torch); fvcore: build the module and run fvcore over it too.")]
+    = Engine.analytic,
+    block: Annotated[BlockKind | None, typer.Option("--block", help="Count one block instead of a network "
+                                                    "(the seeds' basic-vs-bottleneck example).")] = None,
+    channels: Annotated[int, typer.Option("--channels", min=1, help="With --block: input = output channels.")]
+    = 256,
+    feature_size: Annotated[int, typer.Option("--feature-size", min=1, help="With --block: feature map size "
+                                              "for MACs.")] = 56,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Parameters and MACs (multiply-adds, the papers' FLOPs), in total and per stage, block or layer."""
+    if block is not None:
+        from ..analysis.counts import count_block
+        from ..render.params import block_csv, block_table
+
+        if arch is not None:
+            raise ResnetCliError("give either --arch or --block, not both")
+        try:
+            report = count_block(block.value, channels, feature_size)
+        except ValueError as exc:
+            raise ResnetCliError(str(exc)) from None
+        emit(report, fmt, block_table, block_csv)
+        return
+    if arch is None:
+        raise ResnetCliError("name an architecture with --arch (see 'resnet-cli archs') or a block with --block")
+    from ..analysis.counts import count_params
+    from ..render.params import params_csv, params_table
+
+    spec = spec_from_options(arch, input_size=input_size, num_classes=num_classes, shortcut=shortcut,
+                             widths=widths, layers=layers, sets=sets)
+    if engine is Engine.fvcore:
+        from ..analysis.fvcore_engine import count_with_fvcore
+
+        report = count_with_fvcore(spec, detail=depth)
+    else:
+        report = count_params(spec, detail=depth)
+    emit(report, fmt, params_table, params_csv)
+
+
+@app.command()
+def compare(
+    names: Annotated[list[str], typer.Argument(help="Two or more architectures; ratios are to the first.")],
+    input_size: InputSizeOpt = None,
+    num_classes: NumClassesOpt = None,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Compare architectures side by side: depth, blocks, params, MACs and ratios to the first."""
+    from ..analysis.counts import CompareReport, count_params
+    from ..render.params import compare_csv, compare_table
+
+    reports = [count_params(spec_from_options(n, input_size=input_size, num_classes=num_classes)) for n in names]
+    emit(CompareReport(reports), fmt, compare_table, compare_csv)

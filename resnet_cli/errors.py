@@ -1,0 +1,33 @@
+"""The exceptions the core raises.
+
+Only ``cli.py`` turns them into exit codes: every ``ResnetCliError`` is a mistake the user can make (bad name,
+bad number, bad file) and becomes one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class ResnetCliError(Exception):
+    """A user-facing error: the message is shown as is, on one line."""
+
+    exit_code = 2
+
+
+class SpecError(ResnetCliError, ValueError):
+    """An architecture name or spec field that cannot describe a network."""
+
+
+class UnknownArchError(SpecError, KeyError):
+    """A name that is neither registered nor parsable."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0] if self.args else ""
+
+
+def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> str:
+    """' (did you mean a, b?)' for the closest choices, or '' when nothing is close."""
+    close = difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)
+    return f" (did you mean {', '.join(close)}?)" if close else ""

@@ -1,0 +1,61 @@
+"""Counting rules for single layers, by arithmetic (no torch).
+
+Conventions (the ResNet paper's and torchvision's): a *MAC* is one multiply-add, the papers' "FLOP".
+Only convolutions and linear layers are charged MACs; a bias adds parameters but no MACs; batch norm adds
+2 parameters per channel (weight and bias; running statistics are buffers, not parameters) and no MACs;
+pooling, ReLU, zero-padding and the residual addition are free. This is what fvcore counts for conv and
+linear layers, and what torchvision's documented GFLOPS are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+Shape = tuple[int, int, int]  # (channels, height, width) of one image
+
+
+@dataclass(frozen=True)
+class LayerCount:
+    name: str  # the module's state-dict prefix, e.g. "layer1.0.conv1"
+    kind: str  # conv | bn | linear | pool | shortcut
+    params: int
+    macs: int
+    out_shape: Shape
+    detail: str = ""  # "3x3/2 64->128", for per-layer tables
+
+
+def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def conv(name: str, shape: Shape, out_channels: int, kernel: int, stride: int = 1, padding: int | None = None,
+         groups: int = 1, bias: bool = False) -> LayerCount:
+    """A 2-D convolution; padding defaults to kernel // 2 ('same' for odd kernels at stride 1)."""
+    cin, h, w = shape
+    if cin % groups or out_channels % groups:
+        raise ValueError(f"{name}: {cin}->{out_channels} channels do not split into {groups} groups")
+    pad = kernel // 2 if padding is None else padding
+    oh, ow = conv_out(h, kernel, stride, pad), conv_out(w, kernel, stride, pad)
+    weights = out_channels * (cin // groups) * kernel * kernel
+    detail = f"{kernel}x{kernel}/{stride} {cin}->{out_channels}" + (f" g{groups}" if groups > 1 else "")
+    return LayerCount(name, "conv", weights + (out_channels if bias else 0), weights * oh * ow,
+                      (out_channels, oh, ow), detail)
+
+
+def bn(name: str, shape: Shape) -> LayerCount:
+    return LayerCount(name, "bn", 2 * shape[0], 0, shape, f"{shape[0]}")
+
+
+def linear(name: str, in_features: int, out_features: int, bias: bool = True) -> LayerCount:
+    return LayerCount(name, "linear", in_features * out_features + (out_features if bias else 0),
+                      in_features * out_features, (out_features, 1, 1), f"{in_features}->{out_features}")
+
+
+def pool(name: str, shape: Shape, kernel: int, stride: int, padding: int = 0) -> LayerCount:
+    c, h, w = shape
+    out = (c, conv_out(h, kernel, stride, padding), conv_out(w, kernel, stride, padding))
+    return LayerCount(name, "pool", 0, 0, out, f"{kernel}x{kernel}/{stride}")
+
+
+def global_pool(name: str, shape: Shape) -> LayerCount:
+    return LayerCount(name, "pool", 0, 0, (shape[0], 1, 1), "global average")

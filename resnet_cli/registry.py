@@ -1,0 +1,116 @@
+"""Names users type -> ArchSpec.
+
+Two kinds of names: registered ones (``resnet50``: a function returning a spec, one short registration each)
+and parametric ones (``cifar_resnet<depth>``: a regular expression and a parser). ``get_spec`` tries both and
+answers unknown names with "did you mean".
+
+Torch-free, like the spec.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import SpecError, UnknownArchError, did_you_mean
+from .spec import ArchSpec
+
+_REGISTRY: dict[str, Callable[[], ArchSpec]] = {}
+
+
+@dataclass(frozen=True)
+class Parametric:
+    """A family of names like ``cifar_resnet<depth>``: ``pattern`` is matched whole."""
+
+    pattern: re.Pattern[str]
+    template: str  # shown to users, e.g. "cifar_resnet<depth>"
+    parse: Callable[[re.Match[str]], ArchSpec]
+    help: str
+
+
+_PARAMETRIC: list[Parametric] = []
+
+
+def register(name: str, description: str = "") -> Callable[[Callable[..., ArchSpec]], Callable[..., ArchSpec]]:
+    """Decorator: ``@register("resnet18")`` on a function that returns the spec."""
+
+    def deco(fn: Callable[..., ArchSpec]) -> Callable[..., ArchSpec]:
+        if name in _REGISTRY:
+            raise RuntimeError(f"architecture {name!r} registered twice")
+        _REGISTRY[name] = fn
+        return fn
+
+    return deco
+
+
+def register_spec(name: str, **fields: Any) -> None:
+    """Register a name whose spec is just these fields (the common case)."""
+    if name in _REGISTRY:
+        raise RuntimeError(f"architecture {name!r} registered twice")
+    _REGISTRY[name] = lambda: ArchSpec(name=name, **fields)
+
+
+def register_parametric(pattern: str, template: str, help: str) -> Callable:
+    def deco(fn: Callable[[re.Match[str]], ArchSpec]) -> Callable[[re.Match[str]], ArchSpec]:
+        _PARAMETRIC.append(Parametric(re.compile(pattern), template, fn, help))
+        return fn
+
+    return deco
+
+
+def _ensure_loaded() -> None:
+    # The zoo registers itself on import; importing here keeps registry.py free of a cycle.
+    from . import zoo  # noqa: F401
+
+
+def list_archs(pattern: str | None = None) -> list[str]:
+    """Registered names, sorted naturally (resnet18 before resnet101), filtered by a glob pattern."""
+    _ensure_loaded()
+    names = sorted(_REGISTRY, key=_natural_key)
+    if pattern:
+        names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    return names
+
+
+def parametric_templates() -> list[Parametric]:
+    _ensure_loaded()
+    return list(_PARAMETRIC)
+
+
+def get_spec(arch: str | ArchSpec, **overrides: Any) -> ArchSpec:
+    """The spec for a registered or parametric name (or a spec), with fields overridden, validated."""
+    _ensure_loaded()
+    if isinstance(arch, ArchSpec):
+        spec = arch
+    else:
+        if not isinstance(arch, str) or not arch.strip():
+            raise SpecError("an architecture name is required")
+        name = arch.strip()
+        key = name.lower()
+        if key in _REGISTRY:
+            spec = _REGISTRY[key]()
+        else:
+            spec = _parse_parametric(key)
+            if spec is None:
+                templates = ", ".join(p.template for p in _PARAMETRIC)
+                raise UnknownArchError(
+                    f"unknown architecture {name!r}{did_you_mean(key, _REGISTRY)}; "
+                    f"see 'resnet-cli archs' (parametric names: {templates})"
+                )
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return spec.replace(**overrides) if overrides else spec.validate()
+
+
+def _parse_parametric(name: str) -> ArchSpec | None:
+    for p in _PARAMETRIC:
+        m = p.pattern.fullmatch(name)
+        if m:
+            return p.parse(m)
+    return None
+
+
+def _natural_key(name: str) -> list[Any]:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]

@@ -1,0 +1,115 @@
+"""Rendering: the only package that knows rich and matplotlib.
+
+Every command hands a result (a dataclass with ``to_dict()``) to ``emit`` with the user's ``--format``:
+``json`` prints one JSON document on stdout and nothing else; ``csv`` prints rows; ``table`` calls the
+command's table renderer with a rich console. Progress and messages go to stderr.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def stdout_console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def stderr_console(quiet: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, quiet=quiet)
+
+
+def emit(
+    result: Any,
+    fmt: OutputFormat | str,
+    table: Callable[[Any, Any], None],
+    csv_rows: Callable[[Any], tuple[Sequence[str], Iterable[Sequence[Any]]]] | None = None,
+) -> None:
+    """Write ``result`` to stdout in the chosen format."""
+    fmt = OutputFormat(fmt)
+    if fmt is OutputFormat.json:
+        sys.stdout.write(to_json(result.to_dict()) + "\n")
+    elif fmt is OutputFormat.csv:
+        if csv_rows is None:
+            raise ValueError("this command has no CSV form")
+        header, rows = csv_rows(result)
+        sys.stdout.write(to_csv(header, rows))
+    else:
+        table(result, stdout_console())
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, indent=2, default=_json_default)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, tuple):
+        return list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def to_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- number formats
+def fmt_int(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def fmt_si(n: float | None, unit: str = "") -> str:
+    """12_345_678 -> '12.35M'."""
+    if n is None:
+        return "-"
+    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{suffix}{unit}"
+    return f"{n:g}{unit}"
+
+
+def fmt_shape(shape: Sequence[int]) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+def save_figure(fig: Any, path: str | Path) -> None:
+    """Save a matplotlib figure atomically; the format follows the file's suffix (png, pdf, svg)."""
+    from ..fileio import atomic_open
+
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format=fmt, bbox_inches="tight", dpi=150)
+
+
+def new_figure(*args: Any, **kwargs: Any):
+    """A matplotlib figure on the non-interactive Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, **kwargs)

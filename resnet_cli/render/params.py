@@ -1,0 +1,131 @@
+"""Tables and CSV for ``archs``, ``params`` and ``compare``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich import box
+
+from . import fmt_int, fmt_shape, fmt_si
+
+
+def params_table(report: Any, console: Any) -> None:
+    from rich.table import Table
+
+    title = (f"{report.arch}  ·  input {report.input_size}x{report.input_size}  ·  "
+             f"{report.num_classes} classes  ·  engine: {report.engine}")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("name")
+    table.add_column("output", justify="right")
+    table.add_column("params", justify="right")
+    table.add_column("MACs", justify="right")
+    table.add_column("share", justify="right")
+    table.add_column("", style="dim")
+    for row in report.rows:
+        indent = "  " * (row.level - 1)
+        style = "bold" if row.level == 1 else ("" if row.level == 2 else "dim")
+        table.add_row(indent + row.name, fmt_shape(row.out_shape), fmt_int(row.params), fmt_int(row.macs),
+                      f"{100 * row.share:.1f}%", row.detail, style=style)
+    table.add_section()
+    table.add_row("total", "", fmt_int(report.params), fmt_int(report.macs), "100.0%", "", style="bold")
+    console.print(table)
+    console.print(
+        f"params {fmt_int(report.params)} ({fmt_si(report.params)}; trainable {fmt_int(report.trainable_params)})"
+        f"  ·  MACs {fmt_int(report.macs)} ({fmt_si(report.macs)})"
+        f"  ·  FLOPs {fmt_int(report.flops)} ({fmt_si(report.flops)}) = 2 x MACs"
+        f"  ·  {report.residual_blocks} residual blocks, depth {report.depth}"
+    )
+    if report.fvcore is not None:
+        fv = report.fvcore
+        console.print(
+            f"fvcore: {fmt_int(fv['total'])} flops by its default handles (1 'flop' = 1 fused multiply-add; "
+            f"includes batch norm and pooling); conv+linear {fmt_int(fv['conv_linear'])}"
+            f"{' = analytic MACs' if fv['conv_linear'] == report.macs else ''}"
+        )
+        if fv.get("not_counted"):
+            console.print(f"[dim]fvcore did not count: {fv['not_counted']}[/dim]")
+    console.print(f"[dim]{report.conventions}[/dim]")
+
+
+def params_csv(report: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
+    header = ["arch", "name", "kind", "level", "out_shape", "params", "macs", "share", "detail"]
+    rows = [[report.arch, r.name, r.kind, r.level, fmt_shape(r.out_shape), r.params, r.macs,
+             f"{r.share:.6f}", r.detail] for r in report.rows]
+    rows.append([report.arch, "total", "total", 0, "", report.params, report.macs, "1.000000", ""])
+    return header, rows
+
+
+def block_table(report: Any, console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{report.block} block, {report.channels} channels, "
+                        f"{report.feature_size}x{report.feature_size} feature map", title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    for col, just in (("layer", "left"), ("", "left"), ("params", "right"), ("MACs", "right")):
+        table.add_column(col, justify=just)
+    for lc in report.layers:
+        table.add_row(lc.name, lc.detail, fmt_int(lc.params), fmt_int(lc.macs))
+    table.add_section()
+    table.add_row("conv weights", "", fmt_int(report.conv_params), fmt_int(report.macs), style="bold")
+    table.add_row("batch norm", "", fmt_int(report.bn_params), "0")
+    console.print(table)
+    other = report.other
+    if other:
+        console.print(f"{other['block']} block at the same width: {fmt_int(other['conv_params'])} conv weights; "
+                      f"basic / bottleneck = {other['basic_to_bottleneck_ratio']:.1f}x")
+
+
+def block_csv(report: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
+    header = ["block", "channels", "feature_size", "layer", "kind", "detail", "params", "macs"]
+    rows = [[report.block, report.channels, report.feature_size, lc.name, lc.kind, lc.detail, lc.params, lc.macs]
+            for lc in report.layers]
+    return header, rows
+
+
+def compare_table(report: Any, console: Any) -> None:
+    from rich.table import Table
+
+    data = report.to_dict()
+    table = Table(title=f"compared with {data['baseline']} (MACs in multiply-adds)", title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    for col in ("arch", "depth", "blocks", "input", "params", "× params", "MACs", "× MACs"):
+        table.add_column(col, justify="left" if col == "arch" else "right", no_wrap=col != "arch")
+    for a in data["archs"]:
+        table.add_row(a["arch"], str(a["depth"]), str(a["residual_blocks"]), str(a["input_size"]),
+                      fmt_int(a["params"]), f"{a['params_ratio']:.2f}", fmt_si(a["macs"]), f"{a['macs_ratio']:.2f}")
+    console.print(table)
+    console.print(f"[dim]{data['conventions']}[/dim]")
+
+
+def compare_csv(report: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
+    data = report.to_dict()["archs"]
+    header = list(data[0])
+    return header, [[a[h] for h in header] for a in data]
+
+
+def archs_table(report: Any, console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{len(report.rows)} architectures (MACs at each one's default input)",
+                  title_justify="left", box=box.SIMPLE_HEAD)
+    widest = max((len(r["name"]) for r in report.rows), default=4)
+    table.add_column("name", no_wrap=True, min_width=widest)
+    table.add_column("family", no_wrap=True, min_width=max((len(r["family"]) for r in report.rows), default=6))
+    for col in ("depth", "blocks", "input", "params", "MACs"):
+        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
+    wide = console.width >= 120  # the description only where it fits on one line
+    if wide:
+        table.add_column("description", style="dim", no_wrap=True, overflow="ellipsis")
+    for r in report.rows:
+        cells = [r["name"], r["family"], str(r["depth"]), str(r["residual_blocks"]), str(r["input_size"]),
+                 fmt_si(r["params"]), fmt_si(r["macs"])]
+        table.add_row(*cells, *([r["description"]] if wide else []))
+    console.print(table)
+    if report.parametric:
+        console.print("parametric names: " + "; ".join(f"{p['template']} ({p['help']})" for p in report.parametric))
+
+
+def archs_csv(report: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
+    header = ["name", "family", "depth", "residual_blocks", "input_size", "num_classes", "params", "macs"]
+    return header, [[r[h] for h in header] for r in report.rows]

@@ -1,0 +1,203 @@
+"""ArchSpec: everything that defines an architecture, as plain data.
+
+A spec is the one source that both the torch builder (``resnet_cli.models``) and the torch-free analytic
+counter (``resnet_cli.plan``) read, so they can be checked against each other. It round-trips through JSON
+(a checkpoint carries its own), and any field can be overridden by name from the API or the CLI.
+
+This module must not import torch: ``archs`` and ``params`` run without it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import SpecError, did_you_mean
+
+BLOCKS = ("basic", "bottleneck")
+STEMS = ("imagenet", "cifar")
+# Shortcut options of He et al. 2015 (§3.3 and §4.2): A zero-pads the identity where the shape changes
+# (no parameters), B projects with a 1x1 conv + BN only where the shape changes, C projects on every block.
+SHORTCUTS = ("A", "B", "C")
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A residual (or plain) network, described by value.
+
+    ``widths`` are the *planes* of each stage, as in torchvision: a bottleneck stage outputs
+    ``widths[i] * 4`` channels, and its inner 3x3 conv has ``int(widths[i] * width_per_group / 64) * groups``.
+    """
+
+    name: str
+    family: str = "resnet"
+    block: str = "basic"
+    layers: tuple[int, ...] = (2, 2, 2, 2)
+    widths: tuple[int, ...] = (64, 128, 256, 512)
+    strides: tuple[int, ...] = (1, 2, 2, 2)
+    stem: str = "imagenet"
+    stem_width: int = 64
+    shortcut: str = "B"
+    residual: bool = True
+    groups: int = 1
+    width_per_group: int = 64
+    num_classes: int = 1000
+    input_size: int = 224
+    in_channels: int = 3
+    description: str = field(default="", compare=False)
+
+    # ----------------------------------------------------------------- derived facts
+    @property
+    def expansion(self) -> int:
+        return 4 if self.block == "bottleneck" else 1
+
+    @property
+    def num_blocks(self) -> int:
+        """Residual blocks (units that have a shortcut) in forward order: what paths and lesion count."""
+        return sum(self.layers)
+
+    @property
+    def depth(self) -> int:
+        """Weighted layers on the longest path, as the papers count them (convs in blocks + stem + fc)."""
+        per_block = 3 if self.block == "bottleneck" else 2
+        return per_block * self.num_blocks + 2
+
+    # ----------------------------------------------------------------- validation
+    def validate(self) -> ArchSpec:
+        """Raise SpecError, with the reason, when the spec cannot describe a network. Returns self."""
+        if self.block not in BLOCKS:
+            raise SpecError(f"block must be one of {', '.join(BLOCKS)}, not {self.block!r}")
+        if self.stem not in STEMS:
+            raise SpecError(f"stem must be one of {', '.join(STEMS)}, not {self.stem!r}")
+        if self.shortcut not in SHORTCUTS:
+            raise SpecError(f"shortcut must be one of {', '.join(SHORTCUTS)}, not {self.shortcut!r}")
+        if not self.layers:
+            raise SpecError("layers must name at least one stage")
+        if not (len(self.layers) == len(self.widths) == len(self.strides)):
+            raise SpecError(
+                f"layers, widths and strides must have one entry per stage "
+                f"(got {len(self.layers)}, {len(self.widths)}, {len(self.strides)})"
+            )
+        if any(n < 1 for n in self.layers):
+            raise SpecError(f"every stage needs at least one block (layers={list(self.layers)})")
+        if any(w < 1 for w in self.widths) or self.stem_width < 1:
+            raise SpecError("widths must be positive")
+        if any(s not in (1, 2) for s in self.strides):
+            raise SpecError(f"strides must be 1 or 2 (got {list(self.strides)})")
+        if self.groups < 1 or self.width_per_group < 1:
+            raise SpecError("groups and width_per_group must be positive")
+        if self.block == "basic" and (self.groups != 1 or self.width_per_group != 64):
+            raise SpecError("basic blocks support only groups=1 and width_per_group=64 (use bottleneck)")
+        if not 1 <= self.num_classes <= 1_000_000:
+            raise SpecError(f"num_classes must be between 1 and 1,000,000 (got {self.num_classes})")
+        if not 1 <= self.in_channels <= 4096:
+            raise SpecError(f"in_channels must be between 1 and 4096 (got {self.in_channels})")
+        if not 1 <= self.input_size <= 8192:
+            raise SpecError(f"input_size must be between 1 and 8192 pixels (got {self.input_size})")
+        return self
+
+    # ----------------------------------------------------------------- plain data
+    def to_dict(self) -> dict[str, Any]:
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ArchSpec:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise SpecError(f"unknown spec field {unknown[0]!r}{did_you_mean(unknown[0], names)}")
+        if "name" not in data:
+            raise SpecError("a spec needs a name")
+        kwargs = {k: coerce_field(k, v) for k, v in data.items()}
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> ArchSpec:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"spec is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise SpecError("a spec in JSON must be an object")
+        return cls.from_dict(data)
+
+    def replace(self, **overrides: Any) -> ArchSpec:
+        """A copy with fields overridden by name (values coerced to the field's type), validated."""
+        names = {f.name for f in dataclasses.fields(self)}
+        for key in overrides:
+            if key not in names:
+                raise SpecError(f"unknown spec field {key!r}{did_you_mean(key, names)}")
+        coerced = {k: coerce_field(k, v) for k, v in overrides.items()}
+        return dataclasses.replace(self, **coerced).validate()
+
+
+def field_types() -> dict[str, Any]:
+    return typing.get_type_hints(ArchSpec)
+
+
+def _base_type(tp: Any) -> Any:
+    """`int | None` -> int; other annotations unchanged."""
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0] if len(args) == 1 else tp
+    return tp
+
+
+def coerce_field(name: str, value: Any) -> Any:
+    """Turn a JSON value or a CLI string into the type of spec field ``name``, or raise SpecError."""
+    hints = field_types()
+    if name not in hints:
+        raise SpecError(f"unknown spec field {name!r}{did_you_mean(name, hints)}")
+    tp = hints[name]
+    optional = type(None) in typing.get_args(tp)
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null", "")):
+        if optional:
+            return None
+        raise SpecError(f"spec field {name!r} cannot be empty")
+    tp = _base_type(tp)
+    try:
+        if typing.get_origin(tp) is tuple:
+            (item_tp, *_rest) = typing.get_args(tp)
+            if isinstance(value, str):
+                value = [v for v in value.replace("x", ",").split(",") if v.strip()]
+            return tuple(_scalar(item_tp, v) for v in value)
+        return _scalar(tp, value)
+    except (TypeError, ValueError):
+        raise SpecError(f"spec field {name!r} cannot be {value!r}") from None
+
+
+def _scalar(tp: Any, value: Any) -> Any:
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(value)
+    if tp is int:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        if isinstance(value, str):
+            value = value.strip().replace("_", "")
+        return int(value)
+    if tp is float:
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise TypeError(value)
+        return value
+    return value
