@@ -48,6 +48,9 @@ class ArchSpec:
     num_classes: int = 1000
     input_size: int = 224
     in_channels: int = 3
+    # Stochastic depth (Huang et al. 2016): survival probability p_L of the last block, linear decay
+    # p_l = 1 - (l / L)(1 - p_L); None = every block always runs.
+    stochastic_depth: float | None = None
     description: str = field(default="", compare=False)
 
     # ----------------------------------------------------------------- derived facts
@@ -65,6 +68,20 @@ class ArchSpec:
         """Weighted layers on the longest path, as the papers count them (convs in blocks + stem + fc)."""
         per_block = 3 if self.block == "bottleneck" else 2
         return per_block * self.num_blocks + 2
+
+    def survival_probabilities(self) -> tuple[float, ...]:
+        """p_l for blocks l = 1..L in forward order: 1 - (l/L)(1 - p_L) (Huang et al. 2016, eq. 4); all 1.0
+        without stochastic depth."""
+        n = self.num_blocks
+        if self.stochastic_depth is None:
+            return (1.0,) * n
+        p_last = self.stochastic_depth
+        return tuple(1.0 - (l / n) * (1.0 - p_last) for l in range(1, n + 1))
+
+    @property
+    def expected_depth(self) -> float:
+        """Expected number of blocks that run in a training step: sum of p_l ((3L - 1)/4 for p_L = 0.5)."""
+        return sum(self.survival_probabilities())
 
     # ----------------------------------------------------------------- validation
     def validate(self) -> ArchSpec:
@@ -92,6 +109,9 @@ class ArchSpec:
             raise SpecError("groups and width_per_group must be positive")
         if self.block == "basic" and (self.groups != 1 or self.width_per_group != 64):
             raise SpecError("basic blocks support only groups=1 and width_per_group=64 (use bottleneck)")
+        if self.stochastic_depth is not None and not 0.0 < self.stochastic_depth <= 1.0:
+            raise SpecError(f"stochastic_depth (p_L, the last block's survival probability) must be in (0, 1], "
+                            f"not {self.stochastic_depth}")
         if not 1 <= self.num_classes <= 1_000_000:
             raise SpecError(f"num_classes must be between 1 and 1,000,000 (got {self.num_classes})")
         if not 1 <= self.in_channels <= 4096:
