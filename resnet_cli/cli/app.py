@@ -82,6 +82,9 @@ ShortcutOpt = Annotated[str | None, typer.Option("--shortcut", help="Shortcut op
                                                  "where the shape changes), C (project everywhere).")]
 WidthsOpt = Annotated[str | None, typer.Option("--widths", help="Planes per stage, e.g. 16,32,64.")]
 LayersOpt = Annotated[str | None, typer.Option("--layers", help="Blocks per stage, e.g. 3,4,6,3.")]
+StochasticDepthOpt = Annotated[float | None, typer.Option("--stochastic-depth", help="Stochastic depth: survival "
+                                                          "probability p_L of the last block (linear decay; "
+                                                          "the paper uses 0.5).")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override any spec field: --set FIELD=VALUE "
                                                   "(repeatable; see the spec in --format json).")]
 
@@ -98,13 +101,14 @@ def parse_sets(sets: list[str] | None) -> dict[str, str]:
 
 def spec_from_options(arch: str, *, input_size: int | None = None, num_classes: int | None = None,
                       shortcut: str | None = None, widths: str | None = None, layers: str | None = None,
-                      sets: list[str] | None = None):
+                      stochastic_depth: float | None = None, sets: list[str] | None = None):
     """The spec a command works on: the named architecture with the user's overrides applied."""
     from ..registry import get_spec
 
     overrides: dict[str, Any] = parse_sets(sets)
     for key, value in (("input_size", input_size), ("num_classes", num_classes), ("widths", widths),
-                       ("layers", layers), ("shortcut", shortcut.upper() if shortcut else None)):
+                       ("layers", layers), ("shortcut", shortcut.upper() if shortcut else None),
+                       ("stochastic_depth", stochastic_depth)):
         if value is not None:
             overrides[key] = value
     return get_spec(arch, **overrides)
