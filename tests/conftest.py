@@ -15,3 +15,10 @@ def _torch_threads():
         return
     torch.manual_seed(0)
     yield
+
+
+# tests/deterministic.py is imported by several test modules as a plain module.
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
