@@ -88,10 +88,22 @@ class ResidualNetwork(nn.Module):
                 refs.append(BlockRef(len(refs), f"{stage_name}.{j}", s, j, block.changes_shape, block))
         return refs
 
+    def sequence(self) -> list[tuple[nn.Module, BlockRef | None]]:
+        """Every module between stem and head, in forward order, with its BlockRef (None for a module that is
+        not a residual block, e.g. a DenseNet transition). Running them one after another on
+        ``forward_stem(x)`` and then ``forward_head`` is ``forward(x)``: the lesion engine relies on this to
+        run a shared prefix once and to put ``block.skip`` in place of a deleted block."""
+        refs = {id(r.module): r for r in self.residual_blocks()}
+        out: list[tuple[nn.Module, BlockRef | None]] = []
+        for stage_name in self.stage_names:
+            for module in getattr(self, stage_name):
+                out.append((module, refs.get(id(module))))
+        return out
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.forward_stem(x)
-        for stage_name in self.stage_names:
-            x = getattr(self, stage_name)(x)
+        for module, _ref in self.sequence():
+            x = module(x)
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
