@@ -38,6 +38,7 @@ def params_table(report: Any, console: Any) -> None:
     )
     if report.fvcore is not None:
         fv = report.fvcore
+        _fvcore_modules_table(fv, console)
         console.print(
             f"fvcore: {fmt_int(fv['total'])} flops by its default handles (1 'flop' = 1 fused multiply-add; "
             f"includes batch norm and pooling); conv+linear {fmt_int(fv['conv_linear'])}"
@@ -46,6 +47,23 @@ def params_table(report: Any, console: Any) -> None:
         if fv.get("not_counted"):
             console.print(f"[dim]fvcore did not count: {fv['not_counted']}[/dim]")
     console.print(f"[dim]{report.conventions}[/dim]")
+
+
+def _fvcore_modules_table(fv: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="fvcore, per module (flops = fused multiply-adds by fvcore's default handles)",
+                  title_justify="left", box=box.SIMPLE_HEAD)
+    for col, just in (("module", "left"), ("type", "left"), ("params", "right"), ("fvcore flops", "right"),
+                      ("conv+linear", "right")):
+        table.add_column(col, justify=just)
+    for row in fv.get("modules", []):
+        style = "bold" if row["level"] == 1 else ("" if row["level"] == 2 else "dim")
+        table.add_row("  " * (row["level"] - 1) + row["module"], row["type"], fmt_int(row["params"]),
+                      fmt_int(row["flops"]), fmt_int(row["conv_linear"]), style=style)
+    table.add_section()
+    table.add_row("total", "", "", fmt_int(fv["total"]), fmt_int(fv["conv_linear"]), style="bold")
+    console.print(table)
 
 
 def params_csv(report: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
