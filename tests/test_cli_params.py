@@ -1,0 +1,159 @@
+"""The ``archs``, ``params`` and ``compare`` commands as a user runs them: output, exit codes, one-line errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from resnet_cli.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, list(args))
+
+
+def run_json(*args):
+    result = run(*args, "--format", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_params_json_resnet50_has_the_documented_keys_and_numbers():
+    doc = run_json("params", "--arch", "resnet50")
+    assert doc["arch"] == "resnet50"
+    assert doc["params"] == 25_557_032
+    assert doc["macs"] == 4_089_184_256
+    assert doc["flops"] == 2 * doc["macs"]
+    assert doc["input_size"] == 224
+    assert [s["name"] for s in doc["stages"]] == ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
+    assert sum(s["params"] for s in doc["stages"]) == doc["params"]
+    assert sum(s["macs"] for s in doc["stages"]) == doc["macs"]
+    assert doc["units"]["macs"] == "multiply-adds"
+    assert get_shape(doc, "layer4") == [2048, 7, 7]
+
+
+def get_shape(doc, stage):
+    return next(s["out_shape"] for s in doc["stages"] if s["name"] == stage)
+
+
+def test_params_depth_2_and_3_add_block_and_layer_rows():
+    d1, d2, d3 = (run_json("params", "--arch", "resnet20", "--depth", str(d))["rows"] for d in (1, 2, 3))
+    assert len(d1) == 5 and sum(r["level"] == 2 for r in d2) == 9
+    assert len(d3) > len(d2) > len(d1)
+    # layer rows add up to their stage
+    layer1_layers = [r for r in d3 if r["level"] == 3 and r["name"].startswith("layer1.")]
+    assert sum(r["params"] for r in layer1_layers) == 14_016
+
+
+def test_params_overrides_change_the_counts():
+    a = run_json("params", "--arch", "resnet20")
+    b = run_json("params", "--arch", "resnet20", "--shortcut", "B")
+    assert b["params"] > a["params"]  # option B adds two 1x1 projections + BN
+    c = run_json("params", "--arch", "resnet50", "--num-classes", "10", "--input-size", "32")
+    assert c["params"] == 25_557_032 - 2048 * 990 - 990
+    assert c["input_size"] == 32
+    d = run_json("params", "--arch", "resnet20", "--set", "widths=32,64,128")
+    assert d["spec"]["widths"] == [32, 64, 128]
+
+
+def test_params_fvcore_engine_json():
+    doc = run_json("params", "--arch", "resnet20", "--engine", "fvcore")
+    assert doc["engine"] == "fvcore"
+    assert doc["fvcore"]["conv_linear"] == doc["macs"] == 40_551_040
+    assert doc["fvcore_flops"] == doc["fvcore"]["total"] > doc["macs"]
+
+
+def test_fvcore_warnings_are_not_dumped_on_the_user():
+    result = run("params", "--arch", "resnet20", "--engine", "fvcore")
+    assert result.exit_code == 0
+    assert "Unsupported operator" not in result.output
+    assert "fvcore did not count:" in result.output
+
+
+def test_the_seeds_17x_example():
+    basic = run_json("params", "--block", "basic", "--channels", "256")
+    bottleneck = run_json("params", "--block", "bottleneck", "--channels", "256")
+    assert basic["conv_params"] == 1_179_648 == 2 * 3 * 3 * 256 * 256
+    assert bottleneck["conv_params"] == 69_632 == 256 * 64 + 9 * 64 * 64 + 64 * 256
+    assert basic["bn_params"] == 2 * 2 * 256
+    assert round(basic["conv_params"] / bottleneck["conv_params"]) == 17
+    # MACs at the given feature map: params x H x W for stride-1 convs
+    small = run_json("params", "--block", "basic", "--channels", "256", "--feature-size", "14")
+    assert small["macs"] == 1_179_648 * 14 * 14
+
+
+def test_compare_ratios_to_the_first():
+    doc = run_json("compare", "resnet18", "resnet34", "resnet50")
+    names = [a["arch"] for a in doc["archs"]]
+    assert names == ["resnet18", "resnet34", "resnet50"]
+    r50 = doc["archs"][2]
+    assert r50["params_ratio"] == pytest.approx(25_557_032 / 11_689_512, rel=1e-3)
+    assert doc["archs"][0]["macs_ratio"] == 1.0
+
+
+def test_archs_glob_and_json():
+    doc = run_json("archs", "resnet1*")
+    names = [a["name"] for a in doc["archs"]]
+    assert names == ["resnet18", "resnet101", "resnet110", "resnet152", "resnet1202"]
+    r110 = doc["archs"][2]
+    assert (r110["residual_blocks"], r110["params"], r110["depth"]) == (54, 1_727_962, 110)
+
+
+def test_params_csv_has_a_header_and_a_total():
+    result = run("params", "--arch", "resnet18", "--format", "csv")
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("arch,name,kind")
+    assert lines[-1].split(",")[:2] == ["resnet18", "total"] and "11689512" in lines[-1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["params", "--arch", "resnet5O"], "did you mean resnet56, resnet50"),
+    (["params", "--arch", "cifar_resnet21"], "6n+2"),
+    (["params", "--arch", "resnet50", "--input-size", "0"], "input_size"),
+    (["params", "--arch", "resnet50", "--input-size", "abc"], "--input-size"),
+    (["params", "--arch", "resnet50", "--num-classes", "-1"], "num_classes"),
+    (["params", "--arch", "resnet50", "--set", "bogus=1"], "unknown spec field"),
+    (["params", "--arch", "resnet50", "--set", "widths"], "FIELD=VALUE"),
+    (["params", "--arch", "resnet50", "--shortcut", "Z"], "shortcut"),
+    (["params", "--arch", "resnet18", "--block", "basic"], "not both"),
+    (["params"], "--arch"),
+    (["archs", "nothing*"], "no architecture matches"),
+    (["compare", "resnet18", "nope"], "unknown architecture"),
+    (["no-such-command"], "No such command"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    err = result.stderr.strip()
+    assert err.startswith("Error:") and "\n" not in err and "Traceback" not in result.output
+    assert message in err
+
+
+def _imports_after(args):
+    """Run the CLI in a fresh interpreter and report whether torch got imported."""
+    code = ("import sys; from resnet_cli.cli import main; sys.argv = ['resnet-cli', *sys.argv[1:]]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    return proc
+
+
+@pytest.mark.parametrize("args", [["--help"], ["archs"], ["params", "--arch", "resnet1202"],
+                                  ["params", "--block", "bottleneck"], ["compare", "resnet18", "resnet50"]])
+def test_fast_commands_never_import_torch(args):
+    proc = _imports_after(args)
+    assert proc.stderr.strip().endswith("NO-TORCH"), proc.stderr
+    assert proc.stdout  # it did print its answer
+
+
+def test_module_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "resnet_cli", "params", "--arch", "resnet18", "-f", "json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["params"] == 11_689_512
