@@ -106,12 +106,12 @@ def compare_table(report: Any, console: Any) -> None:
 
     data = report.to_dict()
     table = Table(title=f"compared with {data['baseline']} (MACs in multiply-adds)", title_justify="left",
-                  box=box.SIMPLE_HEAD)
+                  box=box.SIMPLE_HEAD, padding=(0, 1))
     # Names are never cut: the arch column is as wide as the longest name, the numbers are short (SI units;
     # the exact integers are in --format json/csv).
     table.add_column("arch", no_wrap=True, min_width=max(len(a["arch"]) for a in data["archs"]))
     for col in ("depth", "blocks", "input", "params", "× params", "MACs", "× MACs"):
-        table.add_column(col, justify="right", no_wrap=True)
+        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     for a in data["archs"]:
         table.add_row(a["arch"], str(a["depth"]), str(a["residual_blocks"]), str(a["input_size"]),
                       fmt_si(a["params"]), f"{a['params_ratio']:.2f}", fmt_si(a["macs"]), f"{a['macs_ratio']:.2f}")
