@@ -105,12 +105,12 @@ def compare_table(report: Any, console: Any) -> None:
     from rich.table import Table
 
     data = report.to_dict()
-    table = Table(title=f"compared with {data['baseline']} (MACs in multiply-adds)", title_justify="left",
+    table = Table(title=f"compared with {data['baseline']} (× = ratio to it; MACs in multiply-adds)", title_justify="left",
                   box=box.SIMPLE_HEAD, padding=(0, 1))
     # Names are never cut: the arch column is as wide as the longest name, the numbers are short (SI units;
     # the exact integers are in --format json/csv).
     table.add_column("arch", no_wrap=True, min_width=max(len(a["arch"]) for a in data["archs"]))
-    for col in ("depth", "blocks", "input", "params", "× params", "MACs", "× MACs"):
+    for col in ("depth", "blocks", "input", "params", "×", "MACs", "×"):
         table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     for a in data["archs"]:
         table.add_row(a["arch"], str(a["depth"]), str(a["residual_blocks"]), str(a["input_size"]),
