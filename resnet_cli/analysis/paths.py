@@ -538,7 +538,10 @@ def check_enumeration(n: int, length: int | None, limit: int | None, residual: b
     available = count_paths(n, length, residual)
     wanted = available if limit is None else min(limit, available)
     if wanted > cap and not force:
-        what = f"{available:,} paths" if available < 10 ** 15 else f"about 10^{math.log10(available):.0f} paths"
+        if length is None and residual:
+            what = f"2^{n} = {available:,} paths" if n <= 64 else f"2^{n} paths"
+        else:
+            what = f"{available:,} paths" if available < 10 ** 30 else f"about 10^{math.log10(available):.0f} paths"
         of_len = f" of length {length}" if length is not None else ""
         raise PathsError(f"a {n}-block network has {what}{of_len}; listing more than {cap:,} is refused: pass "
                          f"--limit N for the first N, --length K for one length, or --force to list them")

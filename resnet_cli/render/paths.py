@@ -15,7 +15,7 @@ from typing import Any
 
 from . import fmt_int
 
-BAR_WIDTH = 32
+BAR_WIDTH = 40
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
 
 
@@ -83,7 +83,7 @@ def paths_table(report: Any, console: Any, max_rows: int = 60) -> None:
     n = report.blocks
     name = f"{report.arch}: " if report.arch else ""
     if report.residual:
-        title = f"{name}{n} residual blocks → 2^{n} = {fmt_count(report.total, 40)} paths"
+        title = f"{name}{n} residual block{'s' if n != 1 else ''} → 2^{n} = {fmt_count(report.total, 40)} paths"
     else:
         title = f"{name}{n} blocks without shortcuts → 1 path"
     groups = _groups(report, max(1, max_rows))
@@ -93,22 +93,34 @@ def paths_table(report: Any, console: Any, max_rows: int = 60) -> None:
     peak = max(counts) or 1
     central = report.central
 
+    labels = [_span(a, b) for a, b in groups]
+    count_cells = [fmt_count(count) for count in counts]
+    share_cells = [fmt_share(count / report.total, _log10_ratio(count, report.total)) for count in counts]
+    sd_cells = [[fmt_share(math.fsum(sd.depth[a:b + 1])), fmt_share(math.fsum(sd.alive_share[a:b + 1]))]
+                for a, b in groups] if sd else [[] for _ in groups]
+    # The histogram takes the width the other columns leave: a SIMPLE_HEAD row costs 3 cells between columns
+    # and 2 at each edge.
+    widths = [max(len(h), max(len(c) for c in cells)) for h, cells in (
+        ("lengths" if grouped else "length", labels), ("paths", count_cells), ("share", share_cells))]
+    if sd:
+        widths += [max(len("P(depth)"), max(len(c[0]) for c in sd_cells)),
+                   max(len("alive share"), max(len(c[1]) for c in sd_cells))]
+    columns = len(widths) + 1
+    width = max(8, min(BAR_WIDTH, console.width - sum(widths) - 3 * columns - 1))
+
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("lengths" if grouped else "length", justify="right", no_wrap=True)
     table.add_column("paths", justify="right", no_wrap=True)
     table.add_column("share", justify="right", no_wrap=True)
-    table.add_column(f"histogram (cyan: the {report.mass:.4g} central range)", no_wrap=True)
+    table.add_column("histogram", no_wrap=True, min_width=width, max_width=width)
     if sd:
         table.add_column("P(depth)", justify="right", no_wrap=True)
         table.add_column("alive share", justify="right", no_wrap=True)
-    for (a, b), count in zip(groups, counts):
+    for (a, b), label, count, count_cell, share_cell, extra in zip(groups, labels, counts, count_cells,
+                                                                   share_cells, sd_cells):
         inside = central.first <= a and b <= central.last
-        cells = [_span(a, b), fmt_count(count), fmt_share(count / report.total,
-                                                          _log10_ratio(count, report.total)),
-                 f"[{'cyan' if inside else 'dim'}]{bar(count / peak)}[/]"]
-        if sd:
-            cells += [fmt_share(math.fsum(sd.depth[a:b + 1])), fmt_share(math.fsum(sd.alive_share[a:b + 1]))]
-        table.add_row(*cells)
+        table.add_row(label, count_cell, share_cell,
+                      f"[{'cyan' if inside else 'dim'}]{bar(count / peak, width)}[/]", *extra)
     console.print(table)
     for line in summary_lines(report, grouped_by=groups[0][1] - groups[0][0] + 1 if grouped else 1):
         console.print(line)
@@ -129,12 +141,16 @@ def summary_lines(report: Any, grouped_by: int = 1) -> list[str]:
                      f"{fmt_count(report.counts[report.modes[0]], 40)}")
     else:
         lines.append(f"{report.notes[0] if report.notes else 'one path'}: length {n}")
-    lines.append(f"{report.mass:.4g} central range: lengths {_span(c.first, c.last)} hold "
-                 f"{fmt_count(c.paths, 40)} paths = {_pct(c.share)} of all (the shortest range holding at least "
-                 f"{report.mass:.4g})")
+    lines.append(f"{report.mass:.4g} central range: {_lengths(c.first, c.last)} "
+                 f"{fmt_count(c.paths, 40)} {_plural(c.paths, 'path')} = {_pct(c.share)} of all (the shortest range holding at least "
+                 f"{report.mass:.4g}; cyan in the histogram)")
     for r in report.ranges:
-        lines.append(f"range {_span(r.first, r.last)}: {fmt_count(r.paths, 40)} paths = {_pct(r.share)}")
+        lines.append(f"range {_span(r.first, r.last)}: {fmt_count(r.paths, 40)} {_plural(r.paths, 'path')} = "
+                     f"{_pct(r.share)}")
     for r in report.omitted:
+        if r.paths == 0:
+            lines.append(f"[dim]lengths {_span(r.first, r.last)}: no paths[/dim]")
+            continue
         lines.append(f"[dim]not listed: lengths {_span(r.first, r.last)}, {fmt_count(r.paths)} paths "
                      f"({fmt_share(r.share, _log10_ratio(r.paths, r.total))}); --all-lengths lists them[/dim]")
     if grouped_by > 1:
@@ -154,6 +170,14 @@ def summary_lines(report: Any, grouped_by: int = 1) -> list[str]:
     lines.append("[dim]length = residual branches a path passes through (Veit et al. 2016); paths of a "
                  "length = C(n, k), exact[/dim]")
     return lines
+
+
+def _lengths(first: int, last: int) -> str:
+    return f"length {first} holds" if first == last else f"lengths {first}–{last} hold"
+
+
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else word + "s"
 
 
 def _pct(x: float) -> str:
@@ -206,6 +230,9 @@ def paths_plot(report: Any, path: Any, scale: str = "linear") -> None:
             pts = [(k, values[k]) for k in ks if scale != "log" or values[k] > 0]
             ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, lw=1.5, label=label)
     ax.set_yscale(scale)
+    if scale == "log" and shares_plot:
+        # Stochastic-depth curves reach far smaller values than the paths' shares; keep the bars readable.
+        ax.set_ylim(bottom=min(shares_plot) / 10)
     ax.set_xlabel("path length (residual blocks passed through)")
     ax.set_ylabel("share of paths" + (" (log scale)" if scale == "log" else ""))
     name = report.arch or f"{report.blocks} blocks"
