@@ -154,8 +154,8 @@ def summary_lines(report: Any, grouped_by: int = 1) -> list[str]:
         lines.append(f"[dim]not listed: lengths {_span(r.first, r.last)}, {fmt_count(r.paths)} paths "
                      f"({fmt_share(r.share, _log10_ratio(r.paths, r.total))}); --all-lengths lists them[/dim]")
     if grouped_by > 1:
-        lines.append(f"[dim]rows group {grouped_by} lengths each (--rows N for more rows); JSON and CSV list "
-                     f"every length[/dim]")
+        lines.append(f"[dim]rows group {grouped_by} lengths each (--rows N for more rows); JSON and CSV give "
+                     f"each length its own row[/dim]")
     sd = report.stochastic
     if sd:
         d, a = sd.depth_range, sd.alive_range
