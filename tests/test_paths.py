@@ -347,6 +347,8 @@ def test_cli_list_refuses_huge_enumerations_unless_asked():
     ["--arch", "plain20", "--survival", "linear:0.5"],
     ["--blocks", 5, "--list", "--length", 6], ["--blocks", 5, "--list", "--limit", 0],
     ["--blocks", 5, "--length", 2], ["--blocks", 5, "--layers", "1,1"],
+    ["--blocks", 5, "--plot", "out.xyz"], ["--blocks", 5, "--plot", "no_suffix"],
+    ["--blocks", 5, "--plot", "/proc/no/such/dir/p.png"],
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(args):
     result = run(*args)
