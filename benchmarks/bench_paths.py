@@ -87,7 +87,8 @@ def main() -> None:
         rows.append({
             "blocks": n, "digits_of_largest_count": len(str(report.counts[n // 2])) if n < 14_000
             else int(math.log10(report.counts[n // 2])) + 1,
-            "row_s": row_s, "math_comb_per_k_s": comb_s, "math_comb_estimated": estimated, "comb_over_row": comb_s / row_s,
+            "row_s": row_s, "math_comb_per_k_s": comb_s, "math_comb_estimated": estimated,
+            "comb_over_row": comb_s / row_s,
             "report_s": report_s, "stochastic_s": sd_s, "cli_json_s": cli_s, "cli_imported_torch": torch_seen,
             "central_range_95": [report.central.first, report.central.last],
         })
@@ -98,7 +99,8 @@ def main() -> None:
     print("  ".join(f"{h:>10}" for h in header))
     for r in rows:
         cells = (f"{r['blocks']:,}", str(r["digits_of_largest_count"]), f"{r['row_s']:.4f}",
-                 f"{r['math_comb_per_k_s']:.4f}{'*' if r['math_comb_estimated'] else ''}", f"{r['comb_over_row']:.1f}", f"{r['report_s']:.4f}",
+                 f"{r['math_comb_per_k_s']:.4f}{'*' if r['math_comb_estimated'] else ''}",
+                 f"{r['comb_over_row']:.1f}", f"{r['report_s']:.4f}",
                  f"{r['stochastic_s']:.4f}", f"{r['cli_json_s']:.3f}", "yes" if r["cli_imported_torch"] else "no")
         print("  ".join(f"{c:>10}" for c in cells))
     print("* estimated from 101 evenly spaced k. cli json: a fresh interpreter, start-up and printing included.")

@@ -142,7 +142,8 @@ def summary_lines(report: Any, grouped_by: int = 1) -> list[str]:
     else:
         lines.append(f"{report.notes[0] if report.notes else 'one path'}: length {n}")
     lines.append(f"{report.mass:.4g} central range: {_lengths(c.first, c.last)} "
-                 f"{fmt_count(c.paths, 40)} {_plural(c.paths, 'path')} = {_pct(c.share)} of all (the shortest range holding at least "
+                 f"{fmt_count(c.paths, 40)} {_plural(c.paths, 'path')} = {_pct(c.share)} of all "
+                 f"(the shortest range holding at least "
                  f"{report.mass:.4g}; cyan in the histogram)")
     for r in report.ranges:
         lines.append(f"range {_span(r.first, r.last)}: {fmt_count(r.paths, 40)} {_plural(r.paths, 'path')} = "
