@@ -127,6 +127,14 @@ def test_block_names_follow_the_state_dict():
     assert len(names) == 54 and names[0] == "layer1.0" and names[18] == "layer2.0" and names[-1] == "layer3.17"
     assert P.block_names(get_spec("resnet50"))[3] == "layer2.0"
     assert P.block_names(None, 3) == ["0", "1", "2"]
+    # Other families, by their spec's fields alone (duck-typed: no model, no torch).
+    from types import SimpleNamespace
+
+    dense = SimpleNamespace(family="densenet", layers=(2, 1), num_blocks=3)
+    assert P.block_names(dense) == ["features.denseblock1.denselayer1", "features.denseblock1.denselayer2",
+                                    "features.denseblock2.denselayer1"]
+    assert P.block_names(SimpleNamespace(family="highway", layers=(1, 1), num_blocks=2)) == ["layer1.0", "layer2.0"]
+    assert P.block_names(SimpleNamespace(family="other", layers=(5,), num_blocks=2)) == ["block0", "block1"]
 
 
 def test_plain_net_has_one_path():

@@ -498,13 +498,20 @@ def path_lengths_for_spec(spec: Any, *, survival_text: str | None = None, **kwar
 
 # --------------------------------------------------------------------------- enumeration
 def block_names(spec: Any = None, n: int | None = None) -> list[str]:
-    """Names of the residual blocks in forward order: torchvision's state-dict prefixes (``layer2.0``) for
-    the ResNet family, where stage s of ``spec.layers`` is ``layer{s}``; block indices otherwise."""
+    """Names of the residual blocks in forward order, as torchvision's state-dict prefixes, from
+    ``spec.layers`` (no model built): ``layer2.0`` for ResNets (and highway nets, built the same way),
+    ``features.denseblock2.denselayer1`` for a DenseNet whose blocks are its dense layers; ``block{i}`` for
+    any other family; plain indices without a spec."""
     if spec is None:
         return [str(i) for i in range(check_blocks(n))]
     layers = tuple(getattr(spec, "layers", ()))
-    if getattr(spec, "family", None) == "resnet" and sum(layers) == spec.num_blocks:
-        return [f"layer{s}.{j}" for s, count in enumerate(layers, start=1) for j in range(count)]
+    family = getattr(spec, "family", None)
+    if sum(layers) == spec.num_blocks:
+        if family in ("resnet", "highway"):
+            return [f"layer{s}.{j}" for s, count in enumerate(layers, start=1) for j in range(count)]
+        if family == "densenet":
+            return [f"features.denseblock{s}.denselayer{j}" for s, count in enumerate(layers, start=1)
+                    for j in range(1, count + 1)]
     return [f"block{i}" for i in range(spec.num_blocks)]
 
 
