@@ -1,0 +1,142 @@
+"""``paths``: the 2ⁿ paths of a residual network and the exact distribution of their lengths (no torch)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from ..errors import ResnetCliError
+from ..render import OutputFormat
+from .app import FormatOpt, LayersOpt, SetOpt, StochasticDepthOpt, app, spec_from_options
+
+
+class Scale(str, Enum):
+    linear = "linear"
+    log = "log"
+
+
+@app.command()
+def paths(
+    blocks: Annotated[int | None, typer.Option("--blocks", "-n", help="Number of residual blocks n (1..20,000).",
+                                               show_default=False)] = None,
+    arch: Annotated[str | None, typer.Option("--arch", "-a", help="Count the residual blocks of an architecture "
+                                             "(see 'archs'); a plain net has one path.")] = None,
+    mass: Annotated[float, typer.Option("--mass", help="Share of all paths the central range must hold, in "
+                                        "(0, 1].")] = 0.95,
+    ranges: Annotated[list[str] | None, typer.Option("--range", "-r", help="A range of lengths FIRST:LAST "
+                                                     "(inclusive, e.g. 19:35) to report the share of; "
+                                                     "repeatable.")] = None,
+    survival: Annotated[str | None, typer.Option("--survival", help="Stochastic depth schedule: linear:P_LAST "
+                                                 "(Huang et al. 2016; linear:0.5 in the paper) or constant:P. "
+                                                 "An arch built with stochastic depth uses its own.")] = None,
+    layers: LayersOpt = None,
+    stochastic_depth: StochasticDepthOpt = None,
+    sets: SetOpt = None,
+    all_lengths: Annotated[bool, typer.Option("--all-lengths", help="List every length 0..n, however small its "
+                                              "share (default: lengths holding at least 1e-30 of the paths; the "
+                                              "rest are summed).")] = False,
+    rows: Annotated[int, typer.Option("--rows", min=1, help="Table: at most this many rows; more lengths are "
+                                      "grouped into equal bins (JSON and CSV are never grouped).")] = 60,
+    plot: Annotated[str | None, typer.Option("--plot", help="Write a bar chart of the shares (png, pdf, svg "
+                                             "by suffix), shading the central range.")] = None,
+    scale: Annotated[Scale, typer.Option("--scale", help="y axis of --plot.", case_sensitive=False)]
+    = Scale.linear,
+    list_paths: Annotated[bool, typer.Option("--list", help="Enumerate the paths themselves (blocks passed "
+                                             "through), shortest first, streaming.")] = False,
+    length: Annotated[int | None, typer.Option("--length", "-k", help="With --list: only paths of this "
+                                               "length.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="With --list: stop after this many paths.")]
+    = None,
+    force: Annotated[bool, typer.Option("--force", help="With --list: allow listing more than 100,000 "
+                                        "paths.")] = False,
+    indices: Annotated[bool, typer.Option("--indices", help="With --list: name blocks by index (0-based) "
+                                          "instead of layer2.0-style names.")] = False,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """The 2ⁿ paths of n residual blocks (Veit et al. 2016): exact counts C(n, k) per length, shares, the
+    central range, and, with stochastic depth, the depth and alive paths of a training step."""
+    from ..analysis import paths as analysis
+
+    if (blocks is None) == (arch is None):
+        raise ResnetCliError("give either --blocks N or --arch NAME (exactly one)")
+    if arch is None and (layers or stochastic_depth is not None or sets):
+        raise ResnetCliError("--layers, --stochastic-depth and --set modify an --arch; with --blocks use "
+                             "--survival for stochastic depth")
+    if not list_paths and (length is not None or limit is not None or force or indices):
+        raise ResnetCliError("--length, --limit, --force and --indices go with --list")
+    if plot is not None:
+        _check_plot_suffix(plot)
+    spec = None
+    if arch is not None:
+        spec = spec_from_options(arch, layers=layers, stochastic_depth=stochastic_depth, sets=sets)
+        n = analysis.check_blocks(spec.num_blocks)
+        residual = bool(spec.residual)
+    else:
+        n = analysis.check_blocks(blocks)
+        residual = True
+
+    if list_paths:
+        _list(analysis, spec, n, residual, length, limit, force, indices, fmt)
+        return
+
+    options = dict(mass=mass, ranges=ranges or (), min_share=0.0 if all_lengths else analysis.DEFAULT_MIN_SHARE)
+    if spec is not None:
+        report = analysis.path_lengths_for_spec(spec, survival_text=survival, **options)
+    else:
+        probs, schedule = None, ""
+        if survival is not None:
+            schedule, probs = analysis.parse_survival(survival, n)
+            if all(p == 1.0 for p in probs):
+                probs, schedule = None, ""
+        report = analysis.path_lengths(n, survival=probs, schedule=schedule, **options)
+
+    from ..render import emit
+    from ..render.paths import big_ints, paths_csv, paths_plot, paths_table
+
+    if plot:
+        try:
+            paths_plot(report, plot, scale.value)
+        except OSError as exc:
+            raise ResnetCliError(f"cannot write the plot {plot}: {exc.strerror or exc}") from None
+    with big_ints():
+        emit(report, fmt, lambda r, console: paths_table(r, console, rows), paths_csv)
+    if plot and fmt is OutputFormat.table:
+        typer.echo(f"plot written to {plot}", err=True)
+
+
+PLOT_SUFFIXES = ("png", "pdf", "svg", "svgz", "jpg", "jpeg", "eps", "ps", "tif", "tiff", "webp")
+
+
+def _check_plot_suffix(plot: str) -> None:
+    """Refuse a file type matplotlib cannot write before any work is done (not after, with a traceback)."""
+    from pathlib import Path
+
+    suffix = Path(plot).suffix.lstrip(".").lower()
+    if suffix not in PLOT_SUFFIXES:
+        raise ResnetCliError(f"--plot {plot}: the file type follows the suffix, one of "
+                             f"{', '.join('.' + s for s in PLOT_SUFFIXES)}")
+
+
+def _list(analysis, spec, n: int, residual: bool, length: int | None, limit: int | None, force: bool,
+          indices: bool, fmt: OutputFormat) -> None:
+    import itertools
+
+    from ..render.paths import write_listing
+
+    if length is not None and not 0 <= length <= n:
+        raise ResnetCliError(f"a path of a {n}-block network has length 0..{n}, not {length}")
+    wanted = analysis.check_enumeration(n, length, limit, residual, force)
+    names = analysis.block_names(spec, n) if (spec is not None and not indices) else [str(i) for i in range(n)]
+    stream = itertools.islice(analysis.iter_paths(n, length, residual), wanted)
+    header = {"arch": spec.name if spec is not None else None, "blocks": n, "residual": residual,
+              "length": length, "available": analysis.count_paths(n, length, residual), "listed": wanted,
+              "order": "shortest first, then lexicographic by block index"}
+    try:
+        write_listing(stream, names, fmt.value, header=header)
+    except BrokenPipeError:  # `resnet-cli paths --list ... | head` is normal use
+        import os
+        import sys
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
