@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ResnetCliError
-from ..render import OutputFormat
+from ..render import OutputFormat, check_figure_path
 from .app import FormatOpt, LayersOpt, SetOpt, StochasticDepthOpt, app, spec_from_options
 
 
@@ -67,7 +67,7 @@ def paths(
     if not list_paths and (length is not None or limit is not None or force or indices):
         raise ResnetCliError("--length, --limit, --force and --indices go with --list")
     if plot is not None:
-        _check_plot_suffix(plot)
+        check_figure_path(plot)
     spec = None
     if arch is not None:
         spec = spec_from_options(arch, layers=layers, stochastic_depth=stochastic_depth, sets=sets)
@@ -104,19 +104,6 @@ def paths(
         emit(report, fmt, lambda r, console: paths_table(r, console, rows), paths_csv)
     if plot and fmt is OutputFormat.table:
         typer.echo(f"plot written to {plot}", err=True)
-
-
-PLOT_SUFFIXES = ("png", "pdf", "svg", "svgz", "jpg", "jpeg", "eps", "ps", "tif", "tiff", "webp")
-
-
-def _check_plot_suffix(plot: str) -> None:
-    """Refuse a file type matplotlib cannot write before any work is done (not after, with a traceback)."""
-    from pathlib import Path
-
-    suffix = Path(plot).suffix.lstrip(".").lower()
-    if suffix not in PLOT_SUFFIXES:
-        raise ResnetCliError(f"--plot {plot}: the file type follows the suffix, one of "
-                             f"{', '.join('.' + s for s in PLOT_SUFFIXES)}")
 
 
 def _list(analysis, spec, n: int, residual: bool, length: int | None, limit: int | None, force: bool,

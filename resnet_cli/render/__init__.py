@@ -95,14 +95,36 @@ def fmt_shape(shape: Sequence[int]) -> str:
     return "x".join(str(s) for s in shape)
 
 
-def save_figure(fig: Any, path: str | Path) -> None:
-    """Save a matplotlib figure atomically; the format follows the file's suffix (png, pdf, svg)."""
-    from ..fileio import atomic_open
+# File types matplotlib's Agg backend writes; the type follows the file's suffix.
+FIGURE_SUFFIXES = ("png", "pdf", "svg", "svgz", "jpg", "jpeg", "eps", "ps", "tif", "tiff", "webp")
+
+
+def check_figure_path(path: str | Path, option: str = "--plot") -> Path:
+    """Refuse a file type matplotlib cannot write *before* any work is done (a user error, exit 2)."""
+    from ..errors import ResnetCliError
 
     path = Path(path)
-    fmt = path.suffix.lstrip(".").lower() or "png"
-    with atomic_open(path, "wb") as fh:
-        fig.savefig(fh, format=fmt, bbox_inches="tight", dpi=150)
+    if path.suffix.lstrip(".").lower() not in FIGURE_SUFFIXES:
+        raise ResnetCliError(f"{option} {path}: the file type follows the suffix, one of "
+                             f"{', '.join('.' + s for s in FIGURE_SUFFIXES)}")
+    return path
+
+
+def save_figure(fig: Any, path: str | Path) -> None:
+    """Save a matplotlib figure atomically; the format follows the file's suffix (png, pdf, svg)."""
+    from ..errors import ResnetCliError
+    from ..fileio import atomic_open
+
+    path = check_figure_path(path, "figure")
+    try:
+        with atomic_open(path, "wb") as fh:
+            fig.savefig(fh, format=path.suffix.lstrip(".").lower(), bbox_inches="tight", dpi=150)
+    except OSError as exc:
+        raise ResnetCliError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
 
 
 def new_figure(*args: Any, **kwargs: Any):
