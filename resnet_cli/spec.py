@@ -106,6 +106,31 @@ class ArchSpec:
         per_block = 3 if self.block == "bottleneck" else 2
         return per_block * self.num_blocks + 2
 
+    @property
+    def kind(self) -> str:
+        """A short human label for listings: the family, and what sets this net apart inside it."""
+        if self.family == "densenet":
+            return "DenseNet-BC" if self.bn_size and self.compression < 1 else "DenseNet"
+        if self.family == "seed":
+            return f"Keras model of seed {self.block[4:7]}"
+        if self.family == "highway":
+            return "highway"
+        if not self.residual:
+            label = "plain"
+        elif self.groups > 1:
+            label = "ResNeXt"
+        elif self.width_per_group > 64 or (self.block == "basic" and self.widths[0] > self.stem_width):
+            label = "Wide ResNet"
+        else:
+            label = "ResNet"
+        if self.placement == "full_preact":
+            label = f"pre-act {label}"
+        elif self.placement != "original":
+            label += f", {self.placement}"
+        if self.shortcut_mode != "identity":
+            label += f", {self.shortcut_mode} shortcut"
+        return label
+
     def survival_probabilities(self) -> tuple[float, ...]:
         """p_l for blocks l = 1..L in forward order: 1 - (l/L)(1 - p_L) (Huang et al. 2016, eq. 4); all 1.0
         without stochastic depth."""

@@ -123,7 +123,10 @@ for _c in (8, 16):
 def wrn_spec(depth: int, k: int, name: str | None = None) -> ArchSpec:
     """WRN-d-k (Zagoruyko & Komodakis 2016): 3 stages of n = (d - 4)/6 pre-activation basic blocks of
     16k, 32k, 64k filters after a 3x3/16 conv; 1x1 conv shortcuts where the shape changes. Dropout between
-    the convolutions with ``dropout`` (the paper uses 0.3)."""
+    the convolutions with ``dropout`` (the paper uses 0.3).
+
+    The name counts convolutions the paper's way: 6n conv layers in blocks + conv1 + the three 1x1 shortcut
+    convs = 6n + 4. ``spec.depth`` counts He et al.'s way (longest path: 6n + conv1 + fc = 6n + 2)."""
     if depth < 10 or (depth - 4) % 6:
         raise SpecError(f"Wide ResNets have 6n+4 layers: {depth} is not 6n+4 for a whole n >= 1 "
                         f"(try {6 * max(1, round((depth - 4) / 6)) + 4})")
