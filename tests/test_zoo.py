@@ -217,3 +217,20 @@ def test_new_fields_round_trip_through_json():
 
     spec = get_spec("wrn28_10", dropout=0.3, shortcut_mode="scaling", shortcut_scale=0.25, stochastic_depth=0.5)
     assert ArchSpec.from_json(spec.to_json()) == spec
+
+
+def test_the_examples_page_is_what_the_script_prints():
+    """examples/zoo_tables.md carries the output of examples/zoo_tables.py: regenerate it when a count changes."""
+    import contextlib
+    import importlib.util
+    import io
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("zoo_tables", root / "examples" / "zoo_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        module.main()
+    assert out.getvalue().strip() in (root / "examples" / "zoo_tables.md").read_text()
