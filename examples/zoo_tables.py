@@ -68,7 +68,8 @@ def main() -> None:
                   f"{rounds_to(plan.params, published)} | {plan.macs / 1e9:.3f} G | {note} |")
         print()
 
-    print("### He et al. 2016, Fig. 4 — the five BN/ReLU placements (parameters of ResNet-110 and ResNet-164, option B)\n")
+    print("### He et al. 2016, Fig. 4 — the five BN/ReLU placements "
+          "(parameters of ResNet-110 and ResNet-164, option B)\n")
     print("| placement | ResNet-110 | ResNet-164 |")
     print("|---|---:|---:|")
     for placement in ("original", "bn_after_add", "relu_before_add", "relu_preact", "full_preact"):

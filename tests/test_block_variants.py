@@ -108,6 +108,9 @@ def test_exclusive_gating():
     assert torch.all(b.gate.bias == -6.0)  # b_g
     g = torch.sigmoid(b.gate(X))
     close(b(X), (1 - g) * X + g * b.branch(X))
+    close(b(X), b.merge(b.shortcut(X), b.branch(X), b.gate_of(X)))
+    with pytest.raises(ValueError, match="gate"):
+        b.merge(b.shortcut(X), b.branch(X))
 
 
 @torch.no_grad()

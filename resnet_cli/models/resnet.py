@@ -153,14 +153,22 @@ class ResNetBlock(ResidualBlock):
             identity = identity * self.shortcut_scale
             residual = None if residual is None else residual * (1.0 - self.shortcut_scale)
         elif self.mode in GATED_MODES:
+            if gate is None:
+                raise ValueError("a gated shortcut needs its gate g = sigmoid(gate(x)): pass gate=block.gate_of(x)")
             identity = identity * (1.0 - gate)
             if self.mode == "exclusive_gating" and residual is not None:
                 residual = residual * gate
         return identity if residual is None else identity + residual
 
-    def merge(self, identity: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        """combine + what follows the addition, for the ungated variants (gated ones need the input)."""
-        return self._run(self.post_ops, self.combine(identity, residual))
+    def gate_of(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The gate g of a gated shortcut for the block input ``x`` (None for ungated variants)."""
+        if self.gate is None:
+            return None
+        return torch.sigmoid(self.gate(self._run(self.pre_ops, x) if self.shares_preact else x))
+
+    def merge(self, identity: torch.Tensor, residual: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+        """combine + what follows the addition: ``forward(x) == merge(shortcut(x), branch(x), gate_of(x))``."""
+        return self._run(self.post_ops, self.combine(identity, residual, gate))
 
     def merge_plain(self, residual: torch.Tensor) -> torch.Tensor:
         return self._run(self.post_ops, residual)
