@@ -19,10 +19,27 @@ from typing import Any
 from .errors import SpecError, did_you_mean
 
 BLOCKS = ("basic", "bottleneck")
+# Block kinds of each family. ``highway`` nets are built by the resnet builder with gated shortcuts;
+# ``seed`` names the Keras models written out in the seed documents (each block kind is one seed's unit).
+FAMILY_BLOCKS = {
+    "resnet": BLOCKS,
+    "highway": BLOCKS,
+    "densenet": ("dense",),
+    "seed": ("seed000_v1", "seed000_v2", "seed003"),
+}
+FAMILIES = tuple(FAMILY_BLOCKS)
 STEMS = ("imagenet", "cifar")
 # Shortcut options of He et al. 2015 (§3.3 and §4.2): A zero-pads the identity where the shape changes
 # (no parameters), B projects with a 1x1 conv + BN only where the shape changes, C projects on every block.
 SHORTCUTS = ("A", "B", "C")
+# Where BN and ReLU sit in a residual unit (He et al. 2016, "Identity Mappings", Fig. 4 (a)-(e)).
+PLACEMENTS = ("original", "bn_after_add", "relu_before_add", "relu_preact", "full_preact")
+# What the shortcut does (He et al. 2016, Fig. 2 and Table 1): identity; constant scaling (lambda on the
+# shortcut, 1 - lambda on the branch); exclusive gating ((1 - g) on the shortcut, g on the branch, g a 1x1 conv +
+# sigmoid with bias b_g); shortcut-only gating ((1 - g) on the shortcut only); a 1x1 conv on every shortcut;
+# dropout on the shortcut.
+SHORTCUT_MODES = ("identity", "scaling", "exclusive_gating", "shortcut_gating", "conv", "dropout")
+GATED_MODES = ("exclusive_gating", "shortcut_gating")
 
 
 @dataclass(frozen=True)
@@ -51,6 +68,19 @@ class ArchSpec:
     # Stochastic depth (Huang et al. 2016): survival probability p_L of the last block, linear decay
     # p_l = 1 - (l / L)(1 - p_L); None = every block always runs.
     stochastic_depth: float | None = None
+    # BN/ReLU placement and shortcut variant of the identity-mappings paper (PLACEMENTS, SHORTCUT_MODES).
+    placement: str = "original"
+    shortcut_mode: str = "identity"
+    shortcut_scale: float = 0.5  # lambda of constant scaling
+    gate_bias: float = -6.0  # b_g, the initial bias of a gate (He et al. 2016 Table 1's best: -6)
+    shortcut_dropout: float = 0.5  # drop rate of the dropout shortcut
+    # Dropout between the convolutions of a block (Wide ResNets) or after a dense layer (DenseNets).
+    dropout: float = 0.0
+    # DenseNet (Huang et al. 2017): growth rate k, bottleneck width bn_size * k of the 1x1 conv (0 = no
+    # bottleneck, the plain "DenseNet"), compression theta of the transitions (1.0 = none).
+    growth_rate: int = 32
+    bn_size: int = 4
+    compression: float = 0.5
     description: str = field(default="", compare=False)
 
     # ----------------------------------------------------------------- derived facts
@@ -60,14 +90,46 @@ class ArchSpec:
 
     @property
     def num_blocks(self) -> int:
-        """Residual blocks (units that have a shortcut) in forward order: what paths and lesion count."""
+        """Residual blocks (units that have a shortcut) in forward order: what paths and lesion count.
+
+        For a DenseNet a block is one dense layer (its new feature maps are what a lesion zeroes)."""
         return sum(self.layers)
 
     @property
     def depth(self) -> int:
-        """Weighted layers on the longest path, as the papers count them (convs in blocks + stem + fc)."""
+        """Weighted layers on the longest path, as the papers count them (convs in blocks + stem + fc).
+
+        DenseNets also count the transition convs (Huang et al. 2017: L = 40, 100, 121, ...)."""
+        if self.family == "densenet":
+            per_layer = 2 if self.bn_size else 1
+            return per_layer * self.num_blocks + (len(self.layers) - 1) + 2
         per_block = 3 if self.block == "bottleneck" else 2
         return per_block * self.num_blocks + 2
+
+    @property
+    def kind(self) -> str:
+        """A short human label for listings: the family, and what sets this net apart inside it."""
+        if self.family == "densenet":
+            return "DenseNet-BC" if self.bn_size and self.compression < 1 else "DenseNet"
+        if self.family == "seed":
+            return f"Keras model of seed {self.block[4:7]}"
+        if self.family == "highway":
+            return "highway"
+        if not self.residual:
+            label = "plain"
+        elif self.groups > 1:
+            label = "ResNeXt"
+        elif self.width_per_group > 64 or (self.block == "basic" and self.widths[0] > self.stem_width):
+            label = "Wide ResNet"
+        else:
+            label = "ResNet"
+        if self.placement == "full_preact":
+            label = f"pre-act {label}"
+        elif self.placement != "original":
+            label += f", {self.placement}"
+        if self.shortcut_mode != "identity":
+            label += f", {self.shortcut_mode} shortcut"
+        return label
 
     def survival_probabilities(self) -> tuple[float, ...]:
         """p_l for blocks l = 1..L in forward order: 1 - (l/L)(1 - p_L) (Huang et al. 2016, eq. 4); all 1.0
@@ -86,15 +148,40 @@ class ArchSpec:
     # ----------------------------------------------------------------- validation
     def validate(self) -> ArchSpec:
         """Raise SpecError, with the reason, when the spec cannot describe a network. Returns self."""
-        if self.block not in BLOCKS:
-            raise SpecError(f"block must be one of {', '.join(BLOCKS)}, not {self.block!r}")
+        if self.family not in FAMILY_BLOCKS:
+            raise SpecError(f"family must be one of {', '.join(FAMILIES)}, not {self.family!r}")
+        blocks = FAMILY_BLOCKS[self.family]
+        if self.block not in blocks:
+            raise SpecError(f"block of a {self.family} net must be one of {', '.join(blocks)}, not {self.block!r}")
+        if self.placement not in PLACEMENTS:
+            raise SpecError(f"placement must be one of {', '.join(PLACEMENTS)}, not {self.placement!r}"
+                            f"{did_you_mean(self.placement, PLACEMENTS)}")
+        if self.shortcut_mode not in SHORTCUT_MODES:
+            raise SpecError(f"shortcut_mode must be one of {', '.join(SHORTCUT_MODES)}, not "
+                            f"{self.shortcut_mode!r}{did_you_mean(self.shortcut_mode, SHORTCUT_MODES)}")
+        if self.family == "highway" and self.shortcut_mode != "exclusive_gating":
+            raise SpecError("a highway net gates every block (shortcut_mode exclusive_gating): it is its definition")
+        if self.family in ("densenet", "seed") and (self.placement != "original" or self.shortcut_mode != "identity"):
+            raise SpecError(f"placement and shortcut_mode apply to resnet and highway nets, not to {self.family}")
+        if self.family == "densenet" and self.stochastic_depth is not None:
+            raise SpecError("stochastic depth drops residual blocks; a DenseNet has none (use a resnet family)")
+        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.shortcut_dropout < 1.0:
+            raise SpecError("dropout rates must be in [0, 1)")
+        if not 0.0 <= self.shortcut_scale <= 1.0:
+            raise SpecError(f"shortcut_scale (lambda) must be in [0, 1], not {self.shortcut_scale}")
+        if self.growth_rate < 1 or self.bn_size < 0:
+            raise SpecError("growth_rate must be positive and bn_size at least 0")
+        if not 0.0 < self.compression <= 1.0:
+            raise SpecError(f"compression (theta) must be in (0, 1], not {self.compression}")
         if self.stem not in STEMS:
             raise SpecError(f"stem must be one of {', '.join(STEMS)}, not {self.stem!r}")
         if self.shortcut not in SHORTCUTS:
             raise SpecError(f"shortcut must be one of {', '.join(SHORTCUTS)}, not {self.shortcut!r}")
         if not self.layers:
             raise SpecError("layers must name at least one stage")
-        if not (len(self.layers) == len(self.widths) == len(self.strides)):
+        if self.family == "densenet":  # widths and strides are implied by growth rate and transitions
+            pass
+        elif not (len(self.layers) == len(self.widths) == len(self.strides)):
             raise SpecError(
                 f"layers, widths and strides must have one entry per stage "
                 f"(got {len(self.layers)}, {len(self.widths)}, {len(self.strides)})"
@@ -107,8 +194,8 @@ class ArchSpec:
             raise SpecError(f"strides must be 1 or 2 (got {list(self.strides)})")
         if self.groups < 1 or self.width_per_group < 1:
             raise SpecError("groups and width_per_group must be positive")
-        if self.block == "basic" and (self.groups != 1 or self.width_per_group != 64):
-            raise SpecError("basic blocks support only groups=1 and width_per_group=64 (use bottleneck)")
+        if self.block != "bottleneck" and (self.groups != 1 or self.width_per_group != 64):
+            raise SpecError(f"{self.block} blocks support only groups=1 and width_per_group=64 (use bottleneck)")
         if self.stochastic_depth is not None and not 0.0 < self.stochastic_depth <= 1.0:
             raise SpecError(f"stochastic_depth (p_L, the last block's survival probability) must be in (0, 1], "
                             f"not {self.stochastic_depth}")

@@ -25,7 +25,8 @@ def catalog(pattern: str | None = None) -> ArchsReport:
         spec = get_spec(name)
         plan = plan_model(spec)
         rows.append({
-            "name": name, "family": spec.family, "depth": spec.depth, "residual_blocks": len(plan.blocks),
+            "name": name, "family": spec.family, "kind": spec.kind, "depth": spec.depth,
+            "residual_blocks": len(plan.blocks),
             "input_size": spec.input_size, "num_classes": spec.num_classes, "params": plan.params,
             "macs": plan.macs, "description": spec.description,
         })

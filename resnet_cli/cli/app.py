@@ -85,6 +85,12 @@ LayersOpt = Annotated[str | None, typer.Option("--layers", help="Blocks per stag
 StochasticDepthOpt = Annotated[float | None, typer.Option("--stochastic-depth", help="Stochastic depth: survival "
                                                           "probability p_L of the last block (linear decay; "
                                                           "the paper uses 0.5).")]
+PlacementOpt = Annotated[str | None, typer.Option("--placement", help="Where BN and ReLU sit in a unit (He et al. "
+                                                  "2016 Fig. 4): original, bn_after_add, relu_before_add, "
+                                                  "relu_preact, full_preact.")]
+ShortcutModeOpt = Annotated[str | None, typer.Option("--shortcut-mode", help="Shortcut variant (He et al. 2016 "
+                                                     "Fig. 2): identity, scaling, exclusive_gating, "
+                                                     "shortcut_gating, conv, dropout.")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override any spec field: --set FIELD=VALUE "
                                                   "(repeatable; see the spec in --format json).")]
 
@@ -101,14 +107,17 @@ def parse_sets(sets: list[str] | None) -> dict[str, str]:
 
 def spec_from_options(arch: str, *, input_size: int | None = None, num_classes: int | None = None,
                       shortcut: str | None = None, widths: str | None = None, layers: str | None = None,
-                      stochastic_depth: float | None = None, sets: list[str] | None = None):
+                      stochastic_depth: float | None = None, placement: str | None = None,
+                      shortcut_mode: str | None = None, sets: list[str] | None = None):
     """The spec a command works on: the named architecture with the user's overrides applied."""
     from ..registry import get_spec
 
     overrides: dict[str, Any] = parse_sets(sets)
     for key, value in (("input_size", input_size), ("num_classes", num_classes), ("widths", widths),
                        ("layers", layers), ("shortcut", shortcut.upper() if shortcut else None),
-                       ("stochastic_depth", stochastic_depth)):
+                       ("stochastic_depth", stochastic_depth),
+                       ("placement", placement.lower().replace("-", "_") if placement else None),
+                       ("shortcut_mode", shortcut_mode.lower().replace("-", "_") if shortcut_mode else None)):
         if value is not None:
             overrides[key] = value
     return get_spec(arch, **overrides)

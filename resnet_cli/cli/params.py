@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from ..errors import ResnetCliError
-from .app import (FormatOpt, InputSizeOpt, LayersOpt, NumClassesOpt, SetOpt, ShortcutOpt, WidthsOpt, app,
-                  spec_from_options)
+from .app import (FormatOpt, InputSizeOpt, LayersOpt, NumClassesOpt, PlacementOpt, SetOpt, ShortcutModeOpt,
+                  ShortcutOpt, StochasticDepthOpt, WidthsOpt, app, spec_from_options)
 from ..render import OutputFormat, emit
 
 
@@ -46,6 +46,9 @@ def params(
     shortcut: ShortcutOpt = None,
     widths: WidthsOpt = None,
     layers: LayersOpt = None,
+    placement: PlacementOpt = None,
+    shortcut_mode: ShortcutModeOpt = None,
+    stochastic_depth: StochasticDepthOpt = None,
     sets: SetOpt = None,
     depth: Annotated[int, typer.Option("--depth", "-d", min=1, max=3,
                                        help="Rows down to: 1 stages, 2 blocks, 3 layers.")] = 1,
@@ -79,7 +82,8 @@ def params(
     from ..render.params import params_csv, params_table
 
     spec = spec_from_options(arch, input_size=input_size, num_classes=num_classes, shortcut=shortcut,
-                             widths=widths, layers=layers, sets=sets)
+                             widths=widths, layers=layers, placement=placement, shortcut_mode=shortcut_mode,
+                             stochastic_depth=stochastic_depth, sets=sets)
     if engine is Engine.fvcore:
         from ..analysis.fvcore_engine import count_with_fvcore
 
@@ -94,11 +98,17 @@ def compare(
     names: Annotated[list[str], typer.Argument(help="Two or more architectures; ratios are to the first.")],
     input_size: InputSizeOpt = None,
     num_classes: NumClassesOpt = None,
+    shortcut: ShortcutOpt = None,
+    placement: PlacementOpt = None,
+    shortcut_mode: ShortcutModeOpt = None,
+    sets: SetOpt = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Compare architectures side by side: depth, blocks, params, MACs and ratios to the first."""
     from ..analysis.counts import CompareReport, count_params
     from ..render.params import compare_csv, compare_table
 
-    reports = [count_params(spec_from_options(n, input_size=input_size, num_classes=num_classes)) for n in names]
+    reports = [count_params(spec_from_options(n, input_size=input_size, num_classes=num_classes, shortcut=shortcut,
+                                              placement=placement, shortcut_mode=shortcut_mode, sets=sets))
+               for n in names]
     emit(CompareReport(reports), fmt, compare_table, compare_csv)

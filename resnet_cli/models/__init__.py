@@ -29,7 +29,7 @@ def builder(family: str) -> Callable:
 
 def build_model(spec: ArchSpec) -> ResidualNetwork:
     """Build the module for a validated spec."""
-    from . import resnet  # noqa: F401  (builders register on import)
+    from . import densenet, resnet, seeds  # noqa: F401  (builders register on import)
 
     try:
         fn = BUILDERS[spec.family]

@@ -18,6 +18,19 @@ class ResidualBlock(nn.Module):
 
     #: False for the blocks of plain nets: forward is the branch alone (plus its activation).
     has_shortcut: bool = True
+    #: Stochastic depth (Huang et al. 2016): the probability p_l that this block runs in a training step.
+    #: In training the whole branch is dropped for the mini-batch with probability 1 - p_l; at test time every
+    #: block runs and the branch is scaled by p_l (the paper's form, eq. 5), so no rescaling happens in training.
+    survival: float = 1.0
+
+    def stochastic_branch(self, x: torch.Tensor, branch) -> torch.Tensor | None:
+        """``branch(x)`` under stochastic depth: None when the block is dropped in this training step."""
+        if self.survival >= 1.0:
+            return branch(x)
+        if self.training:
+            # One draw per mini-batch, from torch's generator (reproducible under torch.manual_seed).
+            return branch(x) if torch.rand(()).item() < self.survival else None
+        return branch(x) * self.survival
 
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
@@ -39,7 +52,10 @@ class ResidualBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.has_shortcut:
             return self.merge_plain(self.branch(x))
-        return self.merge(self.shortcut(x), self.branch(x))
+        residual = self.stochastic_branch(x, self.branch)
+        if residual is None:
+            return self.skip(x)
+        return self.merge(self.shortcut(x), residual)
 
     def merge_plain(self, residual: torch.Tensor) -> torch.Tensor:
         return residual

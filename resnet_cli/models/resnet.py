@@ -1,7 +1,20 @@
-"""The ``resnet`` family: torchvision's BasicBlock/Bottleneck/ResNet, with the stem and shortcut in the spec.
+"""The ``resnet`` and ``highway`` families: torchvision's BasicBlock/Bottleneck/ResNet, with the stem, the
+shortcut, the BN/ReLU placement and the shortcut variant in the spec.
 
-Module names and shapes match torchvision (``conv1``, ``bn1``, ``layer1.0.conv1``, ``layer1.0.downsample.0``,
-``fc``), so torchvision checkpoints load with ``strict=True``. plan/resnet.py counts the same layers.
+With the defaults (placement ``original``, shortcut_mode ``identity``) module names and shapes match torchvision
+(``conv1``, ``bn1``, ``layer1.0.conv1``, ``layer1.0.downsample.0``, ``fc``), so torchvision checkpoints load with
+``strict=True``. plan/resnet.py counts the same layers under the same names.
+
+Placements (He et al. 2016, "Identity Mappings in Deep Residual Networks", Fig. 4), for convs c1..cn:
+
+- ``original``         c1 bn relu ... cn bn, add, relu
+- ``bn_after_add``     c1 bn relu ... cn, add, bn relu (the last BN moves after the addition)
+- ``relu_before_add``  c1 bn relu ... cn bn relu, add
+- ``relu_preact``      relu c1 bn ... relu cn bn, add
+- ``full_preact``      bn relu c1 ... bn relu cn, add (nothing after the addition)
+
+A highway net (Srivastava et al. 2015) is the ``relu_before_add`` unit with exclusive gating:
+``y = T(x) * H(x) + (1 - T(x)) * x`` with the transform gate ``T = sigmoid(1x1 conv(x) + b_T)``.
 """
 
 from __future__ import annotations
@@ -10,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..plan.resnet import bottleneck_width
-from ..spec import ArchSpec
+from ..plan.resnet import block_convs, bottleneck_width, needs_projection, shares_preactivation
+from ..spec import GATED_MODES, ArchSpec
 from . import builder
 from .base import ResidualBlock, ResidualNetwork
 
@@ -39,112 +52,213 @@ class ZeroPadShortcut(nn.Module):
 
 
 def make_shortcut(spec: ArchSpec, in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
-    """The shortcut module for a block (None = identity), by the spec's option A/B/C."""
+    """The shortcut module for a block (None = identity), by the spec's option A/B/C and shortcut_mode.
+
+    Under full pre-activation the projection is a bare 1x1 conv (its input is already batch-normalised), as in
+    He et al.'s pre-activation code and Zagoruyko & Komodakis' Wide ResNets; otherwise conv + BN (torchvision).
+    """
     changes_shape = stride != 1 or in_channels != out_channels
-    if spec.shortcut == "C" or (spec.shortcut == "B" and changes_shape):
-        return nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)
-        )
+    if needs_projection(spec, changes_shape):
+        conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+        if spec.placement == "full_preact":
+            return nn.Sequential(conv)
+        return nn.Sequential(conv, nn.BatchNorm2d(out_channels))
     if changes_shape:
         return ZeroPadShortcut(in_channels, out_channels, stride)
     return None
 
 
-class PostActivationBlock(ResidualBlock):
-    """The original ResNet block: ``relu(h(x) + F(x))``, with ``F`` ending in BN (He et al. 2015)."""
+class ResNetBlock(ResidualBlock):
+    """A basic or bottleneck unit with any placement and shortcut variant (see the module docstring).
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, residual: bool) -> None:
-        super().__init__(in_channels, out_channels, stride)
-        self.has_shortcut = residual
-        self.downsample: nn.Module | None = None  # set after the convs, to keep torchvision's key order
-        self.relu = nn.ReLU(inplace=True)
-
-    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
-        return x if self.downsample is None else self.downsample(x)
-
-    def merge(self, identity: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return torch.relu(identity + residual)
-
-    def merge_plain(self, residual: torch.Tensor) -> torch.Tensor:
-        return torch.relu(residual)
-
-
-class BasicBlock(PostActivationBlock):
-    """Two 3x3 convs (ResNet-18/34 and the CIFAR nets)."""
+    ``branch(x)`` is F(x), ``shortcut(x)`` is h(x) (after the shared pre-activation where the placement has
+    one); ``forward`` is ``post(combine(h, F, g))``. ``skip(x)`` deletes F and keeps everything else: the
+    shortcut, its gate or scale, and what follows the addition.
+    """
 
     expansion = 1
 
-    def __init__(self, spec: ArchSpec, in_channels: int, planes: int, stride: int) -> None:
-        super().__init__(in_channels, planes, stride, spec.residual)
-        self.conv1 = nn.Conv2d(in_channels, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
+    def __init__(self, spec: ArchSpec, in_channels: int, planes: int, stride: int, first: bool = False) -> None:
+        out_channels = planes * self.expansion
+        super().__init__(in_channels, out_channels, stride)
+        self.has_shortcut = spec.residual
+        self.placement = spec.placement
+        self.mode = spec.shortcut_mode if spec.residual else "identity"
+        self.shortcut_scale, self.shortcut_drop, self.drop = spec.shortcut_scale, spec.shortcut_dropout, spec.dropout
+        convs = block_convs(spec, in_channels, planes, stride)
+        preact = spec.placement == "full_preact"
+        pre: list[str] = ["relu"] if spec.placement == "relu_preact" else []
+        body: list[str] = []
+        post: list[str] = []
+        for i, (cin, cout, kernel, s, groups) in enumerate(convs, start=1):
+            last = i == len(convs)
+            if preact:
+                self.add_module(f"bn{i}", nn.BatchNorm2d(cin))
+                (pre if i == 1 else body).extend([f"bn{i}", "relu"])
+            if last and self.drop > 0:
+                body.append("dropout")  # Wide ResNets: dropout between the convolutions
+            self.add_module(f"conv{i}", nn.Conv2d(cin, cout, kernel, stride=s, padding=kernel // 2, groups=groups,
+                                                  bias=False))
+            body.append(f"conv{i}")
+            if preact:
+                continue
+            self.add_module(f"bn{i}", nn.BatchNorm2d(cout))
+            if last and spec.placement == "bn_after_add":
+                post.extend([f"bn{i}", "relu"])
+            elif last:
+                body.append(f"bn{i}")
+                (body if spec.placement == "relu_before_add" else post).extend(
+                    ["relu"] if spec.placement in ("original", "relu_before_add") else [])
+            else:
+                body.extend([f"bn{i}", "relu"])
+        self.pre_ops, self.body_ops, self.post_ops = tuple(pre), tuple(body), tuple(post)
+        # Where the placement pre-activates, a block that changes shape (and the net's first block) applies
+        # the pre-activation before splitting into shortcut and branch (He et al. 2016 §4.1, footnote; their
+        # code's 'both_preact'); other blocks keep the raw x on the shortcut.
+        self.shares_preact = shares_preactivation(spec, self.changes_shape, first)
+        self.downsample: nn.Module | None = None
+        self.gate: nn.Conv2d | None = None
         if spec.residual:
-            self.downsample = make_shortcut(spec, in_channels, planes, stride)
+            self.downsample = make_shortcut(spec, in_channels, out_channels, stride)
+            if self.mode in GATED_MODES:
+                self.gate = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=True)
+
+    # ------------------------------------------------------------------ the pieces
+    def _run(self, ops: tuple[str, ...], x: torch.Tensor) -> torch.Tensor:
+        for op in ops:
+            if op == "relu":
+                x = F.relu(x)
+            elif op == "dropout":
+                x = F.dropout(x, self.drop, self.training)
+            else:
+                x = getattr(self, op)(x)
+        return x
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        return self.bn2(self.conv2(out))
+        return self._run(self.body_ops, self._run(self.pre_ops, x))
+
+    def _shortcut_from(self, s_in: torch.Tensor) -> torch.Tensor:
+        s = s_in if self.downsample is None else self.downsample(s_in)
+        if self.mode == "dropout":
+            s = F.dropout(s, self.shortcut_drop, self.training)
+        return s
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        return self._shortcut_from(self._run(self.pre_ops, x) if self.shares_preact else x)
+
+    def combine(self, identity: torch.Tensor, residual: torch.Tensor | None,
+                gate: torch.Tensor | None = None) -> torch.Tensor:
+        """The addition with the variant's scales; ``residual`` None = deleted (or dropped) branch."""
+        if self.mode == "scaling":
+            identity = identity * self.shortcut_scale
+            residual = None if residual is None else residual * (1.0 - self.shortcut_scale)
+        elif self.mode in GATED_MODES:
+            if gate is None:
+                raise ValueError("a gated shortcut needs its gate g = sigmoid(gate(x)): pass gate=block.gate_of(x)")
+            identity = identity * (1.0 - gate)
+            if self.mode == "exclusive_gating" and residual is not None:
+                residual = residual * gate
+        return identity if residual is None else identity + residual
+
+    def gate_of(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The gate g of a gated shortcut for the block input ``x`` (None for ungated variants)."""
+        if self.gate is None:
+            return None
+        return torch.sigmoid(self.gate(self._run(self.pre_ops, x) if self.shares_preact else x))
+
+    def merge(self, identity: torch.Tensor, residual: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+        """combine + what follows the addition: ``forward(x) == merge(shortcut(x), branch(x), gate_of(x))``."""
+        return self._run(self.post_ops, self.combine(identity, residual, gate))
+
+    def merge_plain(self, residual: torch.Tensor) -> torch.Tensor:
+        return self._run(self.post_ops, residual)
+
+    def _forward(self, x: torch.Tensor, keep_branch: bool) -> torch.Tensor:
+        if not self.has_shortcut:
+            if keep_branch:
+                return self.merge_plain(self.branch(x))
+            return super().skip(x)
+        p = self._run(self.pre_ops, x)
+        s_in = p if self.shares_preact else x
+        gate = torch.sigmoid(self.gate(s_in)) if self.gate is not None else None
+        residual = self.stochastic_branch(p, lambda t: self._run(self.body_ops, t)) if keep_branch else None
+        return self._run(self.post_ops, self.combine(self._shortcut_from(s_in), residual, gate))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._forward(x, keep_branch=True)
+
+    def skip(self, x: torch.Tensor) -> torch.Tensor:
+        """The block with its residual branch deleted. For a highway block this is the carry path alone,
+        ``(1 - T(x)) * x``: the transform H is what is deleted, the gate stays."""
+        return self._forward(x, keep_branch=False)
+
+    def extra_repr(self) -> str:
+        extras = [f"placement={self.placement}"] if self.placement != "original" else []
+        if self.mode != "identity":
+            extras.append(f"shortcut_mode={self.mode}")
+        if self.survival < 1.0:
+            extras.append(f"survival={self.survival:.4g}")
+        return ", ".join(extras)
 
 
-class Bottleneck(PostActivationBlock):
+class BasicBlock(ResNetBlock):
+    """Two 3x3 convs (ResNet-18/34, the CIFAR nets, Wide ResNets)."""
+
+    expansion = 1
+
+
+class Bottleneck(ResNetBlock):
     """1x1 reduce, 3x3 (grouped for ResNeXt; stride here, as torchvision's "ResNet v1.5"), 1x1 expand x4."""
 
     expansion = 4
 
-    def __init__(self, spec: ArchSpec, in_channels: int, planes: int, stride: int) -> None:
-        out_channels = planes * self.expansion
-        super().__init__(in_channels, out_channels, stride, spec.residual)
-        width = bottleneck_width(spec, planes)
-        self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, groups=spec.groups, bias=False)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out_channels)
-        if spec.residual:
-            self.downsample = make_shortcut(spec, in_channels, out_channels, stride)
-
-    def branch(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        return self.bn3(self.conv3(out))
-
 
 class ResNet(ResidualNetwork):
-    """stem (ImageNet 7x7/2 + max-pool, or CIFAR 3x3/1) -> stages of blocks -> global average pool -> fc."""
+    """stem (ImageNet 7x7/2 + max-pool, or CIFAR 3x3/1) -> stages of blocks -> global average pool -> fc.
+
+    Under full pre-activation the CIFAR stem is the conv alone (the first block's BN-ReLU follows it, He et al.
+    2016 §4.1) and the head starts with BN-ReLU (``head_bn``), since no block ends with an activation.
+    """
 
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
         self.spec = spec
         block_cls = Bottleneck if spec.block == "bottleneck" else BasicBlock
-        if spec.stem == "imagenet":
-            self.conv1 = nn.Conv2d(spec.in_channels, spec.stem_width, 7, stride=2, padding=3, bias=False)
-            self.maxpool: nn.Module = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        else:
-            self.conv1 = nn.Conv2d(spec.in_channels, spec.stem_width, 3, stride=1, padding=1, bias=False)
-            self.maxpool = nn.Identity()
-        self.bn1 = nn.BatchNorm2d(spec.stem_width)
-        self.relu = nn.ReLU(inplace=True)
+        self.conv1 = nn.Conv2d(spec.in_channels, spec.stem_width, *((7, 2, 3) if spec.stem == "imagenet"
+                                                                     else (3, 1, 1)), bias=False)
+        self.stem_norm = not (spec.stem == "cifar" and spec.placement == "full_preact")
+        if self.stem_norm:
+            self.bn1 = nn.BatchNorm2d(spec.stem_width)
+        self.maxpool: nn.Module = (nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if spec.stem == "imagenet"
+                                   else nn.Identity())
         channels = spec.stem_width
         names = []
         for i, (n_blocks, planes, stride) in enumerate(zip(spec.layers, spec.widths, spec.strides)):
             blocks = []
             for j in range(n_blocks):
-                blocks.append(block_cls(spec, channels, planes, stride if j == 0 else 1))
+                blocks.append(block_cls(spec, channels, planes, stride if j == 0 else 1, first=not names and j == 0))
                 channels = blocks[-1].out_channels
             names.append(f"layer{i + 1}")
             self.add_module(names[-1], nn.Sequential(*blocks))
         self.stage_names = tuple(names)
+        self.head_bn = nn.BatchNorm2d(channels) if spec.placement == "full_preact" else None
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(channels, spec.num_classes)
         init_weights(self)
+        for ref, p in zip(self.residual_blocks(), spec.survival_probabilities()):
+            ref.module.survival = p
+            if ref.module.gate is not None:
+                nn.init.constant_(ref.module.gate.bias, spec.gate_bias)
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
-        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.conv1(x)
+        if self.stem_norm:
+            x = F.relu(self.bn1(x))
+        return self.maxpool(x)
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        if self.head_bn is not None:
+            x = F.relu(self.head_bn(x))
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
@@ -161,3 +275,12 @@ def init_weights(model: nn.Module) -> None:
 @builder("resnet")
 def build_resnet(spec: ArchSpec) -> ResNet:
     return ResNet(spec)
+
+
+@builder("highway")
+def build_highway(spec: ArchSpec) -> ResNet:
+    return ResNet(spec)
+
+
+__all__ = ["BasicBlock", "Bottleneck", "ResNet", "ResNetBlock", "ZeroPadShortcut", "bottleneck_width",
+           "make_shortcut"]

@@ -25,7 +25,7 @@ def planner(family: str) -> Callable:
 
 
 def plan_model(spec: ArchSpec) -> ModelPlan:
-    from . import resnet  # noqa: F401  (planners register on import)
+    from . import densenet, resnet, seeds  # noqa: F401  (planners register on import)
 
     try:
         fn = PLANNERS[spec.family]

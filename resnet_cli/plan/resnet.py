@@ -1,16 +1,39 @@
-"""Analytic plan of the ``resnet`` family (models/resnet.py builds the same layers with the same names)."""
+"""Analytic plan of the ``resnet`` and ``highway`` families (models/resnet.py builds the same layers with the
+same names; the helpers here are shared with it, so the two cannot disagree on which layers exist)."""
 
 from __future__ import annotations
 
-from ..spec import ArchSpec
+from ..spec import GATED_MODES, ArchSpec
 from . import planner
 from .layers import LayerCount, Shape, bn, conv, global_pool, linear, pool
 from .model import ModelPlan, UnitPlan
+
+ConvArgs = tuple[int, int, int, int, int]  # in channels, out channels, kernel, stride, groups
 
 
 def bottleneck_width(spec: ArchSpec, planes: int) -> int:
     """Channels of a bottleneck's grouped 3x3 conv (torchvision: ``int(planes * base_width / 64) * groups``)."""
     return int(planes * (spec.width_per_group / 64.0)) * spec.groups
+
+
+def block_convs(spec: ArchSpec, in_channels: int, planes: int, stride: int) -> list[ConvArgs]:
+    """The branch's convolutions in order: basic = 3x3, 3x3; bottleneck = 1x1, 3x3 (stride, groups), 1x1."""
+    if spec.block == "bottleneck":
+        width, out = bottleneck_width(spec, planes), planes * 4
+        return [(in_channels, width, 1, 1, 1), (width, width, 3, stride, spec.groups), (width, out, 1, 1, 1)]
+    return [(in_channels, planes, 3, stride, 1), (planes, planes, 3, 1, 1)]
+
+
+def needs_projection(spec: ArchSpec, changes_shape: bool) -> bool:
+    """A 1x1 conv on the shortcut: option C or the ``conv`` shortcut variant everywhere, option B where the
+    shape changes."""
+    return spec.shortcut == "C" or spec.shortcut_mode == "conv" or (spec.shortcut == "B" and changes_shape)
+
+
+def shares_preactivation(spec: ArchSpec, changes_shape: bool, first: bool) -> bool:
+    """Whether the shortcut takes the pre-activated input (pre-activation placements, on blocks that change
+    shape and on the net's first block). Changes what is computed, not what is counted."""
+    return spec.residual and spec.placement in ("full_preact", "relu_preact") and (changes_shape or first)
 
 
 def stem_plan(spec: ArchSpec) -> UnitPlan:
@@ -21,37 +44,40 @@ def stem_plan(spec: ArchSpec) -> UnitPlan:
         unit.layers += [c1, bn("bn1", c1.out_shape), pool("maxpool", c1.out_shape, 3, 2, 1)]
     else:
         c1 = conv("conv1", shape, spec.stem_width, 3)
-        unit.layers += [c1, bn("bn1", c1.out_shape)]
+        unit.layers.append(c1)
+        if spec.placement != "full_preact":  # full pre-activation: the first block's BN-ReLU follows conv1
+            unit.layers.append(bn("bn1", c1.out_shape))
     return unit
 
 
 def block_plan(spec: ArchSpec, name: str, stage: str, shape: Shape, planes: int, stride: int) -> UnitPlan:
-    """One basic or bottleneck block: its branch, then its shortcut (if it has layers)."""
+    """One basic or bottleneck block: its branch, then its shortcut and gate (if they have layers)."""
     out_channels = planes * spec.expansion
     changes_shape = stride != 1 or shape[0] != out_channels
     unit = UnitPlan(name, stage, shape, is_block=True, downsample=changes_shape)
-    if spec.block == "basic":
-        c1 = conv(f"{name}.conv1", shape, planes, 3, stride)
-        c2 = conv(f"{name}.conv2", c1.out_shape, planes, 3)
-        unit.layers += [c1, bn(f"{name}.bn1", c1.out_shape), c2, bn(f"{name}.bn2", c2.out_shape)]
-    else:
-        width = bottleneck_width(spec, planes)
-        c1 = conv(f"{name}.conv1", shape, width, 1)
-        c2 = conv(f"{name}.conv2", c1.out_shape, width, 3, stride, groups=spec.groups)
-        c3 = conv(f"{name}.conv3", c2.out_shape, out_channels, 1)
-        unit.layers += [c1, bn(f"{name}.bn1", c1.out_shape), c2, bn(f"{name}.bn2", c2.out_shape),
-                        c3, bn(f"{name}.bn3", c3.out_shape)]
-    out_shape = unit.layers[-1].out_shape
-    unit.layers += shortcut_plan(spec, name, shape, out_shape, stride, changes_shape)
-    return unit
+    current = shape
+    for i, (_cin, cout, kernel, s, groups) in enumerate(block_convs(spec, shape[0], planes, stride), start=1):
+        if spec.placement == "full_preact":
+            unit.layers.append(bn(f"{name}.bn{i}", current))
+        c = conv(f"{name}.conv{i}", current, cout, kernel, s, groups=groups)
+        unit.layers.append(c)
+        if spec.placement != "full_preact":
+            unit.layers.append(bn(f"{name}.bn{i}", c.out_shape))
+        current = c.out_shape
+    unit.layers += shortcut_plan(spec, name, shape, current, stride, changes_shape)
+    if spec.residual and spec.shortcut_mode in GATED_MODES:  # g = sigmoid(1x1 conv(x) + b_g), one per channel
+        unit.layers.append(conv(f"{name}.gate", shape, out_channels, 1, stride, padding=0, bias=True))
+    return unit  # every shortcut and gate layer outputs the block's shape, so out_shape stays right
 
 
 def shortcut_plan(spec: ArchSpec, name: str, shape: Shape, out_shape: Shape, stride: int,
                   changes_shape: bool) -> list[LayerCount]:
     if not spec.residual:
         return []
-    if spec.shortcut == "C" or (spec.shortcut == "B" and changes_shape):
+    if needs_projection(spec, changes_shape):
         proj = conv(f"{name}.downsample.0", shape, out_shape[0], 1, stride, padding=0)
+        if spec.placement == "full_preact":
+            return [proj]
         return [proj, bn(f"{name}.downsample.1", proj.out_shape)]
     if changes_shape:  # option A: subsample and zero-pad channels, no parameters
         return [LayerCount(f"{name}.downsample", "shortcut", 0, 0, out_shape, "zero-pad (option A)")]
@@ -60,12 +86,15 @@ def shortcut_plan(spec: ArchSpec, name: str, shape: Shape, out_shape: Shape, str
 
 def head_plan(spec: ArchSpec, shape: Shape) -> UnitPlan:
     unit = UnitPlan("head", "head", shape)
+    if spec.placement == "full_preact":
+        unit.layers.append(bn("head_bn", shape))
     gp = global_pool("avgpool", shape)
     unit.layers += [gp, linear("fc", shape[0], spec.num_classes)]
     return unit
 
 
 @planner("resnet")
+@planner("highway")
 def plan_resnet(spec: ArchSpec) -> ModelPlan:
     units = [stem_plan(spec)]
     shape = units[0].out_shape

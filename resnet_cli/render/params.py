@@ -132,14 +132,15 @@ def archs_table(report: Any, console: Any) -> None:
                   title_justify="left", box=box.SIMPLE_HEAD)
     widest = max((len(r["name"]) for r in report.rows), default=4)
     table.add_column("name", no_wrap=True, min_width=widest)
-    table.add_column("family", no_wrap=True, min_width=max((len(r["family"]) for r in report.rows), default=6))
+    table.add_column("family", no_wrap=True, min_width=max((len(r["kind"]) for r in report.rows), default=6))
     for col in ("depth", "blocks", "input", "params", "MACs"):
         table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     wide = console.width >= 120  # the description only where it fits on one line
     if wide:
-        table.add_column("description", style="dim", no_wrap=True, overflow="ellipsis")
+        table.add_column("description", style="dim", no_wrap=True, overflow="ellipsis",
+                         max_width=max(20, console.width - 110))  # leave the numbers their room
     for r in report.rows:
-        cells = [r["name"], r["family"], str(r["depth"]), str(r["residual_blocks"]), str(r["input_size"]),
+        cells = [r["name"], r["kind"], str(r["depth"]), str(r["residual_blocks"]), str(r["input_size"]),
                  fmt_si(r["params"]), fmt_si(r["macs"])]
         table.add_row(*cells, *([r["description"]] if wide else []))
     console.print(table)
@@ -148,5 +149,5 @@ def archs_table(report: Any, console: Any) -> None:
 
 
 def archs_csv(report: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
-    header = ["name", "family", "depth", "residual_blocks", "input_size", "num_classes", "params", "macs"]
+    header = ["name", "family", "kind", "depth", "residual_blocks", "input_size", "num_classes", "params", "macs"]
     return header, [[r[h] for h in header] for r in report.rows]

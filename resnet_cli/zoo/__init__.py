@@ -3,4 +3,4 @@
 One module per family of names; each registration is a few lines of spec fields.
 """
 
-from . import resnets  # noqa: F401
+from . import densenets, resnets, seeds  # noqa: F401

@@ -7,6 +7,7 @@ CIFAR models are the 6n+2 networks of the paper's §4.2 with option A (zero-padd
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from functools import partial
 
@@ -81,3 +82,91 @@ def _parse_cifar_resnet(m: re.Match[str]) -> ArchSpec:
 @register_parametric(r"cifar_plain(\d+)", "cifar_plain<depth>", "the plain twin of any 6n+2 CIFAR ResNet")
 def _parse_cifar_plain(m: re.Match[str]) -> ArchSpec:
     return cifar_spec(int(m.group(1)), residual=False)
+
+
+# --------------------------------------------------------------------------- pre-activation ResNets
+# He et al. 2016, "Identity Mappings in Deep Residual Networks": full pre-activation units (BN-ReLU-conv, nothing
+# after the addition). CIFAR: 110 = 6n+2 with basic units; 164 and 1001 = 9n+2 with bottleneck units (16, 32, 64
+# planes; 64, 128, 256 channels out), 1x1 projection shortcuts where the shape changes (option B, a bare conv).
+PREACT_CIFAR = {110: ("basic", 18), 164: ("bottleneck", 18), 1001: ("bottleneck", 111)}
+for _depth, (_block, _n) in PREACT_CIFAR.items():
+    register_spec(
+        f"preact_resnet{_depth}", family="resnet", block=_block, layers=(_n, _n, _n), widths=(16, 32, 64),
+        strides=(1, 2, 2), stem="cifar", stem_width=16, shortcut="B", placement="full_preact", num_classes=10,
+        input_size=32,
+        description=f"pre-activation ResNet-{_depth} (He et al. 2016), CIFAR, {_n} {_block} units per stage",
+    )
+
+# ImageNet pre-activation ResNets: torchvision's stages, full pre-activation units, the stem kept as
+# conv-BN-ReLU-maxpool, a final BN-ReLU before the pool. ResNet-200 is the paper's ImageNet model (Table 5).
+PREACT_IMAGENET = {**IMAGENET_DEPTHS, 200: ("bottleneck", (3, 24, 36, 3))}
+for _depth, (_block, _layers) in PREACT_IMAGENET.items():
+    register_spec(
+        f"preact_resnet{_depth}", family="resnet", block=_block, layers=_layers, placement="full_preact",
+        description=f"pre-activation ResNet-{_depth} (He et al. 2016), ImageNet, torchvision's stages",
+    )
+
+
+# --------------------------------------------------------------------------- ResNeXt on CIFAR
+# Xie et al. 2017 §5.3: ResNeXt-29 = 3 stages of 3 bottleneck blocks (9 x 3 + 2 layers), a 3x3/64 stem,
+# stage outputs 256, 512, 1024 and the grouped 3x3 C x d wide in stage 1, doubling per stage.
+for _c in (8, 16):
+    register_spec(
+        f"resnext29_{_c}x64d", family="resnet", block="bottleneck", layers=(3, 3, 3), widths=(64, 128, 256),
+        strides=(1, 2, 2), stem="cifar", stem_width=64, groups=_c, width_per_group=64, shortcut="B",
+        num_classes=10, input_size=32,
+        description=f"ResNeXt-29 {_c}x64d (Xie et al. 2017 §5.3), CIFAR",
+    )
+
+
+# --------------------------------------------------------------------------- Wide ResNets
+def wrn_spec(depth: int, k: int, name: str | None = None) -> ArchSpec:
+    """WRN-d-k (Zagoruyko & Komodakis 2016): 3 stages of n = (d - 4)/6 pre-activation basic blocks of
+    16k, 32k, 64k filters after a 3x3/16 conv; 1x1 conv shortcuts where the shape changes. Dropout between
+    the convolutions with ``dropout`` (the paper uses 0.3).
+
+    The name counts convolutions the paper's way: 6n conv layers in blocks + conv1 + the three 1x1 shortcut
+    convs = 6n + 4. ``spec.depth`` counts He et al.'s way (longest path: 6n + conv1 + fc = 6n + 2)."""
+    if depth < 10 or (depth - 4) % 6:
+        raise SpecError(f"Wide ResNets have 6n+4 layers: {depth} is not 6n+4 for a whole n >= 1 "
+                        f"(try {6 * max(1, round((depth - 4) / 6)) + 4})")
+    if k < 1:
+        raise SpecError("the widening factor k must be at least 1")
+    n = (depth - 4) // 6
+    return ArchSpec(
+        name=name or f"wrn{depth}_{k}", family="resnet", block="basic", layers=(n, n, n),
+        widths=(16 * k, 32 * k, 64 * k), strides=(1, 2, 2), stem="cifar", stem_width=16, shortcut="B",
+        placement="full_preact", num_classes=10, input_size=32,
+        description=f"WRN-{depth}-{k} (Zagoruyko & Komodakis 2016): {n} pre-activation blocks per stage, "
+                    f"{16 * k}/{32 * k}/{64 * k} filters",
+    )
+
+
+for _depth, _k in ((28, 10), (40, 4), (16, 8)):
+    register(f"wrn{_depth}_{_k}")(partial(wrn_spec, _depth, _k))
+
+
+@register_parametric(r"wrn(\d+)_(\d+)", "wrn<depth>_<k>", "any Wide ResNet WRN-d-k (d = 6n+4), CIFAR")
+def _parse_wrn(m: re.Match[str]) -> ArchSpec:
+    return wrn_spec(int(m.group(1)), int(m.group(2)))
+
+
+# --------------------------------------------------------------------------- highway networks
+def highway_spec(depth: int, name: str | None = None) -> ArchSpec:
+    """A highway net (Srivastava et al. 2015) in the CIFAR 6n+2 layout: every block is
+    ``T(x) * H(x) + (1 - T(x)) * x`` with H = conv-BN-ReLU-conv-BN-ReLU and the transform gate
+    T = sigmoid(1x1 conv(x) + b_T), b_T = -2 (the paper's negative initial bias, so blocks start by carrying).
+    Where the shape changes the carry path is option A (subsample, zero-pad)."""
+    spec = cifar_spec(depth, name=name or f"highway{depth}")
+    return dataclasses.replace(
+        spec, family="highway", placement="relu_before_add", shortcut_mode="exclusive_gating", gate_bias=-2.0,
+        description=f"highway net, {depth} layers (Srivastava et al. 2015): gated CIFAR ResNet-{depth} layout",
+    )
+
+
+register("highway110")(partial(highway_spec, 110))
+
+
+@register_parametric(r"highway(\d+)", "highway<depth>", "a highway net in the 6n+2 CIFAR layout (gated shortcuts)")
+def _parse_highway(m: re.Match[str]) -> ArchSpec:
+    return highway_spec(int(m.group(1)))

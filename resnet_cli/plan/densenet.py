@@ -1,0 +1,70 @@
+"""Analytic plan of the ``densenet`` family (models/densenet.py builds the same layers with the same names).
+
+Layout (Huang et al. 2017; torchvision ``models/densenet.py`` for the ImageNet nets):
+
+- stem: ImageNet ``features.conv0`` 7x7/2 -> ``norm0`` -> ReLU -> ``pool0`` 3x3/2 max; CIFAR ``features.conv0``
+  3x3 alone (the first dense layer's BN-ReLU follows it), 2k channels for DenseNet-BC, 16 otherwise;
+- dense block i: ``layers[i]`` dense layers, each BN-ReLU-conv1x1(bn_size*k)-BN-ReLU-conv3x3(k) with
+  ``bn_size`` > 0 (the "B" of BC), or BN-ReLU-conv3x3(k) without; each adds k channels;
+- transition i (between blocks): BN-ReLU-conv1x1(floor(theta*m))-avgpool 2x2 (theta = compression, the "C");
+- head: ``features.norm5`` -> ReLU -> global average pool -> ``classifier``.
+"""
+
+from __future__ import annotations
+
+from ..spec import ArchSpec
+from . import planner
+from .layers import LayerCount, Shape, bn, conv, global_pool, linear, pool
+from .model import ModelPlan, UnitPlan
+
+
+def dense_stem_width(spec: ArchSpec) -> int:
+    return spec.stem_width
+
+
+def transition_width(spec: ArchSpec, channels: int) -> int:
+    """Channels after a transition: floor(theta * m) (torchvision: ``num_features // 2`` for theta = 0.5)."""
+    return int(channels * spec.compression)
+
+
+@planner("densenet")
+def plan_densenet(spec: ArchSpec) -> ModelPlan:
+    shape: Shape = (spec.in_channels, spec.input_size, spec.input_size)
+    stem = UnitPlan("stem", "stem", shape)
+    if spec.stem == "imagenet":
+        c0 = conv("features.conv0", shape, spec.stem_width, 7, stride=2, padding=3)
+        stem.layers += [c0, bn("features.norm0", c0.out_shape), pool("features.pool0", c0.out_shape, 3, 2, 1)]
+    else:
+        stem.layers.append(conv("features.conv0", shape, spec.stem_width, 3))
+    units = [stem]
+    shape = stem.out_shape
+    k = spec.growth_rate
+    for i, n_layers in enumerate(spec.layers, start=1):
+        stage = f"denseblock{i}"
+        for j in range(1, n_layers + 1):
+            name = f"features.{stage}.denselayer{j}"
+            unit = UnitPlan(name, stage, shape, is_block=True, downsample=False)
+            if spec.bn_size:
+                unit.layers.append(bn(f"{name}.norm1", shape))
+                c1 = conv(f"{name}.conv1", shape, spec.bn_size * k, 1, padding=0)
+                c2 = conv(f"{name}.conv2", c1.out_shape, k, 3)
+                unit.layers += [c1, bn(f"{name}.norm2", c1.out_shape), c2]
+            else:
+                c2 = conv(f"{name}.conv1", shape, k, 3)
+                unit.layers += [bn(f"{name}.norm1", shape), c2]
+            shape = (shape[0] + k, shape[1], shape[2])
+            # The layer outputs its input and its k new maps, concatenated (free, like the residual addition).
+            unit.layers.append(LayerCount(f"{name}.concat", "concat", 0, 0, shape, f"input + {k} new maps"))
+            units.append(unit)
+        if i < len(spec.layers):
+            name = f"features.transition{i}"
+            t = UnitPlan(name, f"transition{i}", shape)
+            c = conv(f"{name}.conv", shape, transition_width(spec, shape[0]), 1, padding=0)
+            t.layers += [bn(f"{name}.norm", shape), c, pool(f"{name}.pool", c.out_shape, 2, 2)]
+            units.append(t)
+            shape = t.out_shape
+    head = UnitPlan("head", "head", shape)
+    head.layers += [bn("features.norm5", shape), global_pool("avgpool", shape),
+                    linear("classifier", shape[0], spec.num_classes)]
+    units.append(head)
+    return ModelPlan(spec, units, head.out_shape)

@@ -1,0 +1,63 @@
+"""Analytic plan of the ``seed`` family: the Keras models written out in the seed documents
+(models/seeds.py builds the same layers with the same names). Keras convs and dense layers carry a bias."""
+
+from __future__ import annotations
+
+from ..spec import ArchSpec
+from . import planner
+from .layers import LayerCount, Shape, bn, conv, linear, pool
+from .model import ModelPlan, UnitPlan
+
+
+def seed_blocks(spec: ArchSpec) -> list[tuple[str, str, int, int]]:
+    """(name, stage, width, stride) of every block in forward order: stage i has layers[i] blocks of
+    widths[i] filters, the first at strides[i] (a 2x2 max-pool on the branch, a strided 1x1 on the shortcut)."""
+    out = []
+    for i, (n, width, stride) in enumerate(zip(spec.layers, spec.widths, spec.strides)):
+        out += [(f"layer{i + 1}.{j}", f"layer{i + 1}", width, stride if j == 0 else 1) for j in range(n)]
+    return out
+
+
+def head_features(spec: ArchSpec, shape: Shape) -> int:
+    """Inputs of the dense layer after Flatten: seed 003 average-pools 4x4 first, seed 000 flattens the map."""
+    c, h, w = shape
+    if spec.block == "seed003":
+        h, w = h // 4, w // 4
+    return c * h * w
+
+
+@planner("seed")
+def plan_seed(spec: ArchSpec) -> ModelPlan:
+    shape: Shape = (spec.in_channels, spec.input_size, spec.input_size)
+    stem = UnitPlan("stem", "stem", shape)
+    stem.layers.append(conv("conv1", shape, spec.stem_width, 3, bias=True))
+    units = [stem]
+    shape = stem.out_shape
+    preact = spec.block in ("seed000_v2", "seed003")
+    for name, stage, width, stride in seed_blocks(spec):
+        changes_shape = stride != 1 or shape[0] != width
+        unit = UnitPlan(name, stage, shape, is_block=True, downsample=changes_shape)
+        current = shape
+        if stride != 1:
+            current = pool(f"{name}.pool", current, 2, 2).out_shape
+        for i in (1, 2):
+            if preact:
+                unit.layers.append(bn(f"{name}.bn{i}", current))
+            c = conv(f"{name}.conv{i}", current, width, 3, bias=True)
+            unit.layers.append(c)
+            current = c.out_shape
+            if not preact:
+                unit.layers.append(bn(f"{name}.bn{i}", current))
+        if changes_shape:
+            unit.layers.append(conv(f"{name}.shortcut_conv", shape, width, 1, stride, padding=0, bias=True))
+        units.append(unit)
+        shape = current
+    head = UnitPlan("head", "head", shape)
+    if spec.block != "seed000_v1":
+        head.layers.append(bn("head_bn", shape))
+    if spec.block == "seed003":
+        head.layers.append(pool("avgpool", shape, 4, 4))
+    head.layers.append(LayerCount("flatten", "flatten", 0, 0, (head_features(spec, shape), 1, 1), "Flatten"))
+    head.layers.append(linear("fc", head_features(spec, shape), spec.num_classes))
+    units.append(head)
+    return ModelPlan(spec, units, head.out_shape)

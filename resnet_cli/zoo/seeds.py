@@ -1,0 +1,22 @@
+"""The Keras models written out in the seed documents, under names that say which seed (models/seeds.py)."""
+
+from __future__ import annotations
+
+from ..registry import register_spec
+
+register_spec(
+    "seed000_resnet_v1", family="seed", block="seed000_v1", layers=(1, 1), widths=(16, 32), strides=(1, 1),
+    stem="cifar", stem_width=16, num_classes=10, input_size=32,
+    description="seed 000 resnet_v1: conv16 -> res_block_v1(16,16) -> res_block_v1(16,32) -> flatten -> dense10",
+)
+register_spec(
+    "seed000_resnet_v2", family="seed", block="seed000_v2", layers=(1, 1), widths=(16, 32), strides=(1, 1),
+    stem="cifar", stem_width=16, num_classes=10, input_size=32,
+    description="seed 000 resnet_v2: pre-activation res_block_v2 twice, BN, flatten, dense10",
+)
+register_spec(
+    "seed003_minimodel", family="seed", block="seed003", layers=(3, 3, 3, 3), widths=(32, 64, 128, 256),
+    strides=(1, 2, 2, 2), stem="cifar", stem_width=32, dropout=0.25, num_classes=10, input_size=32,
+    description="seed 003 MiniModel: conv32, 4 stages of 3 pre-activation Units (max-pool opens 2-4), "
+                "BN-ReLU-dropout-avgpool4-dense10",
+)
