@@ -5,21 +5,11 @@ highway blocks for the path and lesion analyses; the seeds' Keras models.
 
 import pytest
 import torch
-from fvcore.nn import FlopCountAnalysis
-
 from resnet_cli import build_model, get_spec, list_archs
+from resnet_cli.analysis.fvcore_engine import conv_linear_macs as fvcore_conv_linear_macs
 from resnet_cli.errors import SpecError
 from resnet_cli.plan import plan_model
 from resnet_cli.spec import PLACEMENTS, SHORTCUT_MODES
-
-# Ops whose fvcore count is multiply-adds of conv and linear layers (the analytic engine's MACs).
-CONV_LINEAR_OPS = {"conv", "linear", "addmm", "matmul", "bmm", "einsum"}
-
-
-def fvcore_conv_linear_macs(model: torch.nn.Module, x: torch.Tensor) -> int:
-    fca = FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    return sum(v for k, v in fca.by_operator().items() if k in CONV_LINEAR_OPS)
-
 
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
@@ -35,6 +25,7 @@ def _is_light(name: str) -> bool:
     return plan_model(spec).params <= 30_000_000 and spec.num_blocks <= 200
 
 
+# Also used by test_engines_agree.py: heavy archs are built only in the slow tests.
 LIGHT = [n for n in list_archs() if _is_light(n)]
 HEAVY = [n for n in list_archs() if not _is_light(n)]
 

@@ -54,6 +54,11 @@ def count_with_fvcore(spec: ArchSpec, detail: int = 1) -> ParamsReport:
     return report
 
 
+def conv_linear_macs(model: Any, x: Any) -> int:
+    """fvcore's count of the conv and linear multiply-adds of ``model`` on input ``x``, quietly."""
+    return _conv_linear(dict(_analyse(model, x).by_operator()))
+
+
 def _analyse(model: Any, x: Any) -> Any:
     """A FlopCountAnalysis with every warning channel closed (we summarise what it skipped ourselves)."""
     import torch
