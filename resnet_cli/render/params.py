@@ -129,10 +129,10 @@ def archs_table(report: Any, console: Any) -> None:
     from rich.table import Table
 
     table = Table(title=f"{len(report.rows)} architectures (MACs at each one's default input)",
-                  title_justify="left", box=box.SIMPLE_HEAD)
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     widest = max((len(r["name"]) for r in report.rows), default=4)
     table.add_column("name", no_wrap=True, min_width=widest)
-    table.add_column("family", no_wrap=True, min_width=max((len(r["kind"]) for r in report.rows), default=6))
+    table.add_column("family")  # the one column that wraps, so the numbers always fit an 80-column terminal
     for col in ("depth", "blocks", "input", "params", "MACs"):
         table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     wide = console.width >= 120  # the description only where it fits on one line
