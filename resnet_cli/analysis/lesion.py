@@ -416,6 +416,7 @@ def lesion_study(
     state_path: str | Path | None = None,
     resume: bool = False,
     save_every: float = 10.0,
+    on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int, str], None] | None = None,
     on_chunk: Callable[[dict[str, Any]], None] | None = None,
     arch: str = "",
@@ -424,7 +425,8 @@ def lesion_study(
 ) -> LesionResult:
     """Run the lesion study of ``model`` on ``images`` (N x C x H x W, normalised) and ``labels`` (N).
 
-    ``on_progress(images, label)`` is called after every batch (it may raise KeyboardInterrupt: the study then
+    ``on_start(total)`` gets the images the whole study will run (images x chunks); ``on_progress(images, label)``
+    is called after every batch (it may raise KeyboardInterrupt: the study then
     saves and raises ``LesionInterrupted``); ``on_chunk(state)`` after every finished chunk.
     """
     import torch
@@ -480,6 +482,8 @@ def lesion_study(
         oom_types = _oom_error_types()
         autocast = (torch.autocast(device_type="cuda", dtype=amp_dtype) if amp_dtype is not None else nullcontext())
 
+        if on_start:
+            on_start(n_images * len(chunks))
         for chunk_name, measurements in chunks:
             if all(m.key in state["done"] for m in measurements):
                 if on_progress:
