@@ -243,3 +243,35 @@ def test_random_resnet56_engines_agree_on_a_few_images():
     a = study(model, (x, y), experiments=["single"], engine="cached")
     b = study(model, (x, y), experiments=["single"], engine="naive")
     assert [r.error for r in a.single] == [r.error for r in b.single] and len(a.single) == 27
+
+
+def test_channels_last_copy_agrees_and_leaves_the_model_alone(resnet, test_data):
+    """The CUDA set-up (a channels_last copy of the model, NHWC batches), exercised on the CPU: the same errors
+    within one image (other kernels may round differently), and the caller's weights keep their layout."""
+    model = resnet[1]
+    data = (test_data[0][:100], test_data[1][:100])
+    plain_run = study(model, data, experiments=["single"])
+    nhwc = study(model, data, experiments=["single"], channels_last=True)
+    assert nhwc.settings["channels_last"] is True
+    assert abs(nhwc.baseline_error - plain_run.baseline_error) <= 0.01 + 1e-9
+    assert all(abs(a.error - b.error) <= 0.01 + 1e-9 for a, b in zip(nhwc.single, plain_run.single))
+    assert model.conv1.weight.is_contiguous()  # not converted in place
+
+
+def test_benchmark_smoke(tmp_path):
+    """benchmarks/bench_lesion.py on a tiny run: identical errors, and the cached engine runs less work."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_lesion.py"
+    spec = importlib.util.spec_from_file_location("bench_lesion", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    with one_thread():
+        doc = bench.main(["--arch", "resnet20", "--images", "8", "--batch-size", "8", "--repeats", "1",
+                          "--out", str(tmp_path / "b.json")])
+    assert doc["errors_identical"] and doc["configurations"] == 10
+    # ResNet-20 (9 blocks, 3 per stage): naive runs 10 full passes; cached runs the trunk once plus, for each
+    # deleted block, the blocks after it: far less, and the saved work is visible in the MAC count
+    assert doc["work_ratio_naive_over_cached"] > 1.5
+    assert json.loads((tmp_path / "b.json").read_text())["rows"][0]["run"] == "inference"

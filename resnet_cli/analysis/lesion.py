@@ -413,6 +413,7 @@ def lesion_study(
     device: Any = None,
     engine: str = "cached",
     amp: bool | None = None,
+    channels_last: bool | None = None,
     state_path: str | Path | None = None,
     resume: bool = False,
     save_every: float = 10.0,
@@ -439,16 +440,18 @@ def lesion_study(
     device = torch.device(device) if device is not None else torch.device("cpu")
     on_cuda = device.type == "cuda"
     amp = on_cuda if amp is None else amp
+    # channels_last (NHWC) is what cuDNN's fastest convolutions want; only for image batches (N x C x H x W)
+    channels_last = (on_cuda if channels_last is None else channels_last) and images.dim() == 4
     amp_dtype = None
     if amp and on_cuda:
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     residual = getattr(getattr(model, "spec", None), "residual", True) if residual is None else residual
     notes: list[str] = []
 
-    with prepared_model(model, device, channels_last=on_cuda) as work:
+    with prepared_model(model, device, channels_last=channels_last) as work:
         layout = Layout(work)
         probe_x = images[:1].to(device)
-        layout.probe(probe_x.to(memory_format=torch.channels_last) if on_cuda else probe_x)
+        layout.probe(probe_x.to(memory_format=torch.channels_last) if channels_last else probe_x)
         blocks = layout.blocks
         skipped = [{"block": b.name, "index": b.index, "reason": b.reason} for b in blocks if not b.removable]
         if skipped:
@@ -510,7 +513,7 @@ def lesion_study(
                 while i < n_images:
                     xb = data_x[i:i + bs].to(device, non_blocking=True)
                     yb = data_y[i:i + bs].to(device, non_blocking=True)
-                    if on_cuda:
+                    if channels_last:
                         xb = xb.contiguous(memory_format=torch.channels_last)
                     batch_counts = torch.zeros_like(counts)
                     try:
@@ -554,7 +557,7 @@ def lesion_study(
                    settings={"experiments": list(experiments), "max_k": max_k, "samples": samples, "seed": seed,
                              "batch_size": batch_size, "engine": engine, "device": str(device),
                              "autocast": str(amp_dtype).replace("torch.", "") if amp_dtype else None,
-                             "channels_last": on_cuda})
+                             "channels_last": channels_last})
 
 
 def _result(state: dict[str, Any], blocks: list[BlockInfo], skipped: list[dict[str, Any]], n_images: int,
