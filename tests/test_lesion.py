@@ -275,3 +275,17 @@ def test_benchmark_smoke(tmp_path):
     # deleted block, the blocks after it: far less, and the saved work is visible in the MAC count
     assert doc["work_ratio_naive_over_cached"] > 1.5
     assert json.loads((tmp_path / "b.json").read_text())["rows"][0]["run"] == "inference"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cpu_and_cuda_agree_within_tolerance(resnet, test_data):
+    """bf16/fp16 autocast and NHWC kernels round differently: a few images may flip, no more."""
+    model = resnet[1]
+    cpu = study(model, test_data, max_k=3, samples=3)
+    gpu = study(model, test_data, max_k=3, samples=3, device="cuda")
+    assert gpu.settings["autocast"] in ("bfloat16", "float16") and gpu.settings["channels_last"]
+    assert abs(gpu.baseline_error - cpu.baseline_error) <= 0.02
+    assert all(abs(a.error - b.error) <= 0.03 for a, b in zip(gpu.single, cpu.single))
+    for g, c in zip(gpu.multi + gpu.reorder, cpu.multi + cpu.reorder):
+        assert g.configs == c.configs and abs(g.mean - c.mean) <= 0.03
+    assert next(model.parameters()).device.type == "cpu"

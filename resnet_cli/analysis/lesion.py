@@ -435,6 +435,7 @@ def lesion_study(
     unknown = [e for e in experiments if e not in EXPERIMENTS]
     if unknown:
         raise ResnetCliError(f"unknown experiment {unknown[0]!r}: choose from {', '.join(EXPERIMENTS)}")
+    experiments = [e for e in EXPERIMENTS if e in experiments]  # one order, whatever order they were given in
     if len(images) != len(labels) or len(images) == 0:
         raise ResnetCliError("the lesion study needs at least one labelled image")
     device = torch.device(device) if device is not None else torch.device("cpu")

@@ -138,7 +138,8 @@ def gradients_plots(result: Any, out_dir: str | Path) -> list[Path]:
     ax1.set_title("one path of length k")
     ax2.bar(ks, [100 * r.share for r in result.rows], color="tab:blue")
     lo, hi = result.effective_range
-    ax2.axvspan(lo - 0.5, hi + 0.5, color="tab:orange", alpha=0.2, label=f"{lo}-{hi}: {_pct(result.mass)}")
+    held = sum(r.share for r in result.rows[lo:hi + 1])
+    ax2.axvspan(lo - 0.5, hi + 0.5, color="tab:orange", alpha=0.2, label=f"lengths {lo}-{hi}: {_pct(held)}")
     ax2.set_xlabel("path length (blocks)")
     ax2.set_ylabel("share of total gradient (%)")
     ax2.set_title("all paths of length k")
