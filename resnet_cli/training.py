@@ -310,9 +310,10 @@ class Trainer:
             if self.on_step is not None:
                 self.on_step(self, epoch, self.step)
             if self._stop_requested and self.step < n_steps:
-                p["time"] += time.perf_counter() - t_start
-                return
+                break
         p["time"] += time.perf_counter() - t_start
+        if task is not None and hasattr(self.progress, "remove_task"):
+            self.progress.remove_task(task)  # the epoch's summary line replaces its bar
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
         self.optimizer.zero_grad(set_to_none=True)

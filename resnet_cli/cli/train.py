@@ -93,12 +93,20 @@ def train(
         result = run_training(spec, dataset or "synthetic", config, device=device.value, data_dir=data_dir,
                               download=download, train_limit=limit, test_limit=test_limit, checkpoint=output,
                               best_checkpoint=None if no_best else best, resume=resume, progress=bar,
-                              log=console.print)
+                              log=_logger(bar, console, quiet))
     if plot is not None:
         plot_records([(result.spec.name, result.record)], plot,
                      title=f"{result.spec.name} on {result.dataset.name}")
         console.print(f"plot written to {plot}")
     emit(result, fmt, train_table, record_csv)
+
+
+def _logger(bar: Any, console: Any, quiet: bool):
+    """Epoch lines on stderr; through the live progress display's console when there is one (so they print
+    above the bars instead of through them)."""
+    if quiet:
+        return lambda line: None
+    return getattr(bar, "console", console).print
 
 
 @dataclass
