@@ -20,7 +20,7 @@ DEFAULT_SIZE = 32
 SPLIT_SIZES = {"train": 4096, "test": 1024}
 _PATTERN_SEED = 20151210  # the ResNet paper's arXiv date
 _SPLIT_SEEDS = {"train": 1, "test": 2}
-NOISE_STD = 1.0
+NOISE_STD = 0.7
 
 
 def class_patterns(size: int, channels: int = 3, num_classes: int = NUM_CLASSES) -> torch.Tensor:
