@@ -289,3 +289,56 @@ def test_cpu_and_cuda_agree_within_tolerance(resnet, test_data):
     for g, c in zip(gpu.multi + gpu.reorder, cpu.multi + cpu.reorder):
         assert g.configs == c.configs and abs(g.mean - c.mean) <= 0.03
     assert next(model.parameters()).device.type == "cpu"
+
+
+def test_ctrl_c_inside_a_batch_drops_only_that_batch(resnet, test_data, tmp_path):
+    """A KeyboardInterrupt in the middle of a forward pass: the counts kept are those of whole batches, and the
+    resumed study equals the uninterrupted one."""
+    model = resnet[1]
+    data = (test_data[0][:64], test_data[1][:64])
+    kw = dict(experiments=["single"], batch_size=16)
+    whole = study(model, data, **kw)
+
+    class Fragile(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.calls = inner, 0
+
+        def forward_stem(self, x):
+            self.calls += 1
+            if self.calls == 4:  # the probe is call 1, so this is the third batch
+                raise KeyboardInterrupt
+            return self.inner.forward_stem(x)
+
+        def __getattr__(self, name):
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                return getattr(self.inner, name)
+
+    state = tmp_path / "m.json"
+    with pytest.raises(LesionInterrupted):
+        study(Fragile(model), data, state_path=state, **kw)
+    assert json.loads(state.read_text())["partial"]["images_done"] == 32
+    assert study(model, data, state_path=state, resume=True, **kw).to_dict() == whole.to_dict()
+
+
+def test_engines_agree_on_a_network_with_a_module_between_blocks():
+    """Only the model interface is used: a module that is not a block (as a DenseNet transition) runs in place,
+    and linear blocks let every error be checked against the naive engine."""
+    torch.manual_seed(0)
+    model = LinearNet([0.5, -1.0, 0.25, 2.0, -0.5, 1.5])
+    x, y = torch.randn(40, 5), torch.randint(0, 3, (40,))
+    a = study(model, (x, y), max_k=3, samples=4, batch_size=16, engine="cached").to_dict()
+    b = study(model, (x, y), max_k=3, samples=4, batch_size=16, engine="naive").to_dict()
+    a["settings"].pop("engine"), b["settings"].pop("engine")
+    assert a == b and len(a["single"]) == 6 and [r["k"] for r in a["reorder"]] == [1, 2, 3]
+
+
+def test_cli_csv(resnet_ckpt):
+    with one_thread():
+        res = CliRunner().invoke(app, ["lesion", str(resnet_ckpt), "--limit", "20", "-e", "single", "--format",
+                                       "csv", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.strip().splitlines()
+    assert lines[0] == "experiment,k,block,index,downsample,sample,error" and len(lines) == 1 + 1 + 6

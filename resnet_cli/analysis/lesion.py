@@ -347,12 +347,12 @@ class LesionResult:
 
 
 def model_fingerprint(model: Any) -> str:
-    """sha256 over the state dict (names, shapes, bytes): a resumed study must measure the same weights."""
+    """sha256 over the state dict's tensors in order (shapes and bytes; not the key names, so that a wrapper
+    around the same network matches): a resumed study must measure the same weights."""
     import torch
 
     h = hashlib.sha256()
-    for name, t in model.state_dict().items():
-        h.update(name.encode())
+    for t in model.state_dict().values():
         h.update(str(tuple(t.shape)).encode())
         h.update(t.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
