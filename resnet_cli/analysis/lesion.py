@@ -191,25 +191,28 @@ class Node:
 
 
 def build_tree(op_lists: Sequence[tuple[tuple[str, int], ...]]) -> Node:
+    """The prefix tree of the configurations' op lists (built with a stack: a ResNet-1202 is 600 levels deep)."""
     n = len(op_lists[0]) if op_lists else 0
-
-    def build(ids: list[int], start: int) -> Node:
-        q = start
+    root = Node(0, (), size=len(op_lists))
+    stack: list[tuple[Node, list[int]]] = [(root, list(range(len(op_lists))))]
+    while stack:
+        node, ids = stack.pop()
+        q = node.start
         first = op_lists[ids[0]]
         while q < n and all(op_lists[i][q] == first[q] for i in ids):
             q += 1
-        node = Node(start, first[start:q], size=len(ids))
+        node.segment = first[node.start:q]
         if q == n:
             node.leaf_ids = list(ids)
-            return node
+            continue
         groups: dict[tuple[str, int], list[int]] = {}
         for i in ids:
             groups.setdefault(op_lists[i][q], []).append(i)
         # largest subtree last: the walk drops the branch point's activation when it follows that one
-        node.children = sorted((build(g, q) for g in groups.values()), key=lambda c: c.size)
-        return node
-
-    return build(list(range(len(op_lists))), 0)
+        children = sorted(((Node(q, (), size=len(g)), g) for g in groups.values()), key=lambda c: c[0].size)
+        node.children = [c for c, _ in children]
+        stack.extend(children)
+    return root
 
 
 def tree_op_counts(root: Node) -> dict[str, int]:
