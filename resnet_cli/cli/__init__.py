@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from . import params  # noqa: F401  (each module registers its commands on ``app``)
 from . import paths  # noqa: F401
+from . import train  # noqa: F401
+from . import lesion  # noqa: F401
+from . import gradients  # noqa: F401
 from .app import app
 
 

@@ -1,0 +1,334 @@
+"""Checkpoints: one file with everything needed to rebuild, evaluate and continue training a network.
+
+A checkpoint is a ``torch.save``d dict of plain containers and tensors only:
+
+- ``format`` ("resnet-cli-checkpoint") and ``version``;
+- ``arch`` (the name) and ``spec`` (``ArchSpec.to_dict()``: the full architecture, so no registry is needed);
+- ``state_dict`` (torchvision's key names);
+- ``dataset`` (``DatasetInfo.to_dict()``: name, classes, input size, normalisation) or None;
+- ``record`` (per-epoch train/test loss and error, learning rate, wall time);
+- ``extra`` (what resuming needs: optimizer, scheduler and scaler state, RNG state, epoch and step).
+
+It is always read with ``torch.load(..., weights_only=True)``: a checkpoint never runs code. A file that is not
+one (a pickled module, a truncated or corrupt file, some other object) raises ``CheckpointError`` with one line.
+A bare state dict in torchvision's layout loads too: with ``arch=``, or with the arch inferred from its keys and
+shapes when exactly one registered architecture fits.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ResnetCliError
+from .spec import ArchSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+
+    from .data import DatasetInfo
+
+FORMAT = "resnet-cli-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ResnetCliError):
+    """A file that cannot be loaded as a checkpoint or state dict."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint (or a bare state dict with its spec found)."""
+
+    spec: ArchSpec
+    state_dict: dict[str, Any]
+    dataset: DatasetInfo | None = None
+    record: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    path: str = ""
+    version: int = VERSION
+    #: None for a resnet-cli checkpoint; for a bare state dict, how its arch was found: "given" or a sentence
+    #: naming the inferred architecture.
+    inferred_arch: str | None = None
+
+    @property
+    def arch(self) -> str:
+        return self.spec.name
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.record)
+
+    def build_model(self, device: Any = None) -> nn.Module:
+        """The network with these weights (loaded strictly), in eval mode, on ``device`` (default CPU)."""
+        from .models import build_model
+
+        model = build_model(self.spec)
+        try:
+            model.load_state_dict(self.state_dict, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()
+            detail = " ".join(line.strip() for line in first[:3])
+            raise CheckpointError(f"{self.path or 'checkpoint'}: weights do not fit {self.spec.name}: "
+                                  f"{detail[:400]}") from None
+        model.eval()
+        if device is not None:
+            model.to(device)
+        return model
+
+
+def _plain(obj: Any) -> Any:
+    """Tuples -> lists, dataclasses with to_dict -> dicts: what weights_only loading accepts and JSON shows."""
+    if hasattr(obj, "to_dict") and not isinstance(obj, dict):
+        return _plain(obj.to_dict())
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def save_checkpoint(path: str | os.PathLike[str], *, spec: ArchSpec, state_dict: dict[str, Any],
+                    dataset: DatasetInfo | None, record: list[dict] | dict,
+                    extra: dict | None = None) -> Path:
+    """Write a checkpoint atomically (whole or not at all). Tensors are moved to the CPU."""
+    import torch
+
+    from .fileio import atomic_open
+
+    if isinstance(record, dict):
+        record = record.get("epochs", [record])
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "arch": spec.name,
+        "spec": spec.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+        "dataset": dataset.to_dict() if dataset is not None else None,
+        "record": _plain(list(record)),
+        "extra": _to_cpu(extra or {}),
+    }
+    path = Path(path)
+    with atomic_open(path, "wb") as fh:
+        torch.save(payload, fh)
+    return path
+
+
+def _to_cpu(obj: Any) -> Any:
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+def _read(path: Path) -> Any:
+    import pickle
+    import zipfile
+
+    import torch
+
+    if not path.exists():
+        raise CheckpointError(f"no such checkpoint: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not data:
+        raise CheckpointError(f"{path} is empty, not a checkpoint")
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        import re
+
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found:
+            raise CheckpointError(
+                f"{path} holds pickled Python objects ({found.group(1)}), not only tensors and plain data; it is "
+                f"refused because loading it could run code (save model.state_dict() instead)") from None
+        why = "truncated or corrupt" if data[:2] == b"PK" else "corrupt or not a torch file"
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+        raise CheckpointError(f"{path} is {why} ({detail.group(1).strip() if detail else 'unpickling failed'})"
+                              ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError,
+            AttributeError, TypeError, UnicodeDecodeError) as exc:
+        text = str(exc).lower()
+        zip_incomplete = data[:2] == b"PK" and not zipfile.is_zipfile(io.BytesIO(data))
+        if zip_incomplete or isinstance(exc, EOFError) or "truncat" in text or "end of file" in text or \
+                "central directory" in text:
+            why = "truncated or corrupt"
+        else:
+            why = "corrupt or not a torch file"
+        raise CheckpointError(f"{path} is {why} ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:200]
+
+
+def load_checkpoint(path: str | os.PathLike[str], arch: str | None = None) -> Checkpoint:
+    """Load a resnet-cli checkpoint, or a bare state dict (torchvision layout) with ``arch`` or an inferred arch."""
+    import torch
+
+    path = Path(path)
+    obj = _read(path)
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        return _from_payload(obj, path, arch)
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict) and \
+            _is_state_dict(obj["state_dict"]):
+        obj = obj["state_dict"]  # a common wrapper {"state_dict": ..., "epoch": ...}
+    if isinstance(obj, dict) and _is_state_dict(obj):
+        state = {k[7:] if k.startswith("module.") else k: v for k, v in obj.items()}  # DataParallel prefix
+        if arch is not None:
+            from .registry import get_spec
+
+            spec = get_spec(arch, **_head_overrides(state))
+            return Checkpoint(spec=spec, state_dict=state, path=str(path), inferred_arch="given")
+        spec, note = infer_arch(state)
+        return Checkpoint(spec=spec, state_dict=state, path=str(path), inferred_arch=note)
+    kind = type(obj).__name__
+    if isinstance(obj, torch.Tensor):
+        kind = f"a single tensor of shape {list(obj.shape)}"
+    elif isinstance(obj, dict):
+        kind = "a dict that is neither a resnet-cli checkpoint nor a state dict"
+    raise CheckpointError(f"{path} is not a checkpoint or state dict (it holds {kind})")
+
+
+def _is_state_dict(obj: dict) -> bool:
+    import torch
+
+    return bool(obj) and all(isinstance(k, str) for k in obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def _from_payload(obj: dict, path: Path, arch: str | None) -> Checkpoint:
+    version = obj.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointError(f"{path} has checkpoint format version {version!r}; this resnet-cli reads up to "
+                              f"{VERSION} (upgrade resnet-cli)")
+    try:
+        spec = ArchSpec.from_dict(obj["spec"]).validate()
+        state = obj["state_dict"]
+        if not isinstance(state, dict) or not _is_state_dict(state):
+            raise CheckpointError(f"{path}: the state dict is missing or not tensors")
+        dataset = None
+        if obj.get("dataset") is not None:
+            from .data import DatasetInfo
+
+            dataset = DatasetInfo.from_dict(obj["dataset"])
+        record = obj.get("record") or []
+        if not isinstance(record, list) or not all(isinstance(r, dict) for r in record):
+            raise CheckpointError(f"{path}: the training record is not a list of epochs")
+        extra = obj.get("extra") or {}
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path} is a damaged resnet-cli checkpoint (missing {exc})") from None
+    except ResnetCliError as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"{path} is a damaged resnet-cli checkpoint ({exc})") from None
+    if arch is not None and arch.lower() != spec.name.lower():
+        raise CheckpointError(f"{path} holds {spec.name}, not {arch} (drop --arch: a checkpoint names its own)")
+    return Checkpoint(spec=spec, state_dict=state, dataset=dataset, record=record, extra=extra, path=str(path),
+                      version=version)
+
+
+# --------------------------------------------------------------------------- arch inference
+def _head_overrides(state: dict[str, Any]) -> dict[str, Any]:
+    """Fields a bare state dict says outright: classes (fc rows) and input channels (first conv)."""
+    out: dict[str, Any] = {}
+    for key in ("fc.weight", "classifier.weight"):
+        if key in state and state[key].dim() == 2:
+            out["num_classes"] = int(state[key].shape[0])
+            break
+    for key in ("conv1.weight", "features.conv0.weight"):
+        if key in state and state[key].dim() == 4:
+            out["in_channels"] = int(state[key].shape[1])
+            break
+    return out
+
+
+def _candidate_names(state: dict[str, Any]) -> list[str]:
+    from .registry import list_archs
+
+    names = list(list_archs())
+    # Parametric CIFAR nets: the depth follows from the blocks in the first stage (6n+2 layers).
+    blocks = {k.split(".")[1] for k in state if k.startswith("layer1.") and k.split(".")[1].isdigit()}
+    stages = {k.split(".")[0] for k in state if k.startswith("layer")}
+    if blocks and len(stages) == 3:
+        depth = 6 * len(blocks) + 2
+        names += [f"cifar_resnet{depth}", f"cifar_plain{depth}"]
+    return names
+
+
+def _stage_blocks(shapes: dict[str, Any]) -> tuple[int, ...]:
+    """Blocks per stage in a torchvision-layout ResNet state dict: layer1.0, layer1.1, ... -> (2, ...)."""
+    import re
+
+    counts: dict[int, set[int]] = {}
+    for key in shapes:
+        m = re.match(r"layer(\d+)\.(\d+)\.", key)
+        if m:
+            counts.setdefault(int(m.group(1)), set()).add(int(m.group(2)))
+    return tuple(len(counts[s]) for s in sorted(counts))
+
+
+def _shapes_of(spec: ArchSpec) -> dict[str, tuple[int, ...]] | None:
+    import torch
+
+    from .models import build_model
+
+    try:
+        with torch.device("meta"):
+            model = build_model(spec)
+    except Exception:  # noqa: BLE001 - a candidate that cannot be built simply does not match
+        return None
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def infer_arch(state: dict[str, Any]) -> tuple[ArchSpec, str]:
+    """The one registered (or CIFAR-parametric) architecture whose keys and shapes equal the state dict's.
+
+    Candidates take the state dict's class count and input channels. Names with the same spec (``resnet20`` and
+    ``cifar_resnet20``) count once. Raises ``CheckpointError`` when none fits or several different ones do
+    (e.g. a CIFAR ResNet and its plain twin: option A shortcuts have no weights, so their state dicts are equal).
+    """
+    import dataclasses
+
+    from .registry import get_spec
+
+    want = {k: tuple(v.shape) for k, v in state.items()}
+    overrides = _head_overrides(state)
+    matches: dict[tuple, ArchSpec] = {}
+    for name in _candidate_names(state):
+        try:
+            spec = get_spec(name, **overrides)
+        except ResnetCliError:
+            continue
+        if spec.stem == "imagenet" and "conv1.weight" in want and want["conv1.weight"][-1] != 7:
+            continue
+        if spec.stem == "cifar" and "conv1.weight" in want and want["conv1.weight"][-1] != 3:
+            continue
+        if spec.family == "resnet" and _stage_blocks(want) != tuple(spec.layers):
+            continue  # cheap filter before building on the meta device
+        if _shapes_of(spec) == want:
+            key = tuple(sorted((k, str(v)) for k, v in dataclasses.asdict(spec).items()
+                               if k not in ("name", "description")))
+            matches.setdefault(key, spec)
+    if not matches:
+        raise CheckpointError("the state dict matches no registered architecture (keys or shapes differ); "
+                              "pass --arch NAME")
+    if len(matches) > 1:
+        names = ", ".join(s.name for s in matches.values())
+        raise CheckpointError(f"the state dict fits several architectures ({names}); pass --arch to choose")
+    spec = next(iter(matches.values()))
+    return spec, f"inferred {spec.name} from the state dict's keys and shapes"

@@ -1,0 +1,68 @@
+"""``gradients CKPT``: how much gradient paths of each length carry (Veit et al. 2016, §6, Fig. 6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import ResnetCliError
+from ..render import OutputFormat, emit
+from .app import BatchSizeOpt, Device, DeviceOpt, FormatOpt, QuietOpt, SeedOpt, app
+from .lesion import ArchOpt, CkptArg, DataDirOpt, DatasetOpt, load_study_inputs
+
+
+@app.command()
+def gradients(
+    checkpoint: CkptArg,
+    arch: ArchOpt = None,
+    dataset: DatasetOpt = None,
+    data_dir: DataDirOpt = None,
+    split: Annotated[str, typer.Option("--split", help="train (as Veit et al.) or test.")] = "train",
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Images to average over.")] = 64,
+    samples: Annotated[int, typer.Option("--samples", min=1, help="Random paths per length and batch.")] = 4,
+    step: Annotated[int, typer.Option("--step", min=1, help="Measure every STEP-th length (0, STEP, ..., n); "
+                                      "the others are interpolated log-linearly.")] = 1,
+    mass: Annotated[float, typer.Option("--mass", help="Report the shortest range of lengths holding this "
+                                        "fraction of the gradient.")] = 0.9,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = Device.auto,
+    batch_size: BatchSizeOpt = 32,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for gradients.json and "
+                                             "gradients.png.")] = None,
+    fmt: FormatOpt = OutputFormat.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Gradient magnitude of one path of each length, and each length's share of the total gradient.
+
+    For each length k: sample k blocks, backpropagate through only their residual branches (the shortcuts
+    elsewhere), and take the gradient norm at the input.
+    """
+    from ..analysis.gradients import gradient_flow
+    from ..devices import resolve_device
+    from ..fileio import atomic_write_text
+    from ..render import stderr_console, to_json
+    from ..render.lesion import gradients_csv, gradients_plots, gradients_table
+    from ..render.progress import progress
+
+    if split not in ("train", "test"):
+        raise ResnetCliError(f"--split must be train or test, not {split!r}")
+    if out is not None and out.exists() and not out.is_dir():
+        raise ResnetCliError(f"--out {out} is a file, not a folder")
+    torch_device = resolve_device(device.value)
+    ckpt, model, images, labels, data_name = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, split)
+    n = len(model.residual_blocks())
+    lengths = sorted(set(range(0, n + 1, step)) | {n})
+    with progress(not quiet and fmt is OutputFormat.table) as bar:
+        batches = -(-len(images) // batch_size)
+        task = bar.add_task("gradients", total=batches * len(lengths) * samples)
+        result = gradient_flow(model, images, labels, lengths=lengths, samples=samples, batch_size=batch_size,
+                               seed=seed, mass=mass, device=torch_device,
+                               on_progress=lambda k: bar.advance(task, k), arch=ckpt.arch, dataset=data_name)
+    if out is not None:
+        atomic_write_text(out / "gradients.json", to_json(result.to_dict()) + "\n")
+        gradients_plots(result, out)
+        stderr_console(quiet or fmt is not OutputFormat.table).print(
+            f"wrote {out / 'gradients.json'} and {out / 'gradients.png'}")
+    emit(result, fmt, gradients_table, gradients_csv)

@@ -1,0 +1,199 @@
+"""``train``, ``eval`` and ``plot-record``: produce and read the trained networks that lesion studies need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import ResnetCliError
+from ..render import OutputFormat, emit, stderr_console
+from .app import (BatchSizeOpt, Device, DeviceOpt, FormatOpt, InputSizeOpt, LayersOpt, QuietOpt, SeedOpt, SetOpt,
+                  ShortcutOpt, StochasticDepthOpt, WidthsOpt, app, spec_from_options)
+
+DatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="synthetic, digits, cifar10, cifar100 or "
+                                                "imagefolder.")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where the dataset's files are (CIFAR batches, "
+                                                 "image folders). Default: $RESNET_CLI_DATA or "
+                                                 "~/.cache/resnet-cli/data.")]
+DownloadOpt = Annotated[bool, typer.Option("--download", help="Fetch the official CIFAR archive if it is missing "
+                                           "(checks its MD5).")]
+
+
+@app.command()
+def train(
+    arch: Annotated[str | None, typer.Option("--arch", "-a", help="Architecture name (see 'archs').")] = None,
+    dataset: DatasetOpt = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Checkpoint written after every epoch "
+                                                "(default: checkpoint.pt, or the --resume file).")] = None,
+    best: Annotated[Path | None, typer.Option("--best", help="Checkpoint of the epoch with the lowest test error "
+                                              "(default: OUTPUT with .best before the suffix).")] = None,
+    no_best: Annotated[bool, typer.Option("--no-best", help="Do not write a best checkpoint.")] = False,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue a checkpoint written by 'train' "
+                                                "(also after Ctrl-C); its arch, data and settings are kept.")]
+    = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", "-e", min=1, help="Epochs in total (default 30; with "
+                                               "--resume, the saved total).")] = None,
+    batch_size: BatchSizeOpt = 128,
+    lr: Annotated[float, typer.Option("--lr", help="Initial learning rate (divided by 10 at 50% and 75% of the "
+                                      "epochs).")] = 0.1,
+    momentum: Annotated[float, typer.Option("--momentum", help="SGD momentum.")] = 0.9,
+    weight_decay: Annotated[float, typer.Option("--weight-decay", help="L2 weight decay.")] = 1e-4,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Crop and flip where the data allows "
+                                          "(no flips for digits).")] = True,
+    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision (only on CUDA).")] = True,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Train on the first N images only.")] = None,
+    test_limit: Annotated[int | None, typer.Option("--test-limit", min=1, help="Test on the first N images only.")]
+    = None,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Data-loading processes for image folders.")] = 0,
+    data_dir: DataDirOpt = None,
+    download: DownloadOpt = False,
+    input_size: InputSizeOpt = None,
+    shortcut: ShortcutOpt = None,
+    widths: WidthsOpt = None,
+    layers: LayersOpt = None,
+    stochastic_depth: StochasticDepthOpt = None,
+    sets: SetOpt = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Also plot train and test error per epoch (png, "
+                                              "pdf, svg).")] = None,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = Device.auto,
+    quiet: QuietOpt = False,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Train a network with the ResNet paper's recipe; checkpoints every epoch, best checkpoint, --resume."""
+    from ..render.progress import progress
+    from ..render.training import plot_records, record_csv, train_table
+    from ..training import TrainConfig, train as run_training
+
+    if resume is not None:
+        if arch is not None or dataset is not None:
+            raise ResnetCliError("--resume continues the checkpoint's own arch and dataset; drop --arch/--dataset")
+        spec = None
+        output = output or resume
+        from ..checkpoint import load_checkpoint
+
+        saved = load_checkpoint(resume)
+        saved_epochs = int((saved.extra.get("config") or {}).get("epochs", 0)) or 30
+        config = TrainConfig(epochs=epochs or saved_epochs, workers=workers)
+    else:
+        if arch is None:
+            raise ResnetCliError("name an architecture with --arch (e.g. --arch resnet20), or --resume a checkpoint")
+        spec = spec_from_options(arch, input_size=input_size, shortcut=shortcut, widths=widths, layers=layers,
+                                 stochastic_depth=stochastic_depth, sets=sets)
+        output = output or Path("checkpoint.pt")
+        config = TrainConfig(epochs=epochs or 30, batch_size=batch_size, lr=lr, momentum=momentum,
+                             weight_decay=weight_decay, augment=augment, seed=seed, amp=amp, workers=workers)
+    if best is None and not no_best:
+        best = output.with_name(f"{output.stem}.best{output.suffix or '.pt'}")
+    console = stderr_console(quiet)
+    with progress(not quiet and OutputFormat(fmt) is OutputFormat.table) as bar:
+        result = run_training(spec, dataset or "synthetic", config, device=device.value, data_dir=data_dir,
+                              download=download, train_limit=limit, test_limit=test_limit, checkpoint=output,
+                              best_checkpoint=None if no_best else best, resume=resume, progress=bar,
+                              log=_logger(bar, console, quiet))
+    if plot is not None:
+        plot_records([(result.spec.name, result.record)], plot,
+                     title=f"{result.spec.name} on {result.dataset.name}")
+        console.print(f"plot written to {plot}")
+    emit(result, fmt, train_table, record_csv)
+
+
+def _logger(bar: Any, console: Any, quiet: bool):
+    """Epoch lines on stderr; through the live progress display's console when there is one (so they print
+    above the bars instead of through them)."""
+    if quiet:
+        return lambda line: None
+    return getattr(bar, "console", console).print
+
+
+@dataclass
+class EvalReport:
+    checkpoint: str
+    arch: str
+    dataset: str
+    split: str
+    error: float
+    accuracy: float
+    loss: float
+    correct: int
+    images: int
+    device: str
+    inferred_arch: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@app.command("eval")
+def eval_command(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from 'train', or a bare state dict.")],
+    arch: Annotated[str | None, typer.Option("--arch", "-a", help="For a bare state dict: its architecture "
+                                             "(inferred from keys and shapes when omitted).")] = None,
+    dataset: DatasetOpt = None,
+    split: Annotated[str, typer.Option("--split", help="test or train.")] = "test",
+    data_dir: DataDirOpt = None,
+    download: DownloadOpt = False,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Evaluate the first N images only.")] = None,
+    input_size: InputSizeOpt = None,
+    batch_size: BatchSizeOpt = 256,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Data-loading processes for image folders.")] = 0,
+    device: DeviceOpt = Device.auto,
+    quiet: QuietOpt = False,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Test error and accuracy of a checkpoint on its dataset (or --dataset)."""
+    from ..checkpoint import load_checkpoint
+    from ..data import load_dataset
+    from ..devices import resolve_device
+    from ..render.progress import progress
+    from ..render.training import eval_csv, eval_table
+    from ..training import evaluate
+
+    if split not in ("test", "train"):
+        raise ResnetCliError(f"--split must be test or train, not {split!r}")
+    ckpt = load_checkpoint(checkpoint, arch=arch)
+    info = ckpt.dataset
+    if dataset is None and info is None:
+        raise ResnetCliError(f"{checkpoint} does not say what data it was trained on; pass --dataset")
+    name = dataset or info.name
+    same = info is not None and name == info.name
+    size = input_size or (info.input_size if same else ckpt.spec.input_size)
+    data, data_info = load_dataset(name, split, input_size=size, data_dir=data_dir or (info.source if same and
+                                   info.source else None), download=download, limit=limit,
+                                   in_channels=ckpt.spec.in_channels)
+    if data_info.num_classes != ckpt.spec.num_classes:
+        raise ResnetCliError(f"{name} has {data_info.num_classes} classes; {ckpt.spec.name} in {checkpoint} has "
+                             f"{ckpt.spec.num_classes} outputs")
+    dev = resolve_device(device.value)
+    model = ckpt.build_model(dev)
+    with progress(not quiet and OutputFormat(fmt) is OutputFormat.table) as bar:
+        result = evaluate(model, data, batch_size=batch_size, device=dev, workers=workers, progress=bar)
+    report = EvalReport(checkpoint=str(checkpoint), arch=ckpt.spec.name, dataset=name, split=split,
+                        error=result.error, accuracy=result.accuracy, loss=result.loss, correct=result.correct,
+                        images=result.images, device=str(dev), inferred_arch=ckpt.inferred_arch)
+    emit(report, fmt, eval_table, eval_csv)
+
+
+@app.command("plot-record")
+def plot_record(
+    checkpoints: Annotated[list[Path], typer.Argument(help="Checkpoints from 'train' (several: one line each).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Image file (png, pdf, svg).")] = Path("record.png"),
+    title: Annotated[str | None, typer.Option("--title", help="Figure title.")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Plot train (dashed) and test (solid) error per epoch from checkpoints' training records."""
+    from ..checkpoint import load_checkpoint
+    from ..render.training import plot_records
+
+    series = []
+    for path in checkpoints:
+        ckpt = load_checkpoint(path)
+        if not ckpt.record:
+            raise ResnetCliError(f"{path} has no training record (it was not written by 'train')")
+        series.append((f"{ckpt.spec.name} ({path.name})" if len(checkpoints) > 1 else ckpt.spec.name, ckpt.record))
+    default_title = "training record" if len(checkpoints) > 1 else f"{series[0][0]} training record"
+    plot_records(series, output, title=title or default_title)
+    stderr_console(quiet).print(f"plot written to {output}")

@@ -1,0 +1,95 @@
+"""Tables, CSV and plots for ``train``, ``eval`` and ``plot-record``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich import box
+
+from . import new_figure, save_figure
+
+RECORD_COLUMNS = ["epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "epoch_time_s",
+                  "wall_time_s", "images_per_s"]
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
+def train_table(result: Any, console: Any) -> None:
+    from rich.table import Table
+
+    d = result.to_dict()
+    ds = d["dataset"]
+    title = (f"{d['arch']} on {ds['name']} ({ds['num_classes']} classes, {ds['input_size']}x{ds['input_size']}x"
+             f"{ds['in_channels']})  ·  device {d['device']}  ·  augmentation {result.dataset.augmentation if d['config']['augment'] else 'off'}")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("epoch", "lr", "train loss", "train err", "test loss", "test err", "time (s)", "img/s"):
+        table.add_column(name, justify="right")
+    for r in d["record"]:
+        style = "bold" if r["epoch"] == d["best_epoch"] else ""
+        table.add_row(str(r["epoch"]), f"{r['lr']:g}", f"{r['train_loss']:.4f}", _pct(r["train_error"]),
+                      f"{r['test_loss']:.4f}", _pct(r["test_error"]), f"{r['epoch_time_s']:.1f}",
+                      "-" if r.get("images_per_s") is None else f"{r['images_per_s']:,.0f}", style=style)
+    console.print(table)
+    if d["record"]:
+        console.print(f"final test error {_pct(d['final_test_error'])}  ·  best {_pct(d['best_test_error'])} "
+                      f"(epoch {d['best_epoch']})  ·  wall time {d['record'][-1]['wall_time_s']:.1f} s")
+    if d["checkpoint"]:
+        best = f"  ·  best: {d['best_checkpoint']}" if d["best_checkpoint"] else ""
+        console.print(f"checkpoint: {d['checkpoint']}{best}")
+    for note in d["notes"]:
+        console.print(f"[dim]note: {note}[/dim]")
+
+
+def record_csv(result: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
+    header = ["arch", "dataset", *RECORD_COLUMNS]
+    d = result.to_dict()
+    return header, [[d["arch"], d["dataset"]["name"], *[r.get(c) for c in RECORD_COLUMNS]] for r in d["record"]]
+
+
+def eval_table(report: Any, console: Any) -> None:
+    d = report.to_dict()
+    console.print(f"{d['arch']} on {d['dataset']} ({d['split']} split, {d['images']:,} images): "
+                  f"error {_pct(d['error'])}, accuracy {_pct(d['accuracy'])}, loss {d['loss']:.4f} nats/image")
+    if d.get("inferred_arch"):
+        console.print(f"[dim]note: {d['inferred_arch']}[/dim]")
+
+
+def eval_csv(report: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
+    d = report.to_dict()
+    header = ["checkpoint", "arch", "dataset", "split", "images", "correct", "error", "accuracy", "loss"]
+    return header, [[d[k] for k in header]]
+
+
+def plot_records(series: Sequence[tuple[str, list[dict[str, Any]]]], path: str | Path, *,
+                 title: str = "training record", panels: bool = False) -> None:
+    """Train error (dashed) and test error (solid) per epoch, one colour per run.
+
+    ``panels=True`` draws one panel per group of labels sharing the text before ':' (the degradation figure's
+    "plain" | "residual" side by side, as in He et al. 2015 Fig. 1/6).
+    """
+    groups: dict[str, list[tuple[str, list[dict[str, Any]]]]] = {}
+    for label, record in series:
+        key = label.split(":", 1)[0] if panels and ":" in label else ""
+        groups.setdefault(key, []).append((label.split(":", 1)[1].strip() if key else label, record))
+    fig, axes = new_figure(1, len(groups), figsize=(5.5 * len(groups), 4), squeeze=False, sharey=True)
+    for ax, (group, runs) in zip(axes[0], groups.items()):
+        for i, (label, record) in enumerate(runs):
+            color = f"C{i}"
+            epochs = [r["epoch"] for r in record]
+            ax.plot(epochs, [100 * r["train_error"] for r in record], "--", color=color, label=f"{label} train")
+            ax.plot(epochs, [100 * r["test_error"] for r in record], "-", color=color, label=f"{label} test")
+        ax.set_xlabel("epoch")
+        ax.set_title(group or title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("error (%)")
+    if len(groups) > 1:
+        fig.suptitle(title)
+    save_figure(fig, path)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

@@ -1,0 +1,469 @@
+"""Training and evaluation: the ResNet paper's recipe, reproducible and resumable.
+
+Defaults follow He et al. 2015 (§3.4 for ImageNet, §4.2 for CIFAR): SGD with momentum 0.9, weight decay 1e-4,
+batch 128, learning rate 0.1 divided by 10 at 50% and 75% of training (the paper's 32k and 48k of 64k
+iterations), crop-and-flip augmentation where the data allows it (``DatasetInfo.crop_padding`` / ``flip``:
+no flips for digits). Stochastic depth is a spec field (``spec.stochastic_depth``), honoured by the blocks.
+
+Reproducibility: the data order of epoch ``e`` comes from a generator seeded with ``(seed, e)``, the crops and
+flips of step ``s`` from ``(seed, e, s)``, and the global torch RNG (weight init, stochastic depth) is seeded
+once and saved in every checkpoint — so on the CPU the same seed gives the same weights, and a run resumed from
+any step boundary ends exactly where the uninterrupted run ends. The learning rate is a pure function of the
+epoch, so the "scheduler state" is the epoch counter.
+
+Ctrl-C (SIGINT) is caught between steps: the trainer finishes the step, writes a resumable checkpoint and
+raises ``TrainingInterrupted``. A second Ctrl-C stops at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import DatasetInfo, augment_batch, mix_seed
+from .errors import ResnetCliError
+from .spec import ArchSpec
+
+
+class TrainingInterrupted(ResnetCliError):
+    """Ctrl-C during training: a resumable checkpoint was written (or could not be: the message says)."""
+
+    exit_code = 130
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters; the defaults are the ResNet paper's CIFAR recipe."""
+
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of the epochs where the lr drops
+    gamma: float = 0.1
+    augment: bool = True
+    seed: int = 0
+    amp: bool = True  # mixed precision, used only on CUDA
+    eval_batch_size: int = 256
+    workers: int = 0  # DataLoader workers for datasets read from files (imagefolder)
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of 0-based ``epoch``: ``lr * gamma^k`` after ``k`` milestones."""
+        drops = sum(1 for m in self.milestone_epochs() if epoch >= m)
+        return round(self.lr * self.gamma ** drops, 12)  # 0.001, not 0.0010000000000000002
+
+    def milestone_epochs(self) -> list[int]:
+        return [max(1, round(f * self.epochs)) for f in self.milestones]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in names}
+        if "milestones" in kwargs:
+            kwargs["milestones"] = tuple(kwargs["milestones"])
+        return cls(**kwargs)
+
+    def validate(self) -> TrainConfig:
+        if self.epochs < 1:
+            raise ResnetCliError(f"--epochs must be at least 1 (got {self.epochs})")
+        if self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ResnetCliError("batch sizes must be at least 1")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ResnetCliError(f"--lr must be a positive number (got {self.lr})")
+        if self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise ResnetCliError("weight decay must be >= 0 and momentum in [0, 1)")
+        if any(not 0 < m <= 1 for m in self.milestones):
+            raise ResnetCliError("lr milestones are fractions of the epochs, in (0, 1]")
+        return self
+
+
+@dataclass
+class EvalResult:
+    """Loss and error of a model on a dataset."""
+
+    loss: float  # mean cross-entropy, nats per image
+    correct: int
+    images: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.images if self.images else float("nan")
+
+    @property
+    def error(self) -> float:
+        return 1.0 - self.accuracy
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.error, "accuracy": self.accuracy, "loss": self.loss, "correct": self.correct,
+                "images": self.images}
+
+
+@dataclass
+class TrainResult:
+    spec: ArchSpec
+    dataset: DatasetInfo
+    config: TrainConfig
+    device: str
+    record: list[dict[str, Any]]
+    checkpoint: str | None
+    best_checkpoint: str | None
+    best_epoch: int | None
+    resumed_from_epoch: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.record[-1] if self.record else {}
+
+    def to_dict(self) -> dict[str, Any]:
+        best = min(self.record, key=lambda r: r["test_error"]) if self.record else None
+        return {
+            "arch": self.spec.name, "spec": self.spec.to_dict(), "dataset": self.dataset.to_dict(),
+            "config": self.config.to_dict(), "device": self.device,
+            "epochs": len(self.record), "resumed_from_epoch": self.resumed_from_epoch,
+            "final_train_error": self.final.get("train_error"), "final_test_error": self.final.get("test_error"),
+            "best_test_error": best["test_error"] if best else None, "best_epoch": self.best_epoch,
+            "checkpoint": self.checkpoint, "best_checkpoint": self.best_checkpoint,
+            "record": self.record, "notes": self.notes,
+        }
+
+
+# --------------------------------------------------------------------------- batches
+def iterate_batches(dataset: Any, indices: torch.Tensor, batch_size: int, workers: int = 0,
+                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of ``dataset`` in the order of ``indices``: tensor datasets are indexed directly (``get_batch``),
+    others go through a DataLoader with exactly these batches."""
+    chunks = list(torch.split(indices, batch_size))
+    if hasattr(dataset, "get_batch"):
+        for chunk in chunks:
+            yield dataset.get_batch(chunk)
+        return
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=[c.tolist() for c in chunks], num_workers=workers)
+    for x, y in loader:
+        yield x, torch.as_tensor(y, dtype=torch.int64)
+
+
+def evaluate(model: nn.Module, dataset: Any, *, batch_size: int = 256, device: Any = "cpu", amp: bool = True,
+             workers: int = 0, progress: Any = None, description: str = "eval") -> EvalResult:
+    """Mean loss and top-1 error of ``model`` (put in eval mode, restored after) on ``dataset``."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    n = len(dataset)
+    total_loss, correct = 0.0, 0
+    task = progress.add_task(description, total=n) if progress is not None else None
+    use_amp = amp and device.type == "cuda"
+    try:
+        with torch.no_grad():
+            for x, y in iterate_batches(dataset, torch.arange(n), batch_size, workers):
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                with torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext():
+                    logits = model(x)
+                total_loss += float(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
+                correct += int((logits.argmax(1) == y).sum())
+                if task is not None:
+                    progress.advance(task, len(y))
+    finally:
+        model.train(was_training)
+    return EvalResult(loss=total_loss / n if n else float("nan"), correct=correct, images=n)
+
+
+# --------------------------------------------------------------------------- the trainer
+class Trainer:
+    """Trains ``model`` on ``train_set`` and evaluates on ``test_set`` after every epoch.
+
+    ``checkpoint`` (path): written atomically after every epoch and on Ctrl-C; ``best_checkpoint``: written when
+    the test error is the lowest so far. ``progress`` is a render.progress bar (or None); ``log`` takes one line
+    per epoch. ``on_step(trainer, epoch, step)`` runs after every optimisation step (tests use it to interrupt).
+    """
+
+    def __init__(self, model: nn.Module, spec: ArchSpec, train_set: Any, test_set: Any, info: DatasetInfo,
+                 config: TrainConfig = TrainConfig(), *, device: Any = "cpu", checkpoint: str | Path | None = None,
+                 best_checkpoint: str | Path | None = None, progress: Any = None,
+                 log: Callable[[str], None] | None = None,
+                 on_step: Callable[[Trainer, int, int], None] | None = None) -> None:
+        self.config = config.validate()
+        self.spec, self.info = spec, info
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.train_set, self.test_set = train_set, test_set
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.best_checkpoint = Path(best_checkpoint) if best_checkpoint else None
+        self.progress, self.log, self.on_step = progress, log or (lambda line: None), on_step
+        self.use_amp = config.amp and self.device.type == "cuda"
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr_at(0), momentum=config.momentum,
+                                         weight_decay=config.weight_decay)
+        self.scaler = torch.amp.GradScaler("cuda") if self.use_amp else None
+        self.record: list[dict[str, Any]] = []
+        self.epoch, self.step = 0, 0  # where the next step starts
+        self.partial: dict[str, float] = {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
+        self.best_error: float | None = None
+        self.best_epoch: int | None = None
+        self._stop_requested = False
+        #: How the data was chosen (limits), saved so that --resume trains on the same images.
+        self.data_options: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ state for checkpoints
+    def extra_state(self, interrupted: bool = False) -> dict[str, Any]:
+        extra: dict[str, Any] = {
+            "config": self.config.to_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch, "step": self.step, "partial": dict(self.partial),
+            "best_error": self.best_error, "best_epoch": self.best_epoch,
+            "rng_cpu": torch.get_rng_state(), "interrupted": interrupted,
+            "device": str(self.device), "data": dict(self.data_options),
+        }
+        if self.scaler is not None:
+            extra["scaler"] = self.scaler.state_dict()
+        if self.device.type == "cuda":
+            extra["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        return extra
+
+    def load_extra_state(self, extra: dict[str, Any], record: list[dict[str, Any]]) -> None:
+        """Continue from a checkpoint written by ``save``: optimizer, position, partial epoch, RNG."""
+        try:
+            self.optimizer.load_state_dict(extra["optimizer"])
+            self.epoch, self.step = int(extra["epoch"]), int(extra["step"])
+            self.partial = dict(extra.get("partial") or self.partial)
+            self.best_error, self.best_epoch = extra.get("best_error"), extra.get("best_epoch")
+            if "rng_cpu" in extra:
+                torch.set_rng_state(extra["rng_cpu"])
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+            raise ResnetCliError(f"the checkpoint cannot be resumed: its training state is incomplete ({exc})"
+                                 ) from None
+        if self.scaler is not None and "scaler" in extra:
+            self.scaler.load_state_dict(extra["scaler"])
+        if self.device.type == "cuda" and "rng_cuda" in extra:
+            torch.cuda.set_rng_state(extra["rng_cuda"], self.device)
+        self.record = [dict(r) for r in record]
+
+    def save(self, path: Path, interrupted: bool = False) -> None:
+        save_checkpoint(path, spec=self.spec, state_dict=self.model.state_dict(), dataset=self.info,
+                        record=self.record, extra=self.extra_state(interrupted))
+
+    def request_stop(self) -> None:
+        """Stop after the current step, leaving a resumable checkpoint (what Ctrl-C does)."""
+        self._stop_requested = True
+
+    # ------------------------------------------------------------------ the loop
+    def epoch_order(self, epoch: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(mix_seed(self.config.seed, epoch))
+        return torch.randperm(len(self.train_set), generator=g)
+
+    def fit(self) -> list[dict[str, Any]]:
+        with self._sigint_requests_stop():
+            while self.epoch < self.config.epochs:
+                self._train_epoch()
+                if self._stop_requested:
+                    self._interrupt()
+                self._end_epoch()
+        return self.record
+
+    def _train_epoch(self) -> None:
+        cfg, epoch = self.config, self.epoch
+        lr = cfg.lr_at(epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        order = self.epoch_order(epoch)
+        batches = list(torch.split(order, cfg.batch_size))
+        if len(batches) > 1 and len(batches[-1]) == 1:
+            batches.pop()  # batch norm cannot train on a single image
+        n_steps = len(batches)
+        task = None
+        if self.progress is not None:
+            task = self.progress.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=n_steps, completed=self.step)
+        self.model.train()
+        remaining = torch.cat(batches[self.step:]) if self.step < n_steps else torch.empty(0, dtype=torch.int64)
+        t_start = time.perf_counter()
+        p = self.partial
+        for x, y in iterate_batches(self.train_set, remaining, cfg.batch_size, cfg.workers):
+            if cfg.augment and (self.info.crop_padding or self.info.flip):
+                g = torch.Generator().manual_seed(mix_seed(cfg.seed, epoch, self.step))
+                x = augment_batch(x, self.info, g)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            loss, correct = self._step(x, y)
+            p["loss"] += loss * len(y)
+            p["correct"] += correct
+            p["seen"] += len(y)
+            self.step += 1
+            if task is not None:
+                acc = p["correct"] / p["seen"]
+                self.progress.update(task, advance=1,
+                                     status=f"loss {p['loss'] / p['seen']:.3f}  acc {100 * acc:.1f}%  lr {lr:g}")
+            if self.on_step is not None:
+                self.on_step(self, epoch, self.step)
+            if self._stop_requested and self.step < n_steps:
+                break
+        p["time"] += time.perf_counter() - t_start
+        if task is not None and hasattr(self.progress, "remove_task"):
+            self.progress.remove_task(task)  # the epoch's summary line replaces its bar
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.use_amp:
+            with torch.autocast("cuda", dtype=torch.float16):
+                logits = self.model(x)
+                loss = nn.functional.cross_entropy(logits, y)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            logits = self.model(x)
+            loss = nn.functional.cross_entropy(logits, y)
+            loss.backward()
+            self.optimizer.step()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise ResnetCliError(f"the loss became {value} at epoch {self.epoch + 1}, step {self.step + 1}; "
+                                 f"try a lower --lr")
+        return value, int((logits.detach().argmax(1) == y).sum())
+
+    def _end_epoch(self) -> None:
+        cfg, p = self.config, self.partial
+        t0 = time.perf_counter()
+        test = evaluate(self.model, self.test_set, batch_size=cfg.eval_batch_size, device=self.device,
+                        amp=cfg.amp, workers=cfg.workers)
+        eval_time = time.perf_counter() - t0
+        seen = max(1, int(p["seen"]))
+        prev_wall = self.record[-1]["wall_time_s"] if self.record else 0.0
+        row = {
+            "epoch": self.epoch + 1,
+            "lr": cfg.lr_at(self.epoch),
+            "train_loss": p["loss"] / seen,
+            "train_error": 1.0 - p["correct"] / seen,
+            "test_loss": test.loss,
+            "test_error": test.error,
+            "train_images": int(p["seen"]),
+            "test_images": test.images,
+            "train_time_s": p["time"],
+            "images_per_s": p["seen"] / p["time"] if p["time"] > 0 else None,
+            "epoch_time_s": p["time"] + eval_time,
+            "wall_time_s": prev_wall + p["time"] + eval_time,
+        }
+        self.record.append(row)
+        self.epoch, self.step = self.epoch + 1, 0
+        self.partial = {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
+        improved = self.best_error is None or test.error < self.best_error
+        if improved:
+            self.best_error, self.best_epoch = test.error, row["epoch"]
+        if self.checkpoint is not None:
+            self.save(self.checkpoint)
+        if improved and self.best_checkpoint is not None:
+            self.save(self.best_checkpoint)
+        self.log(f"epoch {row['epoch']}/{cfg.epochs}: train loss {row['train_loss']:.4f}, "
+                 f"train error {100 * row['train_error']:.2f}%, test error {100 * row['test_error']:.2f}%, "
+                 f"lr {row['lr']:g}, {row['epoch_time_s']:.1f} s")
+
+    def _interrupt(self) -> None:
+        where = f"epoch {self.epoch + 1}, step {self.step}"
+        if self.checkpoint is None:
+            raise TrainingInterrupted(f"interrupted at {where}; no checkpoint path was given, nothing was saved")
+        self.save(self.checkpoint, interrupted=True)
+        raise TrainingInterrupted(f"interrupted at {where}; resumable checkpoint written to {self.checkpoint} "
+                                  f"(continue with: resnet-cli train --resume {self.checkpoint})")
+
+    @contextlib.contextmanager
+    def _sigint_requests_stop(self) -> Iterator[None]:
+        """First Ctrl-C: finish the step, save, stop. Second: stop now (default handler)."""
+        def handler(signum: int, frame: Any) -> None:
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+            self.log("Ctrl-C: stopping after this step and writing a resumable checkpoint (again to abort)")
+
+        try:
+            previous = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+# --------------------------------------------------------------------------- one call
+def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, device: str = "auto",
+          data_dir: str | None = None, download: bool = False, train_limit: int | None = None,
+          test_limit: int | None = None, checkpoint: str | Path | None = None,
+          best_checkpoint: str | Path | None = None, resume: str | Path | None = None, progress: Any = None,
+          log: Callable[[str], None] | None = None,
+          on_step: Callable[[Trainer, int, int], None] | None = None) -> TrainResult:
+    """Train ``spec`` on ``dataset`` (or continue ``resume``), with checkpoints; the CLI's ``train``.
+
+    The network's classes, input size and channels follow the data (``num_classes`` from the dataset; the
+    input size from the spec unless the dataset fixes it). With ``resume``, the spec, data and configuration come
+    from the checkpoint; ``config.epochs`` may extend the run.
+    """
+    from .data import load_dataset
+    from .devices import resolve_device
+    from .models import build_model
+
+    notes: list[str] = []
+    dev = resolve_device(device)
+    state = None
+    if resume is not None:
+        state = load_checkpoint(resume)
+        if state.dataset is None or "optimizer" not in state.extra:
+            raise ResnetCliError(f"{resume} holds no training state to resume (was it written by 'train'?)")
+        saved = TrainConfig.from_dict(state.extra.get("config", {}))
+        if config.epochs != saved.epochs:
+            notes.append(f"epochs changed from {saved.epochs} to {config.epochs}: the lr schedule follows the "
+                         f"new total")
+        config = dataclasses.replace(saved, epochs=config.epochs, workers=config.workers)
+        spec, info_saved = state.spec, state.dataset
+        dataset, input_size, in_channels = info_saved.name, info_saved.input_size, info_saved.in_channels
+        data_dir = data_dir or (info_saved.source or None)
+        saved_data = state.extra.get("data") or {}
+        train_limit = train_limit or saved_data.get("train_limit")
+        test_limit = test_limit or saved_data.get("test_limit")
+        if state.extra.get("interrupted") is False and state.epochs_done >= config.epochs:
+            notes.append(f"{resume} already finished {state.epochs_done} epochs; pass a larger --epochs to go on")
+    else:
+        input_size, in_channels = spec.input_size, spec.in_channels
+    config.validate()
+    train_set, info = load_dataset(dataset, "train", input_size=input_size, data_dir=data_dir, download=download,
+                                   limit=train_limit, seed=config.seed, in_channels=in_channels)
+    test_set, _ = load_dataset(dataset, "test", input_size=input_size, data_dir=data_dir, limit=test_limit,
+                               in_channels=in_channels)
+    if state is None:
+        if spec.num_classes != info.num_classes:
+            spec = spec.replace(num_classes=info.num_classes)
+            notes.append(f"num_classes set to {info.num_classes} to fit {info.name}")
+        torch.manual_seed(config.seed)
+        model = build_model(spec)
+    else:
+        if info.num_classes != spec.num_classes:
+            raise ResnetCliError(f"the data has {info.num_classes} classes; the checkpoint's network has "
+                                 f"{spec.num_classes}")
+        model = state.build_model()
+        model.train()
+    trainer = Trainer(model, spec, train_set, test_set, info, config, device=dev, checkpoint=checkpoint,
+                      best_checkpoint=best_checkpoint, progress=progress, log=log, on_step=on_step)
+    trainer.data_options = {"train_limit": train_limit, "test_limit": test_limit}
+    resumed_from = 0
+    if state is not None:
+        trainer.load_extra_state(state.extra, state.record)
+        resumed_from = trainer.epoch
+    trainer.fit()
+    return TrainResult(spec=spec, dataset=info, config=config, device=str(dev), record=trainer.record,
+                       checkpoint=str(checkpoint) if checkpoint else None,
+                       best_checkpoint=str(best_checkpoint) if best_checkpoint else None,
+                       best_epoch=trainer.best_epoch, resumed_from_epoch=resumed_from, notes=notes)

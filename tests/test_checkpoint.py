@@ -1,0 +1,157 @@
+"""Checkpoints: save -> load keeps outputs identical; torchvision-layout state dicts load (given or inferred arch);
+anything else (pickled modules, corrupt, truncated, foreign files) fails with one line and exit 2."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from resnet_cli import build_model, get_spec
+from resnet_cli.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from resnet_cli.cli import app
+from resnet_cli.data import load_dataset
+
+TV_FIXTURE = Path(__file__).parent / "data" / "torchvision_state_dicts.json"
+
+
+def tiny_spec(**kw):
+    return get_spec("cifar_resnet8", widths="4,8,16", stem_width=4, input_size=8, **kw)
+
+
+def _trained_looking(model):
+    """Weights plus batch-norm statistics that differ from a fresh build (one training-mode forward pass)."""
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(4, model.spec.in_channels, 8, 8))
+    return model.eval()
+
+
+def test_save_load_keeps_outputs_identical(tmp_path):
+    spec = tiny_spec(stochastic_depth=0.5)
+    torch.manual_seed(1)
+    model = _trained_looking(build_model(spec))
+    _, info = load_dataset("synthetic", "test", input_size=8, limit=2)
+    record = [{"epoch": 1, "train_error": 0.5, "test_error": 0.6, "wall_time_s": 1.0}]
+    path = save_checkpoint(tmp_path / "c.pt", spec=spec, state_dict=model.state_dict(), dataset=info, record=record,
+                           extra={"optimizer": {"state": {}, "param_groups": []}, "rng_cpu": torch.get_rng_state()})
+    ckpt = load_checkpoint(path)
+    assert ckpt.spec == spec and ckpt.spec.stochastic_depth == 0.5
+    assert ckpt.dataset == info and ckpt.record == record and ckpt.inferred_arch is None
+    x = torch.randn(3, 3, 8, 8)
+    loaded = ckpt.build_model()
+    assert not loaded.training
+    assert torch.equal(loaded(x), model(x))
+    assert list(tmp_path.iterdir()) == [path]  # atomic write: no temporary file left
+
+
+def test_checkpoint_contents_are_plain_data(tmp_path):
+    spec = tiny_spec()
+    model = build_model(spec)
+    save_checkpoint(tmp_path / "c.pt", spec=spec, state_dict=model.state_dict(), dataset=None,
+                    record={"epochs": []})
+    raw = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert raw["format"] == "resnet-cli-checkpoint" and raw["version"] == 1 and raw["arch"] == "cifar_resnet8"
+    assert json.loads(json.dumps(raw["spec"])) == spec.to_dict()
+    assert raw["dataset"] is None and raw["record"] == []
+
+
+def test_torchvision_layout_state_dict_loads_given_and_inferred(tmp_path):
+    model = _trained_looking(build_model("resnet18"))
+    ours = model.state_dict()
+    # The fixture lists torchvision resnet18's state-dict keys and shapes, in order (made with torchvision).
+    fixture = json.loads(TV_FIXTURE.read_text())["models"]["resnet18"]["state_dict"]
+    assert [(k, list(v.shape)) for k, v in ours.items()] == [(k, shape) for k, shape in fixture]
+    tv_state = {k: ours[k].clone() for k, _shape in fixture}  # what torchvision's resnet18 would save
+    torch.save(tv_state, tmp_path / "tv.pth")
+    x = torch.randn(2, 3, 32, 32)
+    expected = model(x)
+    given = load_checkpoint(tmp_path / "tv.pth", arch="resnet18")
+    inferred = load_checkpoint(tmp_path / "tv.pth")
+    assert given.inferred_arch == "given"
+    assert inferred.spec.name == "resnet18" and "inferred resnet18" in inferred.inferred_arch
+    for ckpt in (given, inferred):
+        assert torch.equal(ckpt.build_model()(x), expected)
+    # A fine-tuned head (10 classes) is read off fc.weight; DataParallel's "module." prefix and a
+    # {"state_dict": ...} wrapper are common in the wild.
+    small = build_model("resnet18", num_classes=10).state_dict()
+    torch.save({"state_dict": {f"module.{k}": v for k, v in small.items()}, "epoch": 90}, tmp_path / "dp.pth")
+    ckpt = load_checkpoint(tmp_path / "dp.pth")
+    assert (ckpt.spec.name, ckpt.spec.num_classes) == ("resnet18", 10)
+
+
+def test_arch_inference_refuses_ambiguity_and_mismatch(tmp_path):
+    # Option A shortcuts have no weights: a CIFAR ResNet-14 and its plain twin have equal state dicts.
+    torch.save(build_model("cifar_resnet14").state_dict(), tmp_path / "r14.pt")
+    with pytest.raises(CheckpointError, match="several architectures .*--arch"):
+        load_checkpoint(tmp_path / "r14.pt")
+    assert load_checkpoint(tmp_path / "r14.pt", arch="cifar_resnet14").spec.residual is True
+    state = build_model("resnet18").state_dict()
+    state["fc.weight"] = torch.zeros(10, 7)  # no architecture has a 7-channel head
+    torch.save(state, tmp_path / "odd.pt")
+    with pytest.raises(CheckpointError, match="matches no registered architecture"):
+        load_checkpoint(tmp_path / "odd.pt")
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint(tmp_path / "odd.pt", arch="resnet18").build_model()
+
+
+class _Evil:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+def _bad_files(tmp_path):
+    spec = tiny_spec()
+    good = save_checkpoint(tmp_path / "good.pt", spec=spec, state_dict=build_model(spec).state_dict(),
+                           dataset=None, record=[])
+    data = good.read_bytes()
+    files = {
+        "truncated": data[: len(data) // 2],
+        "corrupt": data[:100] + bytes(b ^ 0xFF for b in data[100:400]) + data[400:],
+        "text": b"this is not a checkpoint\n",
+        "empty": b"",
+    }
+    for name, content in files.items():
+        (tmp_path / f"{name}.pt").write_bytes(content)
+    torch.save(build_model(spec), tmp_path / "module.pt")  # a pickled nn.Module
+    torch.save(_Evil(tmp_path / "pwned"), tmp_path / "evil.pt")
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    torch.save({"hello": "world"}, tmp_path / "dict.pt")
+    payload = torch.load(good, weights_only=True)
+    payload["version"] = 99
+    torch.save(payload, tmp_path / "future.pt")
+    return ["truncated", "corrupt", "text", "empty", "module", "evil", "list", "tensor", "dict", "future"]
+
+
+def test_bad_files_fail_with_one_line(tmp_path):
+    names = _bad_files(tmp_path)
+    for name in names:
+        with pytest.raises(CheckpointError) as info:
+            load_checkpoint(tmp_path / f"{name}.pt")
+        assert "\n" not in str(info.value)
+    assert not (tmp_path / "pwned").exists()  # weights_only: the pickled os.system never ran
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_checkpoint(tmp_path / "truncated.pt")
+    with pytest.raises(CheckpointError, match="pickled Python objects"):
+        load_checkpoint(tmp_path / "module.pt")
+    with pytest.raises(CheckpointError, match="version 99"):
+        load_checkpoint(tmp_path / "future.pt")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_cli_eval_of_bad_files_exits_2(tmp_path):
+    names = _bad_files(tmp_path) + ["missing"]
+    runner = CliRunner()
+    for name in names:
+        result = runner.invoke(app, ["eval", str(tmp_path / f"{name}.pt"), "--dataset", "synthetic"])
+        assert result.exit_code == 2, (name, result.output)
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("Error: "), (name, result.output)
+    assert not (tmp_path / "pwned").exists()

@@ -1,0 +1,130 @@
+"""Training: a tiny net learns the synthetic task in seconds, same seed -> same weights, an interrupted run
+resumed ends exactly where the uninterrupted run ends, and the CLI's train/eval/plot-record work end to end."""
+
+import json
+import os
+import signal
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from resnet_cli import get_spec
+from resnet_cli.checkpoint import load_checkpoint
+from resnet_cli.cli import app
+from resnet_cli.training import TrainConfig, Trainer, TrainingInterrupted, train
+
+TINY = ["--arch", "cifar_resnet8", "--widths", "8,16,32", "--set", "stem_width=8", "--input-size", "12"]
+
+
+def tiny_spec(**kw):
+    return get_spec("cifar_resnet8", widths="8,16,32", stem_width=8, input_size=12, **kw)
+
+
+def quick(**kw):
+    base = dict(epochs=2, batch_size=32, seed=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_tiny_net_learns_synthetic_data():
+    result = train(tiny_spec(), "synthetic", quick(epochs=3), device="cpu", train_limit=512, test_limit=256)
+    accuracy = 1 - result.record[-1]["test_error"]
+    assert accuracy > 0.4, result.record  # chance is 0.1
+    assert result.record[-1]["train_loss"] < result.record[0]["train_loss"]
+    assert [r["lr"] for r in result.record] == [0.1, 0.1, 0.001]  # drops at round(1.5)=2 and round(2.25)=2
+
+
+def test_lr_schedule_is_the_papers_step_schedule():
+    cfg = TrainConfig(epochs=160)  # He et al. 2015: /10 at 50% and 75% of training
+    assert cfg.milestone_epochs() == [80, 120]
+    assert [cfg.lr_at(e) for e in (0, 79, 80, 119, 120, 159)] == [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    assert (cfg.momentum, cfg.weight_decay, cfg.batch_size) == (0.9, 1e-4, 128)
+
+
+def _run(tmp_path, name, **kw):
+    return train(tiny_spec(), "synthetic", quick(**kw), device="cpu", train_limit=160, test_limit=64,
+                 checkpoint=tmp_path / name)
+
+
+def _without_times(record):
+    return [{k: v for k, v in r.items() if "time" not in k and k != "images_per_s"} for r in record]
+
+
+def test_same_seed_same_weights_and_record(tmp_path):
+    a, b = _run(tmp_path, "a.pt"), _run(tmp_path, "b.pt")
+    assert _without_times(a.record) == _without_times(b.record)
+    sa, sb = load_checkpoint(tmp_path / "a.pt").state_dict, load_checkpoint(tmp_path / "b.pt").state_dict
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    c = _run(tmp_path, "c.pt", seed=1)
+    assert any(not torch.equal(sa[k], load_checkpoint(tmp_path / "c.pt").state_dict[k]) for k in sa)
+    assert c.record[0]["train_loss"] != a.record[0]["train_loss"]
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
+    full = _run(tmp_path, "full.pt")
+
+    def stop_mid_second_epoch(trainer, epoch, step):
+        if epoch == 1 and step == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does: finish the step, save, stop
+
+    with pytest.raises(TrainingInterrupted, match="resumable checkpoint written") as info:
+        train(tiny_spec(), "synthetic", quick(), device="cpu", train_limit=160, test_limit=64,
+              checkpoint=tmp_path / "cut.pt", on_step=stop_mid_second_epoch)
+    assert info.value.exit_code == 130
+    saved = load_checkpoint(tmp_path / "cut.pt")
+    assert saved.extra["interrupted"] and (saved.extra["epoch"], saved.extra["step"]) == (1, 2)
+    assert len(saved.record) == 1
+    resumed = train(None, "synthetic", quick(), device="cpu", checkpoint=tmp_path / "cut.pt",
+                    resume=tmp_path / "cut.pt")
+    assert resumed.resumed_from_epoch == 1
+    assert _without_times(resumed.record) == _without_times(full.record)
+    a, b = load_checkpoint(tmp_path / "full.pt").state_dict, load_checkpoint(tmp_path / "cut.pt").state_dict
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_request_stop_without_checkpoint_says_nothing_saved():
+    def stop(trainer, epoch, step):
+        trainer.request_stop()
+
+    with pytest.raises(TrainingInterrupted, match="nothing was saved"):
+        train(tiny_spec(), "synthetic", quick(), device="cpu", train_limit=96, test_limit=32, on_step=stop)
+
+
+def test_amp_only_on_cuda_and_stochastic_depth_spec_kept(tmp_path):
+    spec = tiny_spec(stochastic_depth=0.5)
+    from resnet_cli.data import load_dataset
+    from resnet_cli.models import build_model
+
+    ds, info = load_dataset("synthetic", "test", input_size=12, limit=8)
+    trainer = Trainer(build_model(spec), spec, ds, ds, info, quick(amp=True), device="cpu")
+    assert trainer.use_amp is False and trainer.scaler is None
+    result = train(spec, "synthetic", quick(epochs=1), device="cpu", train_limit=64, test_limit=32,
+                   checkpoint=tmp_path / "sd.pt")
+    assert load_checkpoint(tmp_path / "sd.pt").spec.stochastic_depth == 0.5 == result.spec.stochastic_depth
+
+
+def test_cli_train_eval_plot(tmp_path):
+    runner = CliRunner()
+    ckpt, plot = tmp_path / "ckpt.pt", tmp_path / "record.png"
+    result = runner.invoke(app, ["train", *TINY, "--dataset", "digits", "--epochs", "1", "-b", "64", "--limit",
+                                 "256", "--test-limit", "64", "-o", str(ckpt), "--plot", str(plot), "--device",
+                                 "cpu", "-q", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["arch"] == "cifar_resnet8" and doc["dataset"]["name"] == "digits" and doc["epochs"] == 1
+    assert doc["config"]["lr"] == 0.1 and doc["checkpoint"] == str(ckpt)
+    assert (tmp_path / "ckpt.best.pt").is_file() and plot.read_bytes()[:4] == b"\x89PNG"
+    result = runner.invoke(app, ["eval", str(ckpt), "--format", "json", "--limit", "64", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    ev = json.loads(result.stdout)
+    assert ev["images"] == 64 and ev["error"] == pytest.approx(1 - ev["accuracy"])
+    assert ev["error"] == pytest.approx(doc["record"][0]["test_error"])  # the same 64 test images
+    result = runner.invoke(app, ["plot-record", str(ckpt), str(tmp_path / "ckpt.best.pt"), "-o",
+                                 str(tmp_path / "two.svg"), "-q"])
+    assert result.exit_code == 0 and (tmp_path / "two.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_cli_train_needs_arch_or_resume():
+    result = CliRunner().invoke(app, ["train", "--epochs", "1"])
+    assert result.exit_code == 2 and "--arch" in result.output
