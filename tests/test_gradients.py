@@ -63,21 +63,58 @@ def test_distinct_scales_longest_and_shortest_path(linear_data):
     assert torch.allclose(norms_two, 2 * 6.0 * G, rtol=1e-5)
 
 
-def test_a_block_with_its_own_forward_is_gated_through_skip(linear_data):
-    """A block that overrides ``forward`` (as a DenseNet layer might) is gated with its ``skip``: same numbers."""
+def _first_block(arch, **overrides):
+    from resnet_cli import build_model
 
-    class OwnForward(ScaleBlock):
-        def forward(self, x):
-            return x + self.a * x
+    model = build_model(arch, input_size=16, **overrides).eval()
+    ref = model.residual_blocks()[1]  # a block that keeps its shape
+    with torch.no_grad():
+        h = model.forward_stem(torch.randn(2, 3, 16, 16))
+        for module, r in model.sequence():
+            if r is not None and r.index == ref.index:
+                break
+            h = module(h)
+    return ref.module, h
 
-    x, y = linear_data
-    plain_model = LinearNet([0.5, 2.0, 3.0])
-    own = LinearNet([0.5, 2.0, 3.0])
-    own.load_state_dict(plain_model.state_dict())
-    own.blocks = torch.nn.ModuleList(OwnForward(b.a, 5) for b in plain_model.blocks)
-    for path in (set(), {0}, {1, 2}, {0, 1, 2}):
-        assert torch.allclose(path_gradient_norms(own, x, y, path), path_gradient_norms(plain_model, x, y, path),
-                              rtol=1e-5)
+
+# Blocks of every family whose merge is additive (nothing after the addition): the two routes split the gradient.
+ADDITIVE = [
+    ("preact_resnet110", {"layers": "2,1,1"}),
+    ("resnet20", {"layers": "2,1,1", "placement": "full_preact", "shortcut_mode": "exclusive_gating"}),
+    ("resnet20", {"layers": "2,1,1", "placement": "full_preact", "shortcut_mode": "scaling"}),
+    ("resnet20", {"layers": "2,1,1", "placement": "relu_before_add", "stochastic_depth": 0.5}),
+    ("highway20", {"layers": "2,1,1"}),
+    ("densenet40_12", {"layers": "2,2,2"}),
+]
+
+
+@pytest.mark.parametrize("arch, overrides", ADDITIVE, ids=lambda v: v if isinstance(v, str) else "-".join(
+    f"{k}={x}" for k, x in v.items()))
+def test_routes_keep_the_value_and_split_the_gradient(arch, overrides):
+    """``routed`` (what the measurement runs per block) keeps the block's output and, where the merge is additive,
+    the branch route's gradient plus the shortcut route's gradient is the block's whole gradient."""
+    block, h = _first_block(arch, **overrides)
+    grads = []
+    for run in (block, lambda t: block.routed(t, True), lambda t: block.routed(t, False)):
+        x = h.clone().requires_grad_(True)
+        out = run(x)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads.append((out.detach(), x.grad))
+    (full, g_full), (via_branch, g_branch), (via_shortcut, g_shortcut) = grads
+    assert torch.allclose(via_branch, full, atol=1e-6) and torch.allclose(via_shortcut, full, atol=1e-6)
+    assert torch.allclose(g_branch + g_shortcut, g_full, atol=1e-5)
+    assert not torch.allclose(g_branch, g_full, atol=1e-5)  # the routes really differ
+
+
+def test_route_through_the_post_activation_relu():
+    """The original block, relu(h(x) + F(x)): both routes pass through the shared ReLU, so each route's gradient is
+    masked where the sum is negative, and the two still add up to the whole."""
+    block, h = _first_block("resnet20", layers="2,1,1")
+    x = h.clone().requires_grad_(True)
+    block.routed(x, False).sum().backward()
+    with torch.no_grad():
+        mask = (block(h) > 0).float()
+    assert torch.allclose(x.grad, mask)  # identity shortcut: d/dx of relu(x + const) = mask
 
 
 def test_gated_forward_keeps_the_values_and_the_model(linear_data):

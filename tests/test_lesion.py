@@ -342,3 +342,31 @@ def test_cli_csv(resnet_ckpt):
     assert res.exit_code == 0, res.output
     lines = res.stdout.strip().splitlines()
     assert lines[0] == "experiment,k,block,index,downsample,sample,error" and len(lines) == 1 + 1 + 6
+
+
+# Every family of the zoo goes through the same engine (models/base.py: sequence, residual_blocks, skip).
+FAMILIES = [
+    ("densenet40_12", {"layers": "2,2,2"}),
+    ("highway20", {}),
+    ("preact_resnet110", {"layers": "2,2,2"}),
+    ("resnet20", {"stochastic_depth": 0.5}),
+    ("resnet20", {"shortcut_mode": "exclusive_gating", "shortcut": "B"}),
+    ("seed000_resnet_v2", {}),
+]
+
+
+@pytest.mark.parametrize("arch, overrides", FAMILIES, ids=lambda v: v if isinstance(v, str) else "-".join(
+    f"{k}={x}" for k, x in v.items()))
+def test_cached_equals_naive_on_every_family(arch, overrides):
+    import resnet_cli
+
+    torch.manual_seed(0)
+    model = resnet_cli.build_model(arch, input_size=16, num_classes=10, **overrides).eval()
+    x, y = torch.randn(12, 3, 16, 16), torch.randint(0, 10, (12,))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cached, naive = (lesion_study(model, x, y, engine=e, max_k=2, samples=2, batch_size=8,
+                                  device=torch.device("cpu")).to_dict() for e in ("cached", "naive"))
+    for key in ("baseline_error", "single", "multi", "reorder"):
+        assert cached[key] == naive[key]
+    assert len(cached["single"]) == len(model.residual_blocks())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

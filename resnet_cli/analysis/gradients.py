@@ -8,12 +8,12 @@ input. Repeated over samples and batches this gives the mean magnitude ``m(k)`` 
 ``m(k) * C(n, k)`` is the total gradient that paths of that length carry (Fig. 6b). For ResNet-110 on CIFAR-10
 (n = 54) almost all of it comes from paths 5-17 blocks long ("effective paths"), under 1% of all paths.
 
-Gating without touching the model: every block of the zoo is ``merge(shortcut(x), branch(x))``
-(models/base.py). A block on the path runs ``merge(shortcut(x).detach(), branch(x))``, one off it runs
-``merge(shortcut(x), branch(x).detach())``: forward values are unchanged, the gradient takes the chosen way
-(through the merge's own non-linearity, e.g. the ReLU after the addition, which every path shares). A block
-that overrides ``forward`` instead is gated with its ``skip`` (the shortcut alone): ``full - s + s.detach()``
-for the branch, ``full.detach() - s.detach() + s`` for the shortcut; exact when the merge is additive.
+Gating without touching the model: every block of the zoo offers ``routed(x, through_branch)``
+(models/base.py), its forward value with the gradient let through one way only: a block on the path runs
+``merge(shortcut(x).detach(), branch(x))``, one off it ``merge(shortcut(x), branch(x).detach())``. Forward
+values are unchanged and the gradient takes the chosen way (through the merge's own non-linearity, e.g. the
+ReLU after the addition, which every path shares). Gated, scaled and pre-activated blocks detach their own
+pieces the same way; a DenseNet layer concatenates instead of adding.
 
 Magnitudes are per image: the L2 norm of d(loss)/d(input image) for one image's cross-entropy (the network is
 in eval mode, so images do not interact), averaged over images, samples and batches.
@@ -65,28 +65,11 @@ def shortest_range(shares: Sequence[float], mass: float) -> tuple[int, int]:
 
 
 # --------------------------------------------------------------------------- the gated pass
-def _is_decomposable(block: Any) -> bool:
-    from ..models.base import ResidualBlock
-
-    return isinstance(block, ResidualBlock) and type(block).forward is ResidualBlock.forward
-
-
 def gate_block(block: Any, h: Any, through_branch: bool) -> Any:
     """The block's output, with the gradient routed through its residual branch only or its shortcut only."""
-    import torch
-
     if not getattr(block, "has_shortcut", True):
         raise ResnetCliError("a plain network has no shortcuts: all its gradient takes the one full-length path")
-    if _is_decomposable(block):
-        if through_branch:
-            return block.merge(block.shortcut(h).detach(), block.branch(h))
-        with torch.no_grad():
-            residual = block.branch(h)
-        return block.merge(block.shortcut(h), residual)
-    full, alone = block(h), block.skip(h)
-    if through_branch:
-        return full - alone + alone.detach()
-    return full.detach() - alone.detach() + alone
+    return block.routed(h, through_branch)
 
 
 def gated_forward(model: Any, x: Any, on_path: set[int]) -> Any:

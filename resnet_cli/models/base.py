@@ -57,6 +57,17 @@ class ResidualBlock(nn.Module):
             return self.skip(x)
         return self.merge(self.shortcut(x), residual)
 
+    def routed(self, x: torch.Tensor, through_branch: bool) -> torch.Tensor:
+        """``forward(x)``'s value, with the gradient let through only the residual branch (``through_branch``)
+        or only the shortcut: what the gradient-by-path-length measurement runs (analysis/gradients.py).
+        Subclasses with extra pieces (gates, scales, pre-activation) override it to detach the right ones."""
+        identity, residual = self.shortcut(x), self.stochastic_branch(x, self.branch)
+        if residual is None:  # dropped by stochastic depth in this training step: only the shortcut runs
+            return self.skip(x)
+        if through_branch:
+            return self.merge(identity.detach(), residual)
+        return self.merge(identity, residual.detach())
+
     def merge_plain(self, residual: torch.Tensor) -> torch.Tensor:
         return residual
 

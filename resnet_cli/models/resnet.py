@@ -187,6 +187,23 @@ class ResNetBlock(ResidualBlock):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._forward(x, keep_branch=True)
 
+    def routed(self, x: torch.Tensor, through_branch: bool) -> torch.Tensor:
+        """See ResidualBlock.routed. The pre-activation is shared by both ways; a gate belongs to the branch
+        (it is a learned function of x, like F), so the shortcut way sees it as a constant."""
+        if not self.has_shortcut:
+            return self.forward(x)
+        p = self._run(self.pre_ops, x)
+        s_in = p if self.shares_preact else x
+        gate = torch.sigmoid(self.gate(s_in)) if self.gate is not None else None
+        residual = self.stochastic_branch(p, lambda t: self._run(self.body_ops, t))
+        identity = self._shortcut_from(s_in)
+        if through_branch:
+            identity = identity.detach()
+        else:
+            residual = None if residual is None else residual.detach()
+            gate = None if gate is None else gate.detach()
+        return self._run(self.post_ops, self.combine(identity, residual, gate))
+
     def skip(self, x: torch.Tensor) -> torch.Tensor:
         """The block with its residual branch deleted. For a highway block this is the carry path alone,
         ``(1 - T(x)) * x``: the transform H is what is deleted, the gate stays."""
