@@ -270,6 +270,8 @@ class Trainer:
     def fit(self) -> list[dict[str, Any]]:
         with self._sigint_requests_stop():
             while self.epoch < self.config.epochs:
+                if self._stop_requested:  # Ctrl-C during the last evaluation: stop at the epoch boundary
+                    self._interrupt()
                 self._train_epoch()
                 if self._stop_requested:
                     self._interrupt()
