@@ -185,6 +185,13 @@ def evaluate(model: nn.Module, dataset: Any, *, batch_size: int = 256, device: A
     return EvalResult(loss=total_loss / n if n else float("nan"), correct=correct, images=n)
 
 
+def _grad_scaler() -> Any:
+    """CUDA loss scaling for float16 autocast (torch.amp.GradScaler from torch 2.3; torch.cuda.amp before)."""
+    if hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler("cuda")
+    return torch.cuda.amp.GradScaler()  # pragma: no cover - torch < 2.3
+
+
 # --------------------------------------------------------------------------- the trainer
 class Trainer:
     """Trains ``model`` on ``train_set`` and evaluates on ``test_set`` after every epoch.
@@ -210,7 +217,7 @@ class Trainer:
         self.use_amp = config.amp and self.device.type == "cuda"
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr_at(0), momentum=config.momentum,
                                          weight_decay=config.weight_decay)
-        self.scaler = torch.amp.GradScaler("cuda") if self.use_amp else None
+        self.scaler = _grad_scaler() if self.use_amp else None
         self.record: list[dict[str, Any]] = []
         self.epoch, self.step = 0, 0  # where the next step starts
         self.partial: dict[str, float] = {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}

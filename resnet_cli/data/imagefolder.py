@@ -84,7 +84,7 @@ def load(*, split: str, input_size: int | None, data_dir=None, download: bool = 
          in_channels: int | None = None) -> tuple[ImageFolderDataset, DatasetInfo]:
     if data_dir is None:
         raise DatasetError("imagefolder needs --data-dir DIR (one sub-folder of images per class)")
-    base = Path(data_dir).expanduser()
+    base = Path(data_dir).expanduser().resolve()
     if not base.is_dir():
         raise DatasetError(f"--data-dir {base} is not a folder")
     root = find_root(base, split)
