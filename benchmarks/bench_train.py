@@ -1,15 +1,17 @@
 """Training throughput on the CPU: resnet-cli's Trainer against a minimal hand-written PyTorch loop.
 
 Same model (resnet20 by default, CIFAR 32x32, 10 classes), same images (the synthetic dataset), same batch size,
-optimizer and seed. Variants, interleaved in each repetition so that a busy machine slows all of them alike:
+optimizer and seed:
 
 - ``minimal``: index the image tensor, forward, cross-entropy, backward, SGD step — nothing else;
-- ``trainer``: ``Trainer`` one epoch over the same images, augmentation off (the same work as ``minimal``, plus
-  the trainer's bookkeeping: per-step seeding, loss/accuracy sums, finite-loss check);
+- ``trainer``: ``Trainer`` over the same images, augmentation off (the same work as ``minimal`` plus the trainer's
+  bookkeeping: per-epoch order, loss/accuracy sums, finite-loss check);
 - ``trainer+aug``: the same with the paper's crop augmentation (synthetic data: crop, no flip).
 
-Reports the median images/s of each over the repetitions and the ratio to ``minimal``; prints a table and writes
-JSON (``--json``). Every timed run starts after one untimed warm-up step (oneDNN builds its kernels then).
+The steps are *paired*: after every trainer step (its ``on_step`` hook) the minimal loop runs one step on its own
+model, so that both see the same machine load, which on a shared machine changes by 5x within seconds. Reported:
+median images/s of each over all steps, and the median of the per-step time ratios (trainer / minimal). Prints a
+table and writes JSON (``--json``). One untimed warm-up step each first (oneDNN builds its kernels then).
 
     python benchmarks/bench_train.py                      # resnet20, 8 steps x 128 images, 3 repetitions
     python benchmarks/bench_train.py --steps 20 --repeats 5 --threads 4 --json bench_train.json
@@ -36,34 +38,51 @@ from resnet_cli.models import build_model  # noqa: E402
 from resnet_cli.training import TrainConfig, Trainer  # noqa: E402
 
 
-def minimal_loop(spec, images, labels, batch_size, seed):
-    torch.manual_seed(seed)
-    model = build_model(spec).train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+class MinimalLoop:
+    """The hand-written baseline: what a PyTorch tutorial's training loop does."""
 
-    def step(idx):
-        opt.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.cross_entropy(model(images[idx]), labels[idx])
+    def __init__(self, spec, images, labels, batch_size, seed):
+        torch.manual_seed(seed)
+        self.model = build_model(spec).train()
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+        self.images, self.labels = images, labels
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+        self.batches = list(torch.split(order, batch_size))
+        self.i = 0
+
+    def step(self) -> float:
+        """One step; returns its seconds."""
+        t0 = time.perf_counter()
+        idx = self.batches[self.i % len(self.batches)]
+        self.i += 1
+        self.opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(self.model(self.images[idx]), self.labels[idx])
         loss.backward()
-        opt.step()
-
-    step(order[:batch_size])  # warm-up
-    t0 = time.perf_counter()
-    for idx in torch.split(order, batch_size):
-        step(idx)
-    return len(labels) / (time.perf_counter() - t0)
+        self.opt.step()
+        return time.perf_counter() - t0
 
 
-def trainer_epoch(spec, dataset, info, batch_size, seed, augment):
+def paired_epoch(spec, dataset, info, batch_size, seed, augment):
+    """Per-step seconds of the trainer and of the minimal loop, interleaved step by step."""
+    minimal = MinimalLoop(spec, dataset.images, dataset.labels, batch_size, seed)
     torch.manual_seed(seed)
     config = TrainConfig(epochs=1, batch_size=batch_size, seed=seed, augment=augment)
-    trainer = Trainer(build_model(spec), spec, dataset, dataset, info, config, device="cpu")
+    trainer_times, minimal_times = [], []
+    clock = {"t": 0.0}
+
+    def on_step(trainer, epoch, step):
+        trainer_times.append(time.perf_counter() - clock["t"])
+        minimal_times.append(minimal.step())
+        clock["t"] = time.perf_counter()
+
+    trainer = Trainer(build_model(spec), spec, dataset, dataset, info, config, device="cpu", on_step=on_step)
     x, y = dataset.get_batch(torch.arange(batch_size))
-    trainer._step(x, y)  # warm-up, as for the minimal loop
-    t0 = time.perf_counter()
+    trainer._step(x, y)  # warm-up for both
+    minimal.step()
+    minimal.i = 0
+    clock["t"] = time.perf_counter()
     trainer._train_epoch()
-    return len(dataset) / (time.perf_counter() - t0)
+    return trainer_times, minimal_times
 
 
 def main() -> None:
@@ -79,33 +98,35 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     spec = get_spec(args.arch)
-    n = args.steps * args.batch_size
-    dataset, info = load_dataset("synthetic", "train", input_size=spec.input_size, limit=n)
-    images, labels = dataset.images, dataset.labels
-    variants = {
-        "minimal": lambda: minimal_loop(spec, images, labels, args.batch_size, 0),
-        "trainer": lambda: trainer_epoch(spec, dataset, info, args.batch_size, 0, augment=False),
-        "trainer+aug": lambda: trainer_epoch(spec, dataset, info, args.batch_size, 0, augment=True),
-    }
-    runs: dict[str, list[float]] = {k: [] for k in variants}
-    for r in range(args.repeats):
-        for name, fn in variants.items():
-            runs[name].append(fn())
-            print(f"repeat {r + 1}/{args.repeats} {name:<12} {runs[name][-1]:8.1f} images/s", file=sys.stderr)
-    medians = {k: statistics.median(v) for k, v in runs.items()}
-    base = medians["minimal"]
-    print(f"\n{args.arch} training throughput on the CPU ({torch.get_num_threads()} threads; batch {args.batch_size}, "
-          f"{args.steps} steps x {args.repeats} repeats; median)")
-    print(f"{'variant':<14}{'images/s':>12}{'vs minimal':>12}   runs (images/s)")
-    for name, med in medians.items():
-        print(f"{name:<14}{med:>12.1f}{med / base:>11.2f}x   " + ", ".join(f"{v:.1f}" for v in runs[name]))
-    result = {
-        "arch": args.arch, "batch_size": args.batch_size, "steps": args.steps, "repeats": args.repeats,
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),
-        "unit": "images/s", "median": medians, "ratio_to_minimal": {k: v / base for k, v in medians.items()},
-        "runs": runs,
-    }
-    atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
+    bs = args.batch_size
+    dataset, info = load_dataset("synthetic", "train", input_size=spec.input_size, limit=args.steps * bs)
+    results = {}
+    for name, augment in (("trainer", False), ("trainer+aug", True)):
+        t_steps, m_steps = [], []
+        for r in range(args.repeats):
+            t, m = paired_epoch(spec, dataset, info, bs, r, augment)
+            t_steps += t
+            m_steps += m
+            print(f"{name:<12} repeat {r + 1}/{args.repeats}: trainer {bs * len(t) / sum(t):7.1f} images/s, "
+                  f"minimal {bs * len(m) / sum(m):7.1f} images/s", file=sys.stderr)
+        results[name] = {
+            "trainer_images_per_s": bs / statistics.median(t_steps),
+            "minimal_images_per_s": bs / statistics.median(m_steps),
+            "median_step_time_ratio": statistics.median(a / b for a, b in zip(t_steps, m_steps)),
+            "trainer_step_s": t_steps, "minimal_step_s": m_steps,
+        }
+    print(f"\n{args.arch} training throughput on the CPU ({torch.get_num_threads()} threads; batch {bs}; "
+          f"{args.steps} steps x {args.repeats} repeats, each trainer step paired with a minimal-loop step; medians)")
+    print(f"{'variant':<14}{'trainer img/s':>15}{'minimal img/s':>15}{'time ratio':>12}   (trainer / minimal, "
+          f"per step)")
+    for name, r in results.items():
+        print(f"{name:<14}{r['trainer_images_per_s']:>15.1f}{r['minimal_images_per_s']:>15.1f}"
+              f"{r['median_step_time_ratio']:>11.3f}x")
+    doc = {"arch": args.arch, "batch_size": bs, "steps": args.steps, "repeats": args.repeats,
+           "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),
+           "unit": "images/s (median over steps); ratio = trainer step time / minimal step time",
+           "results": results}
+    atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
     print(f"wrote {args.json}")
 
 

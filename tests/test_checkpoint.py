@@ -155,3 +155,20 @@ def test_cli_eval_of_bad_files_exits_2(tmp_path):
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("Error: "), (name, result.output)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_cli_eval_of_a_bare_state_dict(tmp_path):
+    spec = tiny_spec()
+    torch.save(build_model(spec).state_dict(), tmp_path / "bare.pt")
+    runner = CliRunner()
+    result = runner.invoke(app, ["eval", str(tmp_path / "bare.pt"), "--arch", "cifar_resnet8"])
+    assert result.exit_code == 2 and "--dataset" in result.output  # a bare state dict does not name its data
+    # widths differ from the registered cifar_resnet8, so the shapes do not fit: one line, exit 2
+    result = runner.invoke(app, ["eval", str(tmp_path / "bare.pt"), "--arch", "cifar_resnet8", "-d", "synthetic"])
+    assert result.exit_code == 2 and "do not fit cifar_resnet8" in result.output
+    torch.save(build_model("cifar_resnet8").state_dict(), tmp_path / "r8.pt")
+    result = runner.invoke(app, ["eval", str(tmp_path / "r8.pt"), "--arch", "cifar_resnet8", "-d", "synthetic",
+                                 "--limit", "20", "-f", "json", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["images"] == 20 and doc["inferred_arch"] == "given" and doc["arch"] == "cifar_resnet8"

@@ -2,7 +2,6 @@
 reads the official python batches (written here by the test, in the official layout), --download checks MD5."""
 
 import hashlib
-import io
 import json
 import os
 import pickle

@@ -128,3 +128,21 @@ def test_cli_train_eval_plot(tmp_path):
 def test_cli_train_needs_arch_or_resume():
     result = CliRunner().invoke(app, ["train", "--epochs", "1"])
     assert result.exit_code == 2 and "--arch" in result.output
+
+
+def test_trains_from_files_cifar_and_imagefolder(tmp_path):
+    """The uint8 CIFAR path (crop + flip) and the DataLoader path (Pillow image folders) both train."""
+    from test_data import _write_cifar10, _write_images
+
+    _write_cifar10(tmp_path / "c" / "cifar-10-batches-py", n_per_batch=8)
+    spec = get_spec("cifar_resnet8", widths="4,8,16", stem_width=4)
+    result = train(spec, "cifar10", quick(epochs=1, batch_size=16), device="cpu", data_dir=str(tmp_path / "c"),
+                   checkpoint=tmp_path / "c.pt")
+    assert result.record[0]["train_images"] == 40 and result.dataset.flip
+    assert load_checkpoint(tmp_path / "c.pt").dataset.source == str((tmp_path / "c").resolve())
+    _write_images(tmp_path / "f" / "train")
+    _write_images(tmp_path / "f" / "test", n=2)
+    result = train(spec.replace(input_size=8), "imagefolder", quick(epochs=1, batch_size=4), device="cpu",
+                   data_dir=str(tmp_path / "f"))
+    assert result.spec.num_classes == 2 and result.record[0]["test_images"] == 4
+    assert "num_classes set to 2" in result.notes[0]

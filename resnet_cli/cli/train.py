@@ -13,8 +13,8 @@ from ..render import OutputFormat, emit, stderr_console
 from .app import (BatchSizeOpt, Device, DeviceOpt, FormatOpt, InputSizeOpt, LayersOpt, QuietOpt, SeedOpt, SetOpt,
                   ShortcutOpt, StochasticDepthOpt, WidthsOpt, app, spec_from_options)
 
-DatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="synthetic, digits, cifar10, cifar100 or "
-                                                "imagefolder.")]
+DatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="synthetic (the default for "
+                                                "train), digits, cifar10, cifar100 or imagefolder.")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where the dataset's files are (CIFAR batches, "
                                                  "image folders). Default: $RESNET_CLI_DATA or "
                                                  "~/.cache/resnet-cli/data.")]

@@ -165,7 +165,7 @@ def fetch_archive(source: CifarSource, data_dir: Path) -> Path:
 
 def _load(source: CifarSource, *, split: str, input_size: int | None, data_dir=None, download: bool = False,
           seed: int = 0, in_channels: int | None = None) -> tuple[TensorImageDataset, DatasetInfo]:
-    root = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    root = (Path(data_dir).expanduser() if data_dir else default_data_dir()).resolve()
     folder = find_folder(root, source)
     if folder is None:
         if not download:

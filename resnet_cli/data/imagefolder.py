@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from . import DatasetError, DatasetInfo, default_data_dir, normalise
+from . import DatasetError, DatasetInfo, normalise
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -84,7 +84,7 @@ def load(*, split: str, input_size: int | None, data_dir=None, download: bool = 
          in_channels: int | None = None) -> tuple[ImageFolderDataset, DatasetInfo]:
     if data_dir is None:
         raise DatasetError("imagefolder needs --data-dir DIR (one sub-folder of images per class)")
-    base = Path(data_dir).expanduser()
+    base = Path(data_dir).expanduser().resolve()
     if not base.is_dir():
         raise DatasetError(f"--data-dir {base} is not a folder")
     root = find_root(base, split)

@@ -3,7 +3,7 @@
 Each class has a smooth colour pattern (a random 4x4 grid per channel, upsampled); an image is its class's
 pattern, shifted by up to an eighth of the image, scaled by a random contrast, plus a random brightness and
 pixel noise. A small CNN separates the classes well above chance within an epoch or two, yet not instantly
-(noise std 1 per pixel against a pattern of std 1), so tests see learning happen.
+(noise std 0.7 per pixel against a pattern of std 1 times a contrast of 0.6-1.4), so tests see learning happen.
 
 Deterministic: the patterns and every image come from fixed seeds (the train and test splits from different
 streams), independent of the training seed, so a checkpoint's test set can always be rebuilt exactly.

@@ -88,7 +88,7 @@ def plot_records(series: Sequence[tuple[str, list[dict[str, Any]]]], path: str |
         ax.legend(fontsize=8)
     axes[0][0].set_ylabel("error (%)")
     if len(groups) > 1:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1.03)
     save_figure(fig, path)
     import matplotlib.pyplot as plt
 
