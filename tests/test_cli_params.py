@@ -157,3 +157,17 @@ def test_module_entry_point():
     proc = subprocess.run([sys.executable, "-m", "resnet_cli", "params", "--arch", "resnet18", "-f", "json"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and json.loads(proc.stdout)["params"] == 11_689_512
+
+
+def test_stochastic_depth_reports_expected_depth_and_training_macs():
+    doc = run_json("params", "--arch", "resnet110", "--stochastic-depth", "0.5")
+    sd = doc["stochastic_depth"]
+    assert sd["blocks"] == 54 and sd["expected_blocks"] == pytest.approx((3 * 54 - 1) / 4)  # 40.25
+    # every CIFAR block holds the same MACs within a stage; stages hold equal MACs (the widths double as the maps
+    # shrink 2x2), so the expected share is about the mean survival, 40.25/54, less for the stem and head
+    assert sd["expected_training_macs_share"] == pytest.approx(40.25 / 54, abs=0.01)
+    assert sd["expected_training_macs"] < doc["macs"]
+    assert "stochastic_depth" not in run_json("params", "--arch", "resnet110")
+    # p_L = 1: nothing is ever dropped
+    full = run_json("params", "--arch", "resnet110", "--stochastic-depth", "1")["stochastic_depth"]
+    assert full["expected_training_macs"] == doc["macs"] and full["expected_blocks"] == 54

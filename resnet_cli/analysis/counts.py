@@ -49,6 +49,10 @@ class ParamsReport:
     spec: dict[str, Any]
     conventions: str = CONVENTIONS
     fvcore: dict[str, Any] | None = None
+    # With stochastic depth (Huang et al. 2016): p_L, the expected number of blocks that run in a training step
+    # (sum of p_l; (3L - 1)/4 for p_L = 0.5) and the expected training MACs per image (each block's MACs times
+    # its survival probability; the shortcut's projection always runs).
+    stochastic_depth: dict[str, Any] | None = None
 
     @property
     def flops(self) -> int:
@@ -77,6 +81,8 @@ class ParamsReport:
             "rows": [_row_dict(r) for r in self.rows],
             "spec": self.spec,
         }
+        if self.stochastic_depth is not None:
+            out["stochastic_depth"] = self.stochastic_depth
         if self.fvcore is not None:
             out["fvcore_flops"] = self.fvcore["total"]
             out["fvcore"] = self.fvcore
@@ -111,7 +117,27 @@ def count_params(spec: ArchSpec, detail: int = 1, plan: ModelPlan | None = None)
         arch=spec.name, engine="analytic", input_size=spec.input_size, num_classes=spec.num_classes,
         params=plan.params, trainable_params=plan.params, macs=plan.macs,
         residual_blocks=len(plan.blocks), depth=spec.depth, rows=rows, spec=spec.to_dict(),
+        stochastic_depth=_stochastic_depth(spec, plan),
     )
+
+
+def _stochastic_depth(spec: ArchSpec, plan: ModelPlan) -> dict[str, Any] | None:
+    if spec.stochastic_depth is None:
+        return None
+    survival = spec.survival_probabilities()
+    dropped_macs = 0.0
+    for p_l, unit in zip(survival, plan.blocks):
+        # what a dropped block skips: its branch; its shortcut (projection) and gate still run
+        branch_macs = sum(layer.macs for layer in unit.layers
+                          if ".downsample." not in layer.name and not layer.name.endswith(".gate"))
+        dropped_macs += (1.0 - p_l) * branch_macs
+    return {
+        "p_last": spec.stochastic_depth,
+        "expected_blocks": round(spec.expected_depth, 6),
+        "blocks": len(survival),
+        "expected_training_macs": round(plan.macs - dropped_macs),
+        "expected_training_macs_share": round((plan.macs - dropped_macs) / plan.macs, 6) if plan.macs else 1.0,
+    }
 
 
 def _layer_row(layer: LayerCount, total_macs: int) -> Row:

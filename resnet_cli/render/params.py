@@ -36,6 +36,13 @@ def params_table(report: Any, console: Any) -> None:
         f"  ·  FLOPs {fmt_int(report.flops)} ({fmt_si(report.flops)}) = 2 x MACs"
         f"  ·  {report.residual_blocks} residual blocks, depth {report.depth}"
     )
+    if report.stochastic_depth is not None:
+        sd = report.stochastic_depth
+        console.print(
+            f"stochastic depth p_L = {sd['p_last']}: {sd['expected_blocks']:g} of {sd['blocks']} blocks run in a "
+            f"training step on average; expected training MACs {fmt_int(sd['expected_training_macs'])} "
+            f"({100 * sd['expected_training_macs_share']:.1f}% of the full net's)"
+        )
     if report.fvcore is not None:
         fv = report.fvcore
         _fvcore_modules_table(fv, console)
