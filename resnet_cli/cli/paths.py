@@ -55,8 +55,10 @@ def paths(
                                           "instead of layer2.0-style names.")] = False,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
-    """The 2ⁿ paths of n residual blocks (Veit et al. 2016): exact counts C(n, k) per length, shares, the
-    central range, and, with stochastic depth, the depth and alive paths of a training step."""
+    """The 2ⁿ paths of n residual blocks (Veit et al. 2016): exact counts per length, central range, stochastic depth.
+
+    Counts C(n, k) are exact integers; with stochastic depth, also the depth and the alive paths of a training step.
+    """
     from ..analysis import paths as analysis
 
     if (blocks is None) == (arch is None):
