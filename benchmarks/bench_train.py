@@ -14,7 +14,7 @@ median images/s of each over all steps, and the median of the per-step time rati
 table and writes JSON (``--json``). One untimed warm-up step each first (oneDNN builds its kernels then).
 
     python benchmarks/bench_train.py                      # resnet20, 8 steps x 128 images, 3 repetitions
-    python benchmarks/bench_train.py --steps 20 --repeats 5 --threads 4 --json bench_train.json
+    python benchmarks/bench_train.py --steps 20 --repeats 5 --threads 4 --json benchmarks/results/train.json
 """
 
 from __future__ import annotations
@@ -92,7 +92,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--json", default="bench_train.json", help="where to write the results")
+    parser.add_argument("--json", default=str(Path(__file__).resolve().parent / "results" / "train.json"),
+                        help="where to write the results")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
