@@ -113,8 +113,11 @@ def save_checkpoint(path: str | os.PathLike[str], *, spec: ArchSpec, state_dict:
         "extra": _to_cpu(extra or {}),
     }
     path = Path(path)
-    with atomic_open(path, "wb") as fh:
-        torch.save(payload, fh)
+    try:
+        with atomic_open(path, "wb") as fh:
+            torch.save(payload, fh)
+    except OSError as exc:  # a full disk, a folder in the way: the user's to fix, not a traceback
+        raise ResnetCliError(f"cannot write the checkpoint {path}: {exc.strerror or exc}") from None
     return path
 
 

@@ -36,6 +36,32 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs) -> Iter
         raise
 
 
+def check_writable(path: str | os.PathLike[str], option: str, *, folder: bool = False) -> Path:
+    """Fail now, as a one-line user error, if ``path`` (a file, or with ``folder`` a folder) cannot be written.
+
+    Commands call this before their work, so that a mistyped output path costs seconds, not a training run.
+    Creates the missing parent folders (writing would create them anyway) and probes with a temporary file.
+    """
+    from .errors import ResnetCliError
+
+    path = Path(path)
+    target = path if folder else path.parent
+    if path.exists() and path.is_dir() != folder:
+        raise ResnetCliError(f"{option} {path} is a {'file' if folder else 'folder'}, not a "
+                             f"{'folder' if folder else 'file'}")
+    blocker = next((p for p in (target, *target.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ResnetCliError(f"{option} {path}: {blocker} is a file, not a folder")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=target)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ResnetCliError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
+    return path
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     with atomic_open(path, "w", encoding="utf-8") as fh:
         fh.write(text)

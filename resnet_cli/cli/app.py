@@ -40,6 +40,19 @@ class ResnetCliGroup(TyperGroup):
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
 
+    def invoke(self, ctx: Any) -> Any:
+        # typer turns a KeyboardInterrupt into a silent exit 130 before main() sees it; say what happened.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted") from None
+
+
+class Interrupted(ResnetCliError):
+    """Ctrl-C outside the commands that catch it themselves (train, lesion): exit 130, as a shell expects."""
+
+    exit_code = 130
+
 
 def _fail(message: str, code: int) -> int:
     message = " ".join(str(message).split())  # one line
@@ -70,7 +83,8 @@ FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table (
                                                   "stdout) or csv.", case_sensitive=False)]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="auto picks CUDA, then MPS, then the CPU.",
                                            case_sensitive=False)]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (same seed, same results on the CPU).")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=2**63 - 1,
+                                       help="Random seed (same seed, same results on the CPU).")]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per batch.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or messages on stderr.")]
 
@@ -93,6 +107,16 @@ ShortcutModeOpt = Annotated[str | None, typer.Option("--shortcut-mode", help="Sh
                                                      "shortcut_gating, conv, dropout.")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override any spec field: --set FIELD=VALUE "
                                                   "(repeatable; see the spec in --format json).")]
+
+
+def options_given(ctx: typer.Context, *names: str) -> list[str]:
+    """The options among the parameters ``names`` that the user typed (not left at their defaults), spelled as
+    on the command line, for refusing options that a mode of a command would otherwise silently ignore."""
+    from typer._click.core import ParameterSource
+
+    typed = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    return [max(p.opts, key=len) for p in ctx.command.params
+            if p.name in names and ctx.get_parameter_source(p.name) in typed]
 
 
 def parse_sets(sets: list[str] | None) -> dict[str, str]:

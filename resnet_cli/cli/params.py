@@ -9,7 +9,7 @@ import typer
 
 from ..errors import ResnetCliError
 from .app import (FormatOpt, InputSizeOpt, LayersOpt, NumClassesOpt, PlacementOpt, SetOpt, ShortcutModeOpt,
-                  ShortcutOpt, StochasticDepthOpt, WidthsOpt, app, spec_from_options)
+                  ShortcutOpt, StochasticDepthOpt, WidthsOpt, app, options_given, spec_from_options)
 from ..render import OutputFormat, emit
 
 
@@ -40,6 +40,7 @@ def archs(
 
 @app.command()
 def params(
+    ctx: typer.Context,
     arch: Annotated[str | None, typer.Option("--arch", "-a", help="Architecture name (see 'archs').")] = None,
     input_size: InputSizeOpt = None,
     num_classes: NumClassesOpt = None,
@@ -70,6 +71,11 @@ def params(
 
         if arch is not None:
             raise ResnetCliError("give either --arch or --block, not both")
+        network_only = options_given(ctx, "input_size", "num_classes", "shortcut", "widths", "layers", "placement",
+                                     "shortcut_mode", "stochastic_depth", "sets", "depth", "engine")
+        if network_only:
+            raise ResnetCliError(f"{', '.join(network_only)}: not with --block (a block takes only --channels and "
+                                 f"--feature-size)")
         try:
             report = count_block(block.value, channels, feature_size)
         except ValueError as exc:
@@ -78,6 +84,9 @@ def params(
         return
     if arch is None:
         raise ResnetCliError("name an architecture with --arch (see 'resnet-cli archs') or a block with --block")
+    block_only = options_given(ctx, "channels", "feature_size")
+    if block_only:
+        raise ResnetCliError(f"{', '.join(block_only)}: only with --block (a network's sizes come from --arch)")
     from ..analysis.counts import count_params
     from ..render.params import params_csv, params_table
 
@@ -108,6 +117,8 @@ def compare(
     from ..analysis.counts import CompareReport, count_params
     from ..render.params import compare_csv, compare_table
 
+    if len(names) < 2:
+        raise ResnetCliError("compare takes two or more architectures (for one, see 'resnet-cli params --arch')")
     reports = [count_params(spec_from_options(n, input_size=input_size, num_classes=num_classes, shortcut=shortcut,
                                               placement=placement, shortcut_mode=shortcut_mode, sets=sets))
                for n in names]

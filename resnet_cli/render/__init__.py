@@ -32,7 +32,9 @@ def stdout_console():
 def stderr_console(quiet: bool = False):
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, quiet=quiet)
+    # soft_wrap: a message is one line however narrow the terminal (the terminal folds it; rich would break
+    # it at 80 columns when stderr is a file or pipe, splitting "3.9 s" from its unit in logs).
+    return Console(stderr=True, highlight=False, quiet=quiet, soft_wrap=True)
 
 
 def emit(

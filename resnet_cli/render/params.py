@@ -113,15 +113,18 @@ def compare_table(report: Any, console: Any) -> None:
 
     data = report.to_dict()
     table = Table(title=f"compared with {data['baseline']} (× = ratio to it; MACs in multiply-adds)", title_justify="left",
-                  box=box.SIMPLE_HEAD, padding=(0, 1))
+                  box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True)
     # Names are never cut: the arch column is as wide as the longest name, the numbers are short (SI units;
     # the exact integers are in --format json/csv).
-    table.add_column("arch", no_wrap=True, min_width=max(len(a["arch"]) for a in data["archs"]))
-    for col in ("depth", "blocks", "input", "params", "×", "MACs", "×"):
-        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
-    for a in data["archs"]:
-        table.add_row(a["arch"], str(a["depth"]), str(a["residual_blocks"]), str(a["input_size"]),
-                      fmt_si(a["params"]), f"{a['params_ratio']:.2f}", fmt_si(a["macs"]), f"{a['macs_ratio']:.2f}")
+    rows = [[a["arch"], str(a["depth"]), str(a["residual_blocks"]), str(a["input_size"]), fmt_si(a["params"]),
+             f"{a['params_ratio']:.2f}", fmt_si(a["macs"]), f"{a['macs_ratio']:.2f}"] for a in data["archs"]]
+    # Numbers are never cut: each number column is as wide as its widest cell ("470.…" on 80 columns before).
+    # Names are never cut either: on a terminal too narrow for everything, the arch column folds its names.
+    table.add_column("arch", overflow="fold", min_width=min(12, max(len(r[0]) for r in rows)))
+    for i, col in enumerate(("depth", "blocks", "input px", "params", "×", "MACs", "×"), start=1):
+        table.add_column(col, justify="right", no_wrap=True, min_width=max(len(col), *(len(r[i]) for r in rows)))
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
     console.print(f"[dim]{data['conventions']}[/dim]")
 
@@ -140,7 +143,7 @@ def archs_table(report: Any, console: Any) -> None:
     widest = max((len(r["name"]) for r in report.rows), default=4)
     table.add_column("name", no_wrap=True, min_width=widest)
     table.add_column("family")  # the one column that wraps, so the numbers always fit an 80-column terminal
-    for col in ("depth", "blocks", "input", "params", "MACs"):
+    for col in ("depth", "blocks", "input px", "params", "MACs"):
         table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     wide = console.width >= 120  # the description only where it fits on one line
     if wide:
