@@ -87,8 +87,10 @@ class TrainConfig:
             raise ResnetCliError("batch sizes must be at least 1")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ResnetCliError(f"--lr must be a positive number (got {self.lr})")
-        if self.weight_decay < 0 or not 0 <= self.momentum < 1:
-            raise ResnetCliError("weight decay must be >= 0 and momentum in [0, 1)")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):  # also refuses nan
+            raise ResnetCliError(f"--weight-decay must be a number >= 0 (got {self.weight_decay})")
+        if not 0 <= self.momentum < 1:
+            raise ResnetCliError(f"--momentum must be in [0, 1) (got {self.momentum})")
         if any(not 0 < m <= 1 for m in self.milestones):
             raise ResnetCliError("lr milestones are fractions of the epochs, in (0, 1]")
         return self

@@ -48,8 +48,10 @@ def gradients(
 
     if split not in ("train", "test"):
         raise ResnetCliError(f"--split must be train or test, not {split!r}")
-    if out is not None and out.exists() and not out.is_dir():
-        raise ResnetCliError(f"--out {out} is a file, not a folder")
+    if out is not None:
+        from ..fileio import check_writable
+
+        check_writable(out, "--out", folder=True)
     torch_device = resolve_device(device.value)
     ckpt, model, images, labels, data_name = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, split)
     n = len(model.residual_blocks())

@@ -92,8 +92,10 @@ def lesion(
         raise ResnetCliError(f"--engine must be cached or naive, not {engine!r}")
     if resume and out is None:
         raise ResnetCliError("--resume continues the study kept in --out DIR: give --out")
-    if out is not None and out.exists() and not out.is_dir():
-        raise ResnetCliError(f"--out {out} is a file, not a folder")
+    if out is not None:
+        from ..fileio import check_writable
+
+        check_writable(out, "--out", folder=True)
     torch_device = resolve_device(device.value)
     ckpt, model, images, labels, data_name = load_study_inputs(checkpoint, arch, dataset, data_dir, limit)
     err = stderr_console(quiet or fmt is not OutputFormat.table)

@@ -69,7 +69,9 @@ def paths(
     if not list_paths and (length is not None or limit is not None or force or indices):
         raise ResnetCliError("--length, --limit, --force and --indices go with --list")
     if plot is not None:
-        check_figure_path(plot)
+        from ..fileio import check_writable
+
+        check_writable(check_figure_path(plot), "--plot")
     spec = None
     if arch is not None:
         spec = spec_from_options(arch, layers=layers, stochastic_depth=stochastic_depth, sets=sets)

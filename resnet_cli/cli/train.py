@@ -9,9 +9,10 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import ResnetCliError
-from ..render import OutputFormat, emit, stderr_console
+from ..fileio import check_writable
+from ..render import OutputFormat, check_figure_path, emit, stderr_console
 from .app import (BatchSizeOpt, Device, DeviceOpt, FormatOpt, InputSizeOpt, LayersOpt, QuietOpt, SeedOpt, SetOpt,
-                  ShortcutOpt, StochasticDepthOpt, WidthsOpt, app, spec_from_options)
+                  ShortcutOpt, StochasticDepthOpt, WidthsOpt, app, options_given, spec_from_options)
 
 DatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="synthetic (the default for "
                                                 "train), digits, cifar10, cifar100 or imagefolder.")]
@@ -24,6 +25,7 @@ DownloadOpt = Annotated[bool, typer.Option("--download", help="Fetch the officia
 
 @app.command()
 def train(
+    ctx: typer.Context,
     arch: Annotated[str | None, typer.Option("--arch", "-a", help="Architecture name (see 'archs').")] = None,
     dataset: DatasetOpt = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Checkpoint written after every epoch "
@@ -71,6 +73,11 @@ def train(
     if resume is not None:
         if arch is not None or dataset is not None:
             raise ResnetCliError("--resume continues the checkpoint's own arch and dataset; drop --arch/--dataset")
+        kept = options_given(ctx, "batch_size", "lr", "momentum", "weight_decay", "augment", "amp", "seed",
+                             "input_size", "shortcut", "widths", "layers", "stochastic_depth", "sets")
+        if kept:
+            raise ResnetCliError(f"{', '.join(kept)}: not with --resume (the checkpoint's own settings are kept; "
+                                 f"only --epochs can change)")
         spec = None
         output = output or resume
         from ..checkpoint import load_checkpoint
@@ -86,8 +93,16 @@ def train(
         output = output or Path("checkpoint.pt")
         config = TrainConfig(epochs=epochs or 30, batch_size=batch_size, lr=lr, momentum=momentum,
                              weight_decay=weight_decay, augment=augment, seed=seed, amp=amp, workers=workers)
+    if no_best and best is not None:
+        raise ResnetCliError("give --best FILE or --no-best, not both")
     if best is None and not no_best:
         best = output.with_name(f"{output.stem}.best{output.suffix or '.pt'}")
+    # Every output path is checked before the first epoch, not found wrong after the last one.
+    check_writable(output, "--output")
+    if best is not None:
+        check_writable(best, "--best")
+    if plot is not None:
+        check_writable(check_figure_path(plot), "--plot")
     console = stderr_console(quiet)
     with progress(not quiet and OutputFormat(fmt) is OutputFormat.table) as bar:
         result = run_training(spec, dataset or "synthetic", config, device=device.value, data_dir=data_dir,
@@ -160,7 +175,7 @@ def eval_command(
         raise ResnetCliError(f"{checkpoint} does not say what data it was trained on; pass --dataset")
     name = dataset or info.name
     same = info is not None and name == info.name
-    size = input_size or (info.input_size if same else ckpt.spec.input_size)
+    size = input_size if input_size is not None else (info.input_size if same else ckpt.spec.input_size)
     data, data_info = load_dataset(name, split, input_size=size, data_dir=data_dir or (info.source if same and
                                    info.source else None), download=download, limit=limit,
                                    in_channels=ckpt.spec.in_channels)
@@ -188,6 +203,7 @@ def plot_record(
     from ..checkpoint import load_checkpoint
     from ..render.training import plot_records
 
+    check_writable(check_figure_path(output, "--output"), "--output")
     series = []
     for path in checkpoints:
         ckpt = load_checkpoint(path)

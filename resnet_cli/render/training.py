@@ -75,14 +75,23 @@ def plot_records(series: Sequence[tuple[str, list[dict[str, Any]]]], path: str |
     for label, record in series:
         key = label.split(":", 1)[0] if panels and ":" in label else ""
         groups.setdefault(key, []).append((label.split(":", 1)[1].strip() if key else label, record))
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = new_figure(1, len(groups), figsize=(5.5 * len(groups), 4), squeeze=False, sharey=True)
     for ax, (group, runs) in zip(axes[0], groups.items()):
         for i, (label, record) in enumerate(runs):
             color = f"C{i}"
             epochs = [r["epoch"] for r in record]
-            ax.plot(epochs, [100 * r["train_error"] for r in record], "--", color=color, label=f"{label} train")
-            ax.plot(epochs, [100 * r["test_error"] for r in record], "-", color=color, label=f"{label} test")
+            marker = "o" if len(record) < 20 else None  # a one-epoch record is a point, invisible as a bare line
+            ax.plot(epochs, [100 * r["train_error"] for r in record], "--", color=color, marker=marker,
+                    fillstyle="none", label=f"{label} train")
+            ax.plot(epochs, [100 * r["test_error"] for r in record], "-", color=color, marker=marker,
+                    label=f"{label} test")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers, never 0.96
+        shown = sorted({r["epoch"] for _, record in runs for r in record})
+        if 0 < len(shown) < 3:  # too few for the locator to find whole numbers inside the axis
+            ax.set_xticks(shown)
         ax.set_title(group or title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
