@@ -36,8 +36,9 @@ def gradients(
 ) -> None:
     """Gradient magnitude of one path of each length, and each length's share of the total gradient.
 
-    For each length k: sample k blocks, backpropagate through only their residual branches (the shortcuts
-    elsewhere), and take the gradient norm at the input.
+    For each length k: sample k blocks and backpropagate through their residual branches only.
+
+    Every other block passes the gradient through its shortcut; the magnitude is the gradient norm at the input.
     """
     from ..analysis.gradients import gradient_flow
     from ..devices import resolve_device

@@ -14,7 +14,7 @@ from .app import BatchSizeOpt, Device, DeviceOpt, FormatOpt, QuietOpt, SeedOpt, 
 CkptArg = Annotated[Path, typer.Argument(help="A checkpoint written by 'resnet-cli train' (or a torchvision-layout "
                                          "state dict, with --arch).")]
 ArchOpt = Annotated[str | None, typer.Option("--arch", "-a", help="Architecture of a bare state dict.")]
-DatasetOpt = Annotated[str | None, typer.Option("--dataset", help="Evaluate on this dataset instead of the "
+DatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="Evaluate on this dataset instead of the "
                                                 "checkpoint's (synthetic, digits, cifar10, cifar100, imagefolder).")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where the dataset's files are.")]
 
@@ -73,8 +73,9 @@ def lesion(
 ) -> None:
     """Lesion study (Veit et al. 2016): delete each block, k random blocks, or swap k pairs; measure the error.
 
-    A deleted block keeps its shortcut (the projection on a downsampling block); on a plain net an identity
-    replaces a layer where the shapes allow.
+    A deleted block keeps its shortcut (the projection on a downsampling block).
+
+    On a plain net an identity replaces a layer where the shapes allow.
     """
     from ..analysis.lesion import EXPERIMENTS, lesion_study, measurements_csv
     from ..devices import resolve_device

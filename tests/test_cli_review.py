@@ -1,0 +1,173 @@
+"""Regression tests for what a QA pass over the whole CLI found: every user mistake is one ``Error: ...`` line
+with exit code 2 (130 for Ctrl-C), found *before* the work, and no option is silently ignored."""
+
+import inspect
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from resnet_cli.cli import app
+
+runner = CliRunner()
+TINY = ["--arch", "cifar_resnet8", "--widths", "4,8,16", "--set", "stem_width=4", "--input-size", "12",
+        "--dataset", "synthetic", "--limit", "64", "--test-limit", "32", "--epochs", "1", "--device", "cpu", "-q"]
+
+
+def run(*args, **kw):
+    return runner.invoke(app, [str(a) for a in args], **kw)
+
+
+def one_line_error(result, *needles, code=2):
+    """The result is a single 'Error: ...' line holding every needle, with the exit code, and no traceback."""
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    result = run("train", *TINY, "-o", path, "--no-best", "-f", "csv")
+    assert result.exit_code == 0, result.output
+    return path
+
+
+# --------------------------------------------------------------------------- errors and Ctrl-C
+def test_ctrl_c_says_interrupted_and_exits_130(monkeypatch):
+    import resnet_cli.analysis.catalog as catalog
+
+    def interrupted(pattern):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(catalog, "catalog", interrupted)
+    one_line_error(run("archs"), "interrupted", code=130)  # typer alone exits 130 without a word
+
+
+@pytest.mark.parametrize("seed", ["-1", "99999999999999999999"])
+def test_seed_out_of_range_is_an_option_error_not_a_torch_overflow(seed, tmp_path):
+    one_line_error(run("train", *TINY, "-o", tmp_path / "c.pt", "--seed", seed), "--seed")
+    assert not (tmp_path / "c.pt").exists()
+
+
+def test_stderr_messages_are_never_folded_between_a_number_and_its_unit(capsys):
+    from resnet_cli.render import stderr_console
+
+    stderr_console().print("epoch 1/1: " + "train loss 2.3070, " * 6 + "lr 0.1, 3.9 s")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.rstrip().endswith("3.9 s")
+
+
+# --------------------------------------------------------------------------- params and compare
+@pytest.mark.parametrize("args, needle", [
+    (["--block", "basic", "--widths", "1,2,3"], "--widths"),
+    (["--block", "bottleneck", "--input-size", "64", "--engine", "fvcore"], "--input-size, --engine"),
+    (["--arch", "resnet20", "--channels", "64"], "--channels"),
+    (["--arch", "resnet20", "--feature-size", "8"], "--feature-size"),
+])
+def test_params_refuses_options_of_the_other_mode(args, needle):
+    one_line_error(run("params", *args), needle)
+
+
+def test_compare_needs_two_names():
+    one_line_error(run("compare", "resnet20"), "two or more")
+
+
+def test_compare_at_80_columns_shows_every_ratio_whole():
+    names = ["resnet20", "seed003_minimodel", "densenet_bc250_24", "wide_resnet101_2", "resnext101_64x4d"]
+    doc = json.loads(run("compare", *names, "-f", "json").stdout)
+    table = run("compare", *names, env={"COLUMNS": "80"}).stdout
+    assert "…" not in table and "input px" in table
+    assert max(len(line) for line in table.splitlines()) <= 80
+    for a in doc["archs"]:
+        row = next(line for line in table.splitlines() if line.split() and line.split()[0] == a["arch"])
+        assert f"{a['params_ratio']:.2f}" in row and f"{a['macs_ratio']:.2f}" in row  # e.g. 470.44, not 470.…
+
+
+# --------------------------------------------------------------------------- outputs checked before the work
+def test_train_checks_every_output_before_the_first_epoch(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    one_line_error(run("train", *TINY, "-o", blocker / "c.pt"), "--output", "is a file, not a folder")
+    one_line_error(run("train", *TINY, "-o", tmp_path), "--output", "is a folder, not a file")
+    one_line_error(run("train", *TINY, "-o", tmp_path / "c.pt", "--best", blocker / "b.pt"), "--best")
+    one_line_error(run("train", *TINY, "-o", tmp_path / "c.pt", "--plot", tmp_path / "p.txt"), "--plot")
+    one_line_error(run("train", *TINY, "-o", tmp_path / "c.pt", "--plot", blocker / "p.png"), "--plot")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing was trained
+
+
+def test_a_checkpoint_that_cannot_be_written_is_a_user_error(tmp_path):
+    from resnet_cli import get_spec
+    from resnet_cli.checkpoint import save_checkpoint
+    from resnet_cli.errors import ResnetCliError
+
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ResnetCliError, match="cannot write the checkpoint"):
+        save_checkpoint(tmp_path / "afile" / "c.pt", spec=get_spec("cifar_resnet8"), state_dict={}, dataset=None,
+                        record=[])
+
+
+def test_train_refuses_contradictions(tmp_path):
+    one_line_error(run("train", *TINY, "-o", tmp_path / "c.pt", "--no-best", "--best", tmp_path / "b.pt"),
+                   "--best", "--no-best")
+    # --resume keeps the checkpoint's settings: an --lr or --seed next to it would be silently ignored
+    one_line_error(run("train", "--resume", tmp_path / "none.pt", "--lr", "5", "--seed", "3", "--no-augment"),
+                   "--lr", "--augment", "--seed", "not with --resume")
+
+
+@pytest.mark.parametrize("option, value, needle", [
+    ("--weight-decay", "nan", "--weight-decay"), ("--weight-decay", "-1", "--weight-decay"),
+    ("--momentum", "1", "--momentum"), ("--momentum", "nan", "--momentum"),
+])
+def test_train_names_the_bad_optimiser_option(option, value, needle, tmp_path):
+    one_line_error(run("train", *TINY, "-o", tmp_path / "c.pt", option, value), needle)
+
+
+@pytest.mark.parametrize("command", ["lesion", "gradients"])
+def test_study_out_folder_under_a_file_is_a_user_error(command, tmp_path):
+    (tmp_path / "afile").write_text("")
+    one_line_error(run(command, tmp_path / "none.pt", "--out", tmp_path / "afile" / "out"),
+                   "--out", "is a file, not a folder")
+
+
+def test_paths_plot_under_a_file_is_a_user_error(tmp_path):
+    (tmp_path / "afile").write_text("")
+    one_line_error(run("paths", "-n", "5", "--plot", tmp_path / "afile" / "p.png"), "--plot")
+
+
+def test_plot_record_checks_its_output_first_and_names_the_option(tmp_path):
+    one_line_error(run("plot-record", tmp_path / "none.pt", "-o", tmp_path / "r.txt"), "--output", ".png")
+
+
+def test_a_one_epoch_record_is_drawn_with_whole_epoch_ticks(monkeypatch, tmp_path):
+    import resnet_cli.render.training as rt
+
+    figures = []
+    monkeypatch.setattr(rt, "save_figure", lambda fig, path: figures.append(fig))
+    rt.plot_records([("net", [{"epoch": 1, "train_error": 0.5, "test_error": 0.6}])], tmp_path / "r.png")
+    ax = figures[0].axes[0]
+    assert [line.get_marker() for line in ax.lines] == ["o", "o"]  # a lone point, visible
+    assert list(ax.get_xticks()) == [1]  # not 0.96, 0.98, ...
+
+
+def test_eval_input_size_zero_is_refused_not_ignored(tiny_ckpt):
+    one_line_error(run("eval", tiny_ckpt, "--input-size", "0", "--device", "cpu"), "input size", "got 0")
+
+
+def test_lesion_and_gradients_take_dash_d_for_dataset_like_train_and_eval(tmp_path):
+    for command in ("lesion", "gradients"):
+        one_line_error(run(command, tmp_path / "none.pt", "-d", "synthetic"), "no such checkpoint")
+
+
+# --------------------------------------------------------------------------- help
+def test_help_paragraphs_are_not_broken_mid_sentence():
+    """Typer's rich help keeps a docstring's single line breaks, so a paragraph must be one source line."""
+    for command in app.registered_commands:
+        paragraphs = inspect.cleandoc(command.callback.__doc__ or "").split("\n\n")
+        assert not [p for p in paragraphs if "\n" in p], command.callback.__name__
+    text = run("lesion", "--help", env={"COLUMNS": "200"}).stdout
+    assert re.search(r"On a plain net an identity replaces a layer", text)
