@@ -246,7 +246,17 @@ class ArchSpec:
             if key not in names:
                 raise SpecError(f"unknown spec field {key!r}{did_you_mean(key, names)}")
         coerced = {k: coerce_field(k, v) for k, v in overrides.items()}
+        changed = [k for k, v in coerced.items() if k not in ("name", "description") and v != getattr(self, k)]
+        if changed and "description" not in coerced and self.description:
+            # The registry's description names the original widths, depths, ...: say what no longer holds.
+            mods = ", ".join(f"{k}={_describe(coerced[k])}" for k in changed)
+            sep = ", " if "; modified: " in self.description else "; modified: "
+            coerced["description"] = f"{self.description}{sep}{mods}"
         return dataclasses.replace(self, **coerced).validate()
+
+
+def _describe(value: Any) -> str:
+    return ",".join(str(v) for v in value) if isinstance(value, (tuple, list)) else str(value)
 
 
 def field_types() -> dict[str, Any]:

@@ -171,3 +171,11 @@ def test_help_paragraphs_are_not_broken_mid_sentence():
         assert not [p for p in paragraphs if "\n" in p], command.callback.__name__
     text = run("lesion", "--help", env={"COLUMNS": "200"}).stdout
     assert re.search(r"On a plain net an identity replaces a layer", text)
+
+
+# --------------------------------------------------------------------------- what the JSON says
+def test_spec_description_says_what_the_overrides_changed():
+    doc = json.loads(run("params", "--arch", "cifar_resnet8", "--widths", "4,8,16", "-f", "json").stdout)
+    assert doc["spec"]["description"].endswith("16/32/64 filters; modified: widths=4,8,16")
+    same = json.loads(run("params", "--arch", "resnet20", "--widths", "16,32,64", "-f", "json").stdout)
+    assert "modified" not in same["spec"]["description"]  # an override equal to the default changes nothing
