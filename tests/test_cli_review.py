@@ -179,3 +179,19 @@ def test_spec_description_says_what_the_overrides_changed():
     assert doc["spec"]["description"].endswith("16/32/64 filters; modified: widths=4,8,16")
     same = json.loads(run("params", "--arch", "resnet20", "--widths", "16,32,64", "-f", "json").stdout)
     assert "modified" not in same["spec"]["description"]  # an override equal to the default changes nothing
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--list", "--plot", "p.png"], "--plot: not with --list"),  # the plot was silently never written
+    (["--list", "--survival", "linear:0.5", "-r", "1:2"], "--range, --survival: not with --list"),
+    (["--scale", "log"], "give --plot"),
+])
+def test_paths_refuses_options_that_would_be_ignored(args, needle, tmp_path):
+    args = [str(tmp_path / a) if a == "p.png" else a for a in args]
+    one_line_error(run("paths", "-n", "5", *args), needle)
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_paths_stochastic_depth_and_survival_are_exclusive():
+    one_line_error(run("paths", "-a", "resnet110", "--stochastic-depth", "0.5", "--survival", "linear:0.2"),
+                   "not both")

@@ -9,7 +9,7 @@ import typer
 
 from ..errors import ResnetCliError
 from ..render import OutputFormat, check_figure_path
-from .app import FormatOpt, LayersOpt, SetOpt, StochasticDepthOpt, app, spec_from_options
+from .app import FormatOpt, LayersOpt, SetOpt, StochasticDepthOpt, app, options_given, spec_from_options
 
 
 class Scale(str, Enum):
@@ -19,6 +19,7 @@ class Scale(str, Enum):
 
 @app.command()
 def paths(
+    ctx: typer.Context,
     blocks: Annotated[int | None, typer.Option("--blocks", "-n", help="Number of residual blocks n (1..20,000).",
                                                show_default=False)] = None,
     arch: Annotated[str | None, typer.Option("--arch", "-a", help="Count the residual blocks of an architecture "
@@ -68,6 +69,14 @@ def paths(
                              "--survival for stochastic depth")
     if not list_paths and (length is not None or limit is not None or force or indices):
         raise ResnetCliError("--length, --limit, --force and --indices go with --list")
+    distribution_only = options_given(ctx, "mass", "ranges", "survival", "all_lengths", "rows", "plot", "scale")
+    if list_paths and distribution_only:
+        raise ResnetCliError(f"{', '.join(distribution_only)}: not with --list (they describe the lengths' "
+                             f"distribution, which --list does not print)")
+    if plot is None and options_given(ctx, "scale"):
+        raise ResnetCliError("--scale sets the y axis of --plot: give --plot FILE too")
+    if stochastic_depth is not None and survival is not None:
+        raise ResnetCliError("give --stochastic-depth (the arch's own linear schedule) or --survival, not both")
     if plot is not None:
         from ..fileio import check_writable
 
