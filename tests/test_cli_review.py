@@ -195,3 +195,13 @@ def test_paths_refuses_options_that_would_be_ignored(args, needle, tmp_path):
 def test_paths_stochastic_depth_and_survival_are_exclusive():
     one_line_error(run("paths", "-a", "resnet110", "--stochastic-depth", "0.5", "--survival", "linear:0.2"),
                    "not both")
+
+
+def test_lesion_refuses_sampling_options_without_a_sampled_experiment(tmp_path):
+    one_line_error(run("lesion", tmp_path / "none.pt", "-e", "single", "--samples", "5", "--max-k", "3"),
+                   "--max-k, --samples", "only with multi or reorder")
+
+
+def test_eval_help_says_the_default_dataset_is_the_checkpoints():
+    text = " ".join(run("eval", "--help", env={"COLUMNS": "200"}).stdout.split())
+    assert "instead of the checkpoint's" in text and "the default for train" not in text

@@ -9,7 +9,7 @@ import typer
 
 from ..errors import ResnetCliError
 from ..render import OutputFormat, emit
-from .app import BatchSizeOpt, Device, DeviceOpt, FormatOpt, QuietOpt, SeedOpt, app
+from .app import BatchSizeOpt, Device, DeviceOpt, FormatOpt, QuietOpt, SeedOpt, app, options_given
 
 CkptArg = Annotated[Path, typer.Argument(help="A checkpoint written by 'resnet-cli train' (or a torchvision-layout "
                                          "state dict, with --arch).")]
@@ -50,6 +50,7 @@ def load_study_inputs(ckpt_path: Path, arch: str | None, dataset: str | None, da
 
 @app.command()
 def lesion(
+    ctx: typer.Context,
     checkpoint: CkptArg,
     arch: ArchOpt = None,
     dataset: DatasetOpt = None,
@@ -89,6 +90,10 @@ def lesion(
     if bad or not chosen:
         raise ResnetCliError(f"--experiments takes a comma-separated list of {', '.join(EXPERIMENTS)} "
                              f"(got {experiments!r})")
+    sampled = options_given(ctx, "max_k", "samples")
+    if sampled and not {"multi", "reorder"} & set(chosen):
+        raise ResnetCliError(f"{', '.join(sampled)}: only with multi or reorder in --experiments (single deletes "
+                             f"each block once)")
     if engine not in ("cached", "naive"):
         raise ResnetCliError(f"--engine must be cached or naive, not {engine!r}")
     if resume and out is None:

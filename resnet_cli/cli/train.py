@@ -147,7 +147,9 @@ def eval_command(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from 'train', or a bare state dict.")],
     arch: Annotated[str | None, typer.Option("--arch", "-a", help="For a bare state dict: its architecture "
                                              "(inferred from keys and shapes when omitted).")] = None,
-    dataset: DatasetOpt = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Evaluate on this dataset instead of the "
+                                                "checkpoint's (synthetic, digits, cifar10, cifar100, imagefolder).")]
+    = None,
     split: Annotated[str, typer.Option("--split", help="test or train.")] = "test",
     data_dir: DataDirOpt = None,
     download: DownloadOpt = False,
