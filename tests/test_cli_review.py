@@ -205,3 +205,17 @@ def test_lesion_refuses_sampling_options_without_a_sampled_experiment(tmp_path):
 def test_eval_help_says_the_default_dataset_is_the_checkpoints():
     text = " ".join(run("eval", "--help", env={"COLUMNS": "200"}).stdout.split())
     assert "instead of the checkpoint's" in text and "the default for train" not in text
+
+
+@pytest.mark.parametrize("args", [["--arch", "densenet121", "-d", "3"],
+                                  ["--arch", "resnext50_32x4d", "-d", "3", "--engine", "fvcore"]])
+def test_params_table_at_80_columns_cuts_no_number(args):
+    doc = json.loads(run("params", *args, "-f", "json").stdout)
+    table = run("params", *args, env={"COLUMNS": "80"}).stdout
+    assert "…" not in table and max(len(line) for line in table.splitlines()) <= 80
+    rows = [row for stage in doc["stages"] for row in [stage, *stage.get("blocks", [])]]
+    numbers = {f"{doc['params']:,}", f"{doc['macs']:,}"} | {f"{r['macs']:,}" for r in rows}
+    if doc.get("fvcore"):
+        numbers |= {f"{m['flops']:,}" for m in doc["fvcore"]["modules"]}
+    missing = [n for n in numbers if n not in table]
+    assert not missing, missing  # "1,040,449,…" before

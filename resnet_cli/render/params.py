@@ -15,20 +15,18 @@ def params_table(report: Any, console: Any) -> None:
 
     title = (f"{report.arch}  ·  input {report.input_size}x{report.input_size}  ·  "
              f"{report.num_classes} classes  ·  engine: {report.engine}")
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column("name")
-    table.add_column("output", justify="right")
-    table.add_column("params", justify="right")
-    table.add_column("MACs", justify="right")
-    table.add_column("share", justify="right")
-    table.add_column("", style="dim")
-    for row in report.rows:
-        indent = "  " * (row.level - 1)
-        style = "bold" if row.level == 1 else ("" if row.level == 2 else "dim")
-        table.add_row(indent + row.name, fmt_shape(row.out_shape), fmt_int(row.params), fmt_int(row.macs),
-                      f"{100 * row.share:.1f}%", row.detail, style=style)
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    rows = [("  " * (row.level - 1) + row.name, fmt_shape(row.out_shape), fmt_int(row.params), fmt_int(row.macs),
+             f"{100 * row.share:.1f}%", row.detail) for row in report.rows]
+    total = ("total", "", fmt_int(report.params), fmt_int(report.macs), "100.0%", "")
+    _add_uncut_columns(table, [("name", "left"), ("output", "right"), ("params", "right"), ("MACs", "right"),
+                               ("share", "right"), ("", "left")], [*rows, total], text_columns={0: 16, 5: 10},
+                       width=console.width)
+    table.columns[5].style = "dim"
+    for row, cells in zip(report.rows, rows):
+        table.add_row(*cells, style="bold" if row.level == 1 else ("" if row.level == 2 else "dim"))
     table.add_section()
-    table.add_row("total", "", fmt_int(report.params), fmt_int(report.macs), "100.0%", "", style="bold")
+    table.add_row(*total, style="bold")
     console.print(table)
     console.print(
         f"params {fmt_int(report.params)} ({fmt_si(report.params)}; trainable {fmt_int(report.trainable_params)})"
@@ -60,17 +58,40 @@ def _fvcore_modules_table(fv: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
     table = Table(title="fvcore, per module (flops = fused multiply-adds by fvcore's default handles)",
-                  title_justify="left", box=box.SIMPLE_HEAD)
-    for col, just in (("module", "left"), ("type", "left"), ("params", "right"), ("fvcore flops", "right"),
-                      ("conv+linear", "right")):
-        table.add_column(col, justify=just)
-    for row in fv.get("modules", []):
-        style = "bold" if row["level"] == 1 else ("" if row["level"] == 2 else "dim")
-        table.add_row("  " * (row["level"] - 1) + row["module"], row["type"], fmt_int(row["params"]),
-                      fmt_int(row["flops"]), fmt_int(row["conv_linear"]), style=style)
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    modules = fv.get("modules", [])
+    rows = [("  " * (row["level"] - 1) + row["module"], row["type"], fmt_int(row["params"]), fmt_int(row["flops"]),
+             fmt_int(row["conv_linear"])) for row in modules]
+    total = ("total", "", "", fmt_int(fv["total"]), fmt_int(fv["conv_linear"]))
+    _add_uncut_columns(table, [("module", "left"), ("type", "left"), ("params", "right"), ("fvcore flops", "right"),
+                               ("conv+linear", "right")], [*rows, total], text_columns={0: 16, 1: 11},
+                       width=console.width)
+    for row, cells in zip(modules, rows):
+        table.add_row(*cells, style="bold" if row["level"] == 1 else ("" if row["level"] == 2 else "dim"))
     table.add_section()
-    table.add_row("total", "", "", fmt_int(fv["total"]), fmt_int(fv["conv_linear"]), style="bold")
+    table.add_row(*total, style="bold")
     console.print(table)
+
+
+def _add_uncut_columns(table: Any, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str]],
+                       text_columns: dict[int, int], width: int) -> None:
+    """Number columns as wide as their widest cell, so a number is never cut ("1,040,449,…" on 80 columns);
+    the text columns share what is left of ``width``, none narrower than its floor ``text_columns[i]``, and
+    fold a long name onto more lines instead of cutting it."""
+    widest = [max(len(name), *(len(str(r[i])) for r in rows)) for i, (name, _) in enumerate(columns)]
+    # Besides the cells, the table draws two characters per column (an edge or separator and a padding; measured).
+    spare = width - 2 * len(columns) - sum(w for i, w in enumerate(widest) if i not in text_columns)
+    text_width = {i: widest[i] for i in text_columns}
+    while sum(text_width.values()) > spare:
+        shrinkable = [i for i in text_columns if text_width[i] > text_columns[i]]
+        if not shrinkable:
+            break  # a terminal too narrow for the numbers themselves: rich crops at the edge
+        text_width[max(shrinkable, key=lambda i: text_width[i] - text_columns[i])] -= 1
+    for i, (name, justify) in enumerate(columns):
+        if i in text_columns:
+            table.add_column(name, justify=justify, overflow="fold", width=text_width[i])
+        else:
+            table.add_column(name, justify=justify, no_wrap=True, min_width=widest[i])
 
 
 def params_csv(report: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
