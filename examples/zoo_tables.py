@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from resnet_cli import get_spec  # noqa: E402
 from resnet_cli.plan import plan_model  # noqa: E402
 
-WRN_NOTE = "the name counts convs (6n + conv1 + 3 shortcut convs); depth here is the longest path"
+WRN_NOTE = "depth as the paper counts it: 6n convs in blocks + conv1 + 3 shortcut convs"
 TABLES = [
     ("He et al. 2015, Table 6 — CIFAR-10 ResNets (option A shortcuts)", [
         ("resnet20", "0.27M", ""), ("resnet32", "0.46M", ""), ("resnet44", "0.66M", ""),

@@ -99,7 +99,11 @@ class ArchSpec:
     def depth(self) -> int:
         """Weighted layers on the longest path, as the papers count them (convs in blocks + stem + fc).
 
-        DenseNets also count the transition convs (Huang et al. 2017: L = 40, 100, 121, ...)."""
+        DenseNets also count the transition convs (Huang et al. 2017: L = 40, 100, 121, ...). CIFAR Wide ResNets
+        count as Zagoruyko & Komodakis 2016 do, so that ``wrn28_10`` has depth 28: 6n convs in blocks + conv1 + the
+        three 1x1 shortcut convs = 6n + 4 (the fc is not counted)."""
+        if self.stem == "cifar" and "Wide ResNet" in self.kind:
+            return 2 * self.num_blocks + 4
         if self.family == "densenet":
             per_layer = 2 if self.bn_size else 1
             return per_layer * self.num_blocks + (len(self.layers) - 1) + 2

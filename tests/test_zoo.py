@@ -225,3 +225,9 @@ def test_the_examples_page_is_what_the_script_prints():
     with contextlib.redirect_stdout(out):
         module.main()
     assert out.getvalue().strip() in (root / "examples" / "zoo_tables.md").read_text()
+
+
+@pytest.mark.parametrize("name, depth", [("wrn28_10", 28), ("wrn40_4", 40), ("wrn16_8", 16), ("resnet110", 110),
+                                         ("preact_resnet164", 164), ("wide_resnet50_2", 50), ("densenet121", 121)])
+def test_depth_is_the_number_in_the_name(name, depth):
+    assert get_spec(name).depth == depth

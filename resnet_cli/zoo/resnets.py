@@ -126,7 +126,7 @@ def wrn_spec(depth: int, k: int, name: str | None = None) -> ArchSpec:
     the convolutions with ``dropout`` (the paper uses 0.3).
 
     The name counts convolutions the paper's way: 6n conv layers in blocks + conv1 + the three 1x1 shortcut
-    convs = 6n + 4. ``spec.depth`` counts He et al.'s way (longest path: 6n + conv1 + fc = 6n + 2)."""
+    convs = 6n + 4; so does ``spec.depth`` for these nets (He et al.'s longest-path count would give 6n + 2)."""
     if depth < 10 or (depth - 4) % 6:
         raise SpecError(f"Wide ResNets have 6n+4 layers: {depth} is not 6n+4 for a whole n >= 1 "
                         f"(try {6 * max(1, round((depth - 4) / 6)) + 4})")
