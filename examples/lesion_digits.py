@@ -3,7 +3,8 @@
 Trains a CIFAR-style ResNet-20 and its plain twin (the same 18 convolutions without shortcuts) on scikit-learn's
 handwritten digits at 16x16 pixels, saves both as checkpoints, then runs the lesion study on each (every block
 deleted in turn, k random blocks deleted, k pairs swapped) and the gradient-by-path-length measurement on the
-ResNet. A few minutes on a CPU. The same studies from the shell, on the checkpoints written here:
+ResNet. About 14 CPU-minutes (most of it training the plain net). The same studies from the shell, on the
+checkpoints written here:
 
     resnet-cli lesion OUT/resnet20.pt --out OUT/lesion-resnet20
     resnet-cli lesion OUT/plain20.pt --experiments single --out OUT/lesion-plain20

@@ -172,3 +172,9 @@ def test_cli_eval_of_a_bare_state_dict(tmp_path):
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["images"] == 20 and doc["inferred_arch"] == "given" and doc["arch"] == "cifar_resnet8"
+    # the table says it in words, not as the JSON's bare marker
+    result = runner.invoke(app, ["eval", str(tmp_path / "r8.pt"), "--arch", "cifar_resnet8", "-d", "synthetic",
+                                 "--limit", "20", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "a bare state dict, read as cifar_resnet8 (--arch)" in result.stdout
+    assert "note: given" not in result.stdout

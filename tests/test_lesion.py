@@ -370,3 +370,19 @@ def test_cached_equals_naive_on_every_family(arch, overrides):
         assert cached[key] == naive[key]
     assert len(cached["single"]) == len(model.residual_blocks())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_single_table_says_what_a_deletion_is_for_resnet_and_plain(resnet, plain, test_data):
+    """A plain net has no shortcut: its table must not say 'shortcut kept'."""
+    from rich.console import Console
+
+    from resnet_cli.render.lesion import lesion_table
+
+    data = (test_data[0][:64], test_data[1][:64])
+    titles = {}
+    for which, model in (("resnet", resnet[1]), ("plain", plain[1])):
+        console = Console(record=True, width=200)
+        lesion_table(study(model, data, experiments=["single"]), console)
+        titles[which] = " ".join(console.export_text().split())  # rich wraps the title to the table
+    assert "residual branch removed, shortcut kept" in titles["resnet"]
+    assert "shortcut" not in titles["plain"] and "layer replaced by an identity" in titles["plain"]

@@ -318,6 +318,15 @@ def test_cli_table_shows_the_figures():
     assert "20–34" in out and "98.0166%" in out and "40.25" in out
 
 
+def test_cli_table_gives_a_tiny_range_share_in_scientific_notation():
+    # 19-35 of ResNet-1202's 600 blocks: sum C(600, k) for k = 19..35 over 2^600, about 1.55e-124, not "0.0000%"
+    share = sum(math.comb(600, k) for k in range(19, 36)) / 2**600
+    result = run("--arch", "resnet1202", "--range", "19:35", "--range", "290:310")
+    assert result.exit_code == 0, result.output
+    assert f"= {share:.2e}" in result.stdout and "0.0000%" not in result.stdout
+    assert "60.8715%" in result.stdout  # ordinary shares keep their percentage
+
+
 def test_cli_table_groups_lengths_of_deep_nets():
     result = run("--blocks", 10_000, "--rows", 20)
     assert result.exit_code == 0, result.output

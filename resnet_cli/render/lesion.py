@@ -23,8 +23,9 @@ def lesion_table(result: Any, console: Any) -> None:
     console.print(f"[bold]{result.arch}[/bold] ({kind}) on {result.dataset}: {fmt_int(result.images)} images  ·  "
                   f"baseline error [bold]{_pct(result.baseline_error)}[/bold]")
     if result.single:
-        table = Table(title="single deletions (residual branch removed, shortcut kept)", title_justify="left",
-                      box=box.SIMPLE_HEAD)
+        # A plain net has no shortcut to keep: its deleted layer is replaced by an identity instead.
+        how = "residual branch removed, shortcut kept" if result.residual else "layer replaced by an identity"
+        table = Table(title=f"single deletions ({how})", title_justify="left", box=box.SIMPLE_HEAD)
         for col, just in (("block", "left"), ("stage", "right"), ("downsample", "center"), ("error", "right"),
                           ("change", "right")):
             table.add_column(col, justify=just)  # type: ignore[arg-type]

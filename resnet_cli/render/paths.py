@@ -182,6 +182,8 @@ def _plural(count: int, word: str) -> str:
 
 
 def _pct(x: float) -> str:
+    if 0 < x < 5e-7:  # would print as 0.0000%: a fraction in scientific notation, as in the table's share column
+        return f"{x:.2e}"
     return f"{100 * x:.4f}%" if x < 0.9999995 else f"{100 * x:.7g}%"
 
 

@@ -54,7 +54,9 @@ def eval_table(report: Any, console: Any) -> None:
     d = report.to_dict()
     console.print(f"{d['arch']} on {d['dataset']} ({d['split']} split, {d['images']:,} images): "
                   f"error {_pct(d['error'])}, accuracy {_pct(d['accuracy'])}, loss {d['loss']:.4f} nats/image")
-    if d.get("inferred_arch"):
+    if d.get("inferred_arch") == "given":  # JSON keeps the bare marker; a person reads a sentence
+        console.print(f"[dim]note: a bare state dict, read as {d['arch']} (--arch)[/dim]")
+    elif d.get("inferred_arch"):
         console.print(f"[dim]note: {d['inferred_arch']}[/dim]")
 
 
