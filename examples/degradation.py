@@ -5,7 +5,7 @@ optimisation were easy (it could copy the shallow net and set its extra layers t
 the same layers plus shortcuts — do not degrade. This trains plain and residual CIFAR-style nets at two depths on
 the same data with the same recipe and seed, and plots their training error side by side.
 
-    python examples/degradation.py                       # digits, depths 20 and 56: ~4 CPU-minutes
+    python examples/degradation.py                       # digits, depths 20 and 56: 40 s on 2 idle cores
     python examples/degradation.py --dataset cifar10 --data-dir DIR --epochs 30 --width 16 --input-size 32
 
 Measured (2 cores, defaults): final training error plain-20 0.59%, plain-56 53.82%; ResNet-20 0.00%,
