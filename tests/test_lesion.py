@@ -386,3 +386,21 @@ def test_single_table_says_what_a_deletion_is_for_resnet_and_plain(resnet, plain
         titles[which] = " ".join(console.export_text().split())  # rich wraps the title to the table
     assert "residual branch removed, shortcut kept" in titles["resnet"]
     assert "shortcut" not in titles["plain"] and "layer replaced by an identity" in titles["plain"]
+
+
+def test_multi_deletions_never_repeat_a_set():
+    """With 9 blocks there are only C(9, 8) = 9 ways to delete 8 and one to delete all 9: the study measures each
+    once instead of the same set 10 times (which would report a spread of 0 over 10 'samples')."""
+    from resnet_cli.analysis.lesion import BlockInfo, distinct_subsets, multi_measurements
+
+    import random
+
+    blocks = [BlockInfo(index=i, name=f"b{i}", stage=1, position=i, downsample=False, in_shape=(4,),
+                        out_shape=(4,), removable=True) for i in range(9)]
+    by_k = {}
+    for m in multi_measurements(blocks, max_k=9, samples=10, seed=0):
+        by_k.setdefault(m.k, []).append(m.config.deleted)
+    assert {k: len(v) for k, v in by_k.items()} == {1: 9, 2: 10, 3: 10, 4: 10, 5: 10, 6: 10, 7: 10, 8: 9, 9: 1}
+    assert all(len(set(v)) == len(v) for v in by_k.values())
+    big = distinct_subsets(random.Random(0), range(600), 3, 50)
+    assert len(set(big)) == 50 and all(len(s) == 3 and list(s) == sorted(s) for s in big)

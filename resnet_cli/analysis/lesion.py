@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -148,9 +150,22 @@ def multi_measurements(blocks: Sequence[BlockInfo], max_k: int, samples: int, se
     pool = [b.index for b in blocks if b.removable]
     out = []
     for k in range(1, min(max_k, len(pool)) + 1):
-        for s in range(samples):
-            out.append(Measurement(f"multi/k={k}/s={s}", "multi", k, Config(tuple(sorted(rng.sample(pool, k))))))
+        for s, chosen in enumerate(distinct_subsets(rng, pool, k, samples)):
+            out.append(Measurement(f"multi/k={k}/s={s}", "multi", k, Config(chosen)))
     return out
+
+
+def distinct_subsets(rng: random.Random, pool: Sequence[int], k: int, samples: int) -> list[tuple[int, ...]]:
+    """``samples`` different k-subsets of ``pool`` (sorted tuples), or all C(n, k) of them when there are no more:
+    deleting the same set twice would repeat a measurement and understate the spread."""
+    total = math.comb(len(pool), k)
+    if total <= max(samples, 10_000):
+        every = list(itertools.combinations(sorted(pool), k))
+        return every if total <= samples else rng.sample(every, samples)
+    seen: dict[tuple[int, ...], None] = {}
+    while len(seen) < samples:  # more than 10,000 subsets and more than samples: repeats are rare
+        seen.setdefault(tuple(sorted(rng.sample(list(pool), k))), None)
+    return list(seen)
 
 
 def reorder_measurements(blocks: Sequence[BlockInfo], max_k: int, samples: int, seed: int) -> list[Measurement]:
