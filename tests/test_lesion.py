@@ -402,5 +402,13 @@ def test_multi_deletions_never_repeat_a_set():
         by_k.setdefault(m.k, []).append(m.config.deleted)
     assert {k: len(v) for k, v in by_k.items()} == {1: 9, 2: 10, 3: 10, 4: 10, 5: 10, 6: 10, 7: 10, 8: 9, 9: 1}
     assert all(len(set(v)) == len(v) for v in by_k.values())
+    # four swappable blocks: C(4, 2) = 6 single swaps and 3 ways to swap two disjoint pairs
+    from resnet_cli.analysis.lesion import reorder_measurements
+
+    swaps_by_k = {}
+    for m in reorder_measurements(blocks[:4], max_k=2, samples=10, seed=0):
+        swaps_by_k.setdefault(m.k, []).append(m.config.swaps)
+    assert {k: len(set(v)) for k, v in swaps_by_k.items()} == {1: 6, 2: 3}
+    assert all(len(set(v)) == len(v) for v in swaps_by_k.values())
     big = distinct_subsets(random.Random(0), range(600), 3, 50)
     assert len(set(big)) == 50 and all(len(s) == 3 and list(s) == sorted(s) for s in big)

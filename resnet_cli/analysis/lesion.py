@@ -179,7 +179,11 @@ def reorder_measurements(blocks: Sequence[BlockInfo], max_k: int, samples: int, 
     most = sum(len(c) // 2 for c in classes.values())
     out = []
     for k in range(1, min(max_k, most) + 1):
-        for s in range(samples):
+        seen: set[tuple[tuple[int, int], ...]] = set()
+        # distinct sets of swaps; where there are fewer than ``samples``, as many as 50 tries per sample find
+        for _attempt in range(50 * samples):
+            if len(seen) == samples:
+                break
             free = {shape: list(c) for shape, c in classes.items()}
             pairs = []
             for _ in range(k):
@@ -190,7 +194,11 @@ def reorder_measurements(blocks: Sequence[BlockInfo], max_k: int, samples: int, 
                 free[shape].remove(a)
                 free[shape].remove(b)
                 pairs.append((min(a, b), max(a, b)))
-            out.append(Measurement(f"reorder/k={k}/s={s}", "reorder", k, Config(swaps=tuple(sorted(pairs)))))
+            swaps = tuple(sorted(pairs))
+            if swaps in seen:
+                continue
+            out.append(Measurement(f"reorder/k={k}/s={len(seen)}", "reorder", k, Config(swaps=swaps)))
+            seen.add(swaps)
     return out
 
 
