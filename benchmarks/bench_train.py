@@ -11,10 +11,10 @@ optimizer and seed:
 The steps are *paired*: after every trainer step (its ``on_step`` hook) the minimal loop runs one step on its own
 model, so that both see the same machine load, which on a shared machine changes by 5x within seconds. Reported:
 median images/s of each over all steps, and the median of the per-step time ratios (trainer / minimal). Prints a
-table and writes JSON (``--json``). One untimed warm-up step each first (oneDNN builds its kernels then).
+table and writes JSON (``--out``). One untimed warm-up step each first (oneDNN builds its kernels then).
 
     python benchmarks/bench_train.py                      # resnet20, 8 steps x 128 images, 3 repetitions
-    python benchmarks/bench_train.py --steps 20 --repeats 5 --threads 4 --json benchmarks/results/train.json
+    python benchmarks/bench_train.py --steps 20 --repeats 5 --threads 4 --out benchmarks/results/train.json
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--json", default=str(Path(__file__).resolve().parent / "results" / "train.json"),
+    parser.add_argument("--out", "--json", dest="out", default=str(Path(__file__).resolve().parent / "results" / "train.json"),
                         help="where to write the results")
     args = parser.parse_args()
     if args.threads:
@@ -127,8 +127,8 @@ def main() -> None:
            "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),
            "unit": "images/s (median over steps); ratio = trainer step time / minimal step time",
            "results": results}
-    atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    atomic_write_text(args.out, json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
