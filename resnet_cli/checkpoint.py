@@ -27,7 +27,6 @@ from .errors import ResnetCliError
 from .spec import ArchSpec
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
     from torch import nn
 
     from .data import DatasetInfo
@@ -79,6 +78,31 @@ class Checkpoint:
         if device is not None:
             model.to(device)
         return model
+
+    def load_data(self, split: str = "test", *, dataset: str | None = None,
+                  data_dir: str | os.PathLike[str] | None = None, input_size: int | None = None,
+                  limit: int | None = None, download: bool = False) -> tuple[Any, DatasetInfo]:
+        """The data this network is measured on: its own dataset as trained (input size, channels, folder), or
+        ``dataset`` by name at the network's input size. What ``eval``, ``lesion`` and ``gradients`` read.
+
+        Refuses data with another number of classes than the network has outputs: label k must mean output k.
+        """
+        from .data import load_dataset
+
+        info = self.dataset
+        if dataset is None and info is None:
+            raise CheckpointError(f"{self.path or 'the checkpoint'} does not say what data it was trained on; "
+                                  f"pass --dataset")
+        name = dataset or info.name
+        same = info is not None and name == info.name
+        size = input_size if input_size is not None else (info.input_size if same else self.spec.input_size)
+        data, data_info = load_dataset(name, split, input_size=size,
+                                       data_dir=data_dir or (info.source if same and info.source else None),
+                                       download=download, limit=limit, in_channels=self.spec.in_channels)
+        if data_info.num_classes != self.spec.num_classes:
+            raise CheckpointError(f"{name} has {data_info.num_classes} classes; {self.spec.name} in "
+                                  f"{self.path or 'the checkpoint'} has {self.spec.num_classes} outputs")
+        return data, data_info
 
 
 def _plain(obj: Any) -> Any:

@@ -178,3 +178,18 @@ def test_cli_eval_of_a_bare_state_dict(tmp_path):
     assert result.exit_code == 0, result.output
     assert "a bare state dict, read as cifar_resnet8 (--arch)" in result.stdout
     assert "note: given" not in result.stdout
+
+
+def test_load_data_matches_classes_to_outputs_and_needs_a_dataset():
+    """One rule for eval, lesion and gradients: the data's classes are the network's outputs, one to one."""
+    from resnet_cli import get_spec
+    from resnet_cli.checkpoint import Checkpoint, CheckpointError
+
+    five = Checkpoint(spec=get_spec("resnet20", num_classes=5), state_dict={}, path="five.pt")
+    with pytest.raises(CheckpointError, match="synthetic has 10 classes; resnet20 in five.pt has 5 outputs"):
+        five.load_data(dataset="synthetic", limit=8)
+    with pytest.raises(CheckpointError, match="pass --dataset"):
+        five.load_data()
+    ten = Checkpoint(spec=get_spec("resnet20", input_size=16), state_dict={}, path="ten.pt")
+    data, info = ten.load_data(dataset="synthetic", limit=8)
+    assert (len(data), info.num_classes, info.input_size) == (8, 10, 16)

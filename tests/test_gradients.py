@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
-from lesion_nets import LinearNet, ScaleBlock, digits, one_thread, trained, write_checkpoint
+from lesion_nets import LinearNet, digits, one_thread, trained, write_checkpoint
 from resnet_cli.analysis.gradients import (gated_forward, gradient_flow, length_shares, log_comb,
                                            path_gradient_norms, shortest_range)
 from resnet_cli.cli import app

@@ -25,20 +25,10 @@ def load_study_inputs(ckpt_path: Path, arch: str | None, dataset: str | None, da
     import torch
 
     from ..checkpoint import load_checkpoint
-    from ..data import dataset_from_info, load_dataset
 
     ckpt = load_checkpoint(ckpt_path, arch=arch)
     model = ckpt.build_model()
-    if dataset is not None:
-        data, info = load_dataset(dataset, split, input_size=ckpt.spec.input_size, data_dir=data_dir, limit=limit,
-                                  in_channels=ckpt.spec.in_channels)
-        if info.num_classes > ckpt.spec.num_classes:
-            raise ResnetCliError(f"{info.name} has {info.num_classes} classes; the network predicts "
-                                 f"{ckpt.spec.num_classes}")
-    elif ckpt.dataset is not None:
-        data, info = dataset_from_info(ckpt.dataset, split, data_dir=data_dir, limit=limit)
-    else:
-        raise ResnetCliError(f"{ckpt_path} does not say which data it was trained on: pass --dataset")
+    data, info = ckpt.load_data(split, dataset=dataset, data_dir=data_dir, limit=limit)
     if hasattr(data, "get_batch"):
         images, labels = data.get_batch(torch.arange(len(data)))
     else:

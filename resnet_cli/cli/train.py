@@ -163,7 +163,6 @@ def eval_command(
 ) -> None:
     """Test error and accuracy of a checkpoint on its dataset (or --dataset)."""
     from ..checkpoint import load_checkpoint
-    from ..data import load_dataset
     from ..devices import resolve_device
     from ..render.progress import progress
     from ..render.training import eval_csv, eval_table
@@ -172,23 +171,13 @@ def eval_command(
     if split not in ("test", "train"):
         raise ResnetCliError(f"--split must be test or train, not {split!r}")
     ckpt = load_checkpoint(checkpoint, arch=arch)
-    info = ckpt.dataset
-    if dataset is None and info is None:
-        raise ResnetCliError(f"{checkpoint} does not say what data it was trained on; pass --dataset")
-    name = dataset or info.name
-    same = info is not None and name == info.name
-    size = input_size if input_size is not None else (info.input_size if same else ckpt.spec.input_size)
-    data, data_info = load_dataset(name, split, input_size=size, data_dir=data_dir or (info.source if same and
-                                   info.source else None), download=download, limit=limit,
-                                   in_channels=ckpt.spec.in_channels)
-    if data_info.num_classes != ckpt.spec.num_classes:
-        raise ResnetCliError(f"{name} has {data_info.num_classes} classes; {ckpt.spec.name} in {checkpoint} has "
-                             f"{ckpt.spec.num_classes} outputs")
+    data, data_info = ckpt.load_data(split, dataset=dataset, data_dir=data_dir, input_size=input_size, limit=limit,
+                                     download=download)
     dev = resolve_device(device.value)
     model = ckpt.build_model(dev)
     with progress(not quiet and OutputFormat(fmt) is OutputFormat.table) as bar:
         result = evaluate(model, data, batch_size=batch_size, device=dev, workers=workers, progress=bar)
-    report = EvalReport(checkpoint=str(checkpoint), arch=ckpt.spec.name, dataset=name, split=split,
+    report = EvalReport(checkpoint=str(checkpoint), arch=ckpt.spec.name, dataset=data_info.name, split=split,
                         error=result.error, accuracy=result.accuracy, loss=result.loss, correct=result.correct,
                         images=result.images, device=str(dev), inferred_arch=ckpt.inferred_arch)
     emit(report, fmt, eval_table, eval_csv)

@@ -269,17 +269,5 @@ def limit_dataset(dataset: Dataset, limit: int) -> Dataset:
     return torch.utils.data.Subset(dataset, range(limit))
 
 
-def dataset_from_info(info: DatasetInfo, split: str = "test", *, data_dir: str | os.PathLike | None = None,
-                      download: bool = False, limit: int | None = None) -> tuple[Dataset, DatasetInfo]:
-    """Rebuild a checkpoint's dataset: same name, input size and channels (data_dir defaults to where it was)."""
-    dataset, new_info = load_dataset(info.name, split, input_size=info.input_size,
-                                     data_dir=data_dir or (info.source or None), download=download, limit=limit,
-                                     in_channels=info.in_channels)
-    if new_info.num_classes != info.num_classes:
-        raise DatasetError(f"the {info.name} data found has {new_info.num_classes} classes; the checkpoint was "
-                           f"trained on {info.num_classes}")
-    return dataset, new_info
-
-
 __all__ = ["DATASET_NAMES", "AugmentedDataset", "DatasetError", "DatasetInfo", "TensorImageDataset", "Uint8ImageDataset",
-           "augment_batch", "dataset_from_info", "default_data_dir", "load_dataset", "mix_seed", "normalise"]
+           "augment_batch", "default_data_dir", "load_dataset", "mix_seed", "normalise"]
