@@ -78,9 +78,7 @@ def paths(
     if stochastic_depth is not None and survival is not None:
         raise ResnetCliError("give --stochastic-depth (the arch's own linear schedule) or --survival, not both")
     if plot is not None:
-        from ..fileio import check_writable
-
-        check_writable(check_figure_path(plot), "--plot")
+        check_figure_path(plot)
     spec = None
     if arch is not None:
         spec = spec_from_options(arch, layers=layers, stochastic_depth=stochastic_depth, sets=sets)

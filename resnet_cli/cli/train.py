@@ -102,7 +102,7 @@ def train(
     if best is not None:
         check_writable(best, "--best")
     if plot is not None:
-        check_writable(check_figure_path(plot), "--plot")
+        check_figure_path(plot)
     console = stderr_console(quiet)
     with progress(not quiet and OutputFormat(fmt) is OutputFormat.table) as bar:
         result = run_training(spec, dataset or "synthetic", config, device=device.value, data_dir=data_dir,
@@ -194,7 +194,7 @@ def plot_record(
     from ..checkpoint import load_checkpoint
     from ..render.training import plot_records
 
-    check_writable(check_figure_path(output, "--output"), "--output")
+    check_figure_path(output, "--output")
     series = []
     for path in checkpoints:
         ckpt = load_checkpoint(path)

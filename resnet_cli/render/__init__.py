@@ -102,7 +102,14 @@ FIGURE_SUFFIXES = ("png", "pdf", "svg", "svgz", "jpg", "jpeg", "eps", "ps", "tif
 
 
 def check_figure_path(path: str | Path, option: str = "--plot") -> Path:
-    """Refuse a file type matplotlib cannot write *before* any work is done (a user error, exit 2)."""
+    """Refuse, *before* any work is done, a figure path that cannot be written: a file type matplotlib does not
+    know, or a place where no file can be created (user errors, exit 2)."""
+    from ..fileio import check_writable
+
+    return check_writable(_figure_path(path, option), option)
+
+
+def _figure_path(path: str | Path, option: str) -> Path:
     from ..errors import ResnetCliError
 
     path = Path(path)
@@ -117,7 +124,7 @@ def save_figure(fig: Any, path: str | Path) -> None:
     from ..errors import ResnetCliError
     from ..fileio import atomic_open
 
-    path = check_figure_path(path, "figure")
+    path = _figure_path(path, "figure")
     try:
         with atomic_open(path, "wb") as fh:
             fig.savefig(fh, format=path.suffix.lstrip(".").lower(), bbox_inches="tight", dpi=150)
