@@ -109,26 +109,30 @@ def test_interrupted_study_resumes_to_the_same_result(resnet, test_data, tmp_pat
     assert json.loads(state.read_text())["partial"] is None
 
 
+class Wrapped(torch.nn.Module):
+    """A network that behaves as ``inner`` except where a test overrides a method (to make it fail on cue)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.inner, name)
+
+
 def test_out_of_memory_halves_the_batch(resnet, test_data):
     model = resnet[1]
     data = (test_data[0][:64], test_data[1][:64])
     expected = study(model, data, experiments=["single"], batch_size=64)
 
-    class Greedy(torch.nn.Module):  # the same network, failing like CUDA does on batches over 16 images
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
+    class Greedy(Wrapped):  # the same network, failing like CUDA does on batches over 16 images
         def forward_stem(self, x):
             if x.shape[0] > 16:
                 raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
             return self.inner.forward_stem(x)
-
-        def __getattr__(self, name):
-            try:
-                return super().__getattr__(name)
-            except AttributeError:
-                return getattr(self.inner, name)
 
     got = study(Greedy(model), data, experiments=["single"], batch_size=64)
     assert [r.error for r in got.single] == [r.error for r in expected.single]
@@ -299,22 +303,14 @@ def test_ctrl_c_inside_a_batch_drops_only_that_batch(resnet, test_data, tmp_path
     kw = dict(experiments=["single"], batch_size=16)
     whole = study(model, data, **kw)
 
-    class Fragile(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner, self.calls = inner, 0
+    class Fragile(Wrapped):
+        calls = 0
 
         def forward_stem(self, x):
             self.calls += 1
             if self.calls == 4:  # the probe is call 1, so this is the third batch
                 raise KeyboardInterrupt
             return self.inner.forward_stem(x)
-
-        def __getattr__(self, name):
-            try:
-                return super().__getattr__(name)
-            except AttributeError:
-                return getattr(self.inner, name)
 
     state = tmp_path / "m.json"
     with pytest.raises(LesionInterrupted):

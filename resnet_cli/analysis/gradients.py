@@ -49,7 +49,8 @@ def length_shares(log_magnitudes: Sequence[float], n: int) -> list[float]:
 
 def shortest_range(shares: Sequence[float], mass: float) -> tuple[int, int]:
     """The shortest contiguous range of lengths [lo, hi] holding at least ``mass`` of the total (the most mass
-    among equally short ones)."""
+    among equally short ones). Unlike analysis.paths.shortest_range, it does not assume the shares unimodal:
+    measured gradient magnitudes are noisy."""
     best: tuple[int, int, float] | None = None
     for lo in range(len(shares)):
         acc = 0.0

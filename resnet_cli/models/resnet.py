@@ -173,7 +173,9 @@ class ResNetBlock(ResidualBlock):
     def merge_plain(self, residual: torch.Tensor) -> torch.Tensor:
         return self._run(self.post_ops, residual)
 
-    def _forward(self, x: torch.Tensor, keep_branch: bool) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, keep_branch: bool = True, route: str | None = None) -> torch.Tensor:
+        """forward (``keep_branch``), skip (not ``keep_branch``), or routed (``route`` "branch" or "shortcut":
+        the same value, with the gradient let through that way only)."""
         if not self.has_shortcut:
             if keep_branch:
                 return self.merge_plain(self.branch(x))
@@ -182,27 +184,21 @@ class ResNetBlock(ResidualBlock):
         s_in = p if self.shares_preact else x
         gate = torch.sigmoid(self.gate(s_in)) if self.gate is not None else None
         residual = self.stochastic_branch(p, lambda t: self._run(self.body_ops, t)) if keep_branch else None
-        return self._run(self.post_ops, self.combine(self._shortcut_from(s_in), residual, gate))
+        identity = self._shortcut_from(s_in)
+        if route == "branch":
+            identity = identity.detach()
+        elif route == "shortcut":
+            residual = None if residual is None else residual.detach()
+            gate = None if gate is None else gate.detach()
+        return self._run(self.post_ops, self.combine(identity, residual, gate))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._forward(x, keep_branch=True)
+        return self._forward(x)
 
     def routed(self, x: torch.Tensor, through_branch: bool) -> torch.Tensor:
         """See ResidualBlock.routed. The pre-activation is shared by both ways; a gate belongs to the branch
         (it is a learned function of x, like F), so the shortcut way sees it as a constant."""
-        if not self.has_shortcut:
-            return self.forward(x)
-        p = self._run(self.pre_ops, x)
-        s_in = p if self.shares_preact else x
-        gate = torch.sigmoid(self.gate(s_in)) if self.gate is not None else None
-        residual = self.stochastic_branch(p, lambda t: self._run(self.body_ops, t))
-        identity = self._shortcut_from(s_in)
-        if through_branch:
-            identity = identity.detach()
-        else:
-            residual = None if residual is None else residual.detach()
-            gate = None if gate is None else gate.detach()
-        return self._run(self.post_ops, self.combine(identity, residual, gate))
+        return self._forward(x, route="branch" if through_branch else "shortcut")
 
     def skip(self, x: torch.Tensor) -> torch.Tensor:
         """The block with its residual branch deleted. For a highway block this is the carry path alone,
