@@ -169,7 +169,9 @@ def evaluate(model: nn.Module, dataset: Any, *, batch_size: int = 256, device: A
     was_training = model.training
     model.eval()
     n = len(dataset)
-    total_loss, correct = 0.0, 0
+    # accumulated on the device, read once at the end: no wait for the GPU per batch
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
     task = progress.add_task(description, total=n) if progress is not None else None
     use_amp = amp and device.type == "cuda"
     try:
@@ -178,13 +180,13 @@ def evaluate(model: nn.Module, dataset: Any, *, batch_size: int = 256, device: A
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 with torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext():
                     logits = model(x)
-                total_loss += float(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
-                correct += int((logits.argmax(1) == y).sum())
+                total_loss += nn.functional.cross_entropy(logits.float(), y, reduction="sum").double()
+                correct += (logits.argmax(1) == y).sum()
                 if task is not None:
                     progress.advance(task, len(y))
     finally:
         model.train(was_training)
-    return EvalResult(loss=total_loss / n if n else float("nan"), correct=correct, images=n)
+    return EvalResult(loss=total_loss.item() / n if n else float("nan"), correct=int(correct), images=n)
 
 
 _flush_depth = 0
@@ -363,11 +365,13 @@ class Trainer:
             loss = nn.functional.cross_entropy(logits, y)
             loss.backward()
             self.optimizer.step()
-        value = float(loss.detach())
+        correct = (logits.detach().argmax(1) == y).sum()
+        # one device-to-host copy per step, for both numbers (each .item() on CUDA waits for the GPU)
+        value, n_correct = torch.stack([loss.detach().float(), correct.float()]).tolist()
         if not math.isfinite(value):
             raise ResnetCliError(f"the loss became {value} at epoch {self.epoch + 1}, step {self.step + 1}; "
                                  f"try a lower --lr")
-        return value, int((logits.detach().argmax(1) == y).sum())
+        return value, int(n_correct)
 
     def _end_epoch(self) -> None:
         cfg, p = self.config, self.partial
