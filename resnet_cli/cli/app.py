@@ -7,6 +7,7 @@ from the core, or a bad option, becomes one line on stderr and exit code 2 — n
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from enum import Enum
 from typing import Annotated, Any
 
@@ -87,6 +88,19 @@ SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=2**63 - 1,
                                        help="Random seed (same seed, same results on the CPU).")]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per batch.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or messages on stderr.")]
+
+
+# Data and checkpoints, shared by train, eval, lesion and gradients.
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where the dataset's files are (CIFAR batches, "
+                                                 "image folders). Default: $RESNET_CLI_DATA or "
+                                                 "~/.cache/resnet-cli/data.")]
+CkptArg = Annotated[Path, typer.Argument(help="A checkpoint written by 'resnet-cli train' (or a torchvision-layout "
+                                         "state dict).")]
+CkptArchOpt = Annotated[str | None, typer.Option("--arch", "-a", help="For a bare state dict: its architecture "
+                                                 "(inferred from keys and shapes when omitted).")]
+CkptDatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="Use this dataset instead of the "
+                                                    "checkpoint's (synthetic, digits, cifar10, cifar100, "
+                                                    "imagefolder).")]
 
 
 # Spec overrides, shared by every command that builds an architecture from a name.

@@ -9,15 +9,16 @@ import typer
 
 from ..errors import ResnetCliError
 from ..render import OutputFormat, emit
-from .app import BatchSizeOpt, Device, DeviceOpt, FormatOpt, QuietOpt, SeedOpt, app
-from .lesion import ArchOpt, CkptArg, DataDirOpt, DatasetOpt, load_study_inputs
+from .app import (BatchSizeOpt, CkptArchOpt, CkptArg, CkptDatasetOpt, DataDirOpt, Device, DeviceOpt, FormatOpt,
+                  QuietOpt, SeedOpt, app)
+from .lesion import load_study_inputs
 
 
 @app.command()
 def gradients(
     checkpoint: CkptArg,
-    arch: ArchOpt = None,
-    dataset: DatasetOpt = None,
+    arch: CkptArchOpt = None,
+    dataset: CkptDatasetOpt = None,
     data_dir: DataDirOpt = None,
     split: Annotated[str, typer.Option("--split", help="train (as Veit et al.) or test.")] = "train",
     limit: Annotated[int, typer.Option("--limit", min=1, help="Images to average over.")] = 64,

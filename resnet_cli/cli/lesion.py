@@ -9,14 +9,8 @@ import typer
 
 from ..errors import ResnetCliError
 from ..render import OutputFormat, emit
-from .app import BatchSizeOpt, Device, DeviceOpt, FormatOpt, QuietOpt, SeedOpt, app, options_given
-
-CkptArg = Annotated[Path, typer.Argument(help="A checkpoint written by 'resnet-cli train' (or a torchvision-layout "
-                                         "state dict, with --arch).")]
-ArchOpt = Annotated[str | None, typer.Option("--arch", "-a", help="Architecture of a bare state dict.")]
-DatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="Evaluate on this dataset instead of the "
-                                                "checkpoint's (synthetic, digits, cifar10, cifar100, imagefolder).")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where the dataset's files are.")]
+from .app import (BatchSizeOpt, CkptArchOpt, CkptArg, CkptDatasetOpt, DataDirOpt, Device, DeviceOpt, FormatOpt,
+                  QuietOpt, SeedOpt, app, options_given)
 
 
 def load_study_inputs(ckpt_path: Path, arch: str | None, dataset: str | None, data_dir: Path | None,
@@ -42,8 +36,8 @@ def load_study_inputs(ckpt_path: Path, arch: str | None, dataset: str | None, da
 def lesion(
     ctx: typer.Context,
     checkpoint: CkptArg,
-    arch: ArchOpt = None,
-    dataset: DatasetOpt = None,
+    arch: CkptArchOpt = None,
+    dataset: CkptDatasetOpt = None,
     data_dir: DataDirOpt = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Use the first N test images.")] = None,
     experiments: Annotated[str, typer.Option("--experiments", "-e", help="Comma-separated: single, multi, "

@@ -11,14 +11,12 @@ import typer
 from ..errors import ResnetCliError
 from ..fileio import check_writable
 from ..render import OutputFormat, check_figure_path, emit, stderr_console
-from .app import (BatchSizeOpt, Device, DeviceOpt, FormatOpt, InputSizeOpt, LayersOpt, QuietOpt, SeedOpt, SetOpt,
-                  ShortcutOpt, StochasticDepthOpt, WidthsOpt, app, options_given, spec_from_options)
+from .app import (BatchSizeOpt, CkptArchOpt, CkptArg, CkptDatasetOpt, DataDirOpt, Device, DeviceOpt, FormatOpt,
+                  InputSizeOpt, LayersOpt, QuietOpt, SeedOpt, SetOpt, ShortcutOpt, StochasticDepthOpt, WidthsOpt, app,
+                  options_given, spec_from_options)
 
 DatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="synthetic (the default for "
                                                 "train), digits, cifar10, cifar100 or imagefolder.")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where the dataset's files are (CIFAR batches, "
-                                                 "image folders). Default: $RESNET_CLI_DATA or "
-                                                 "~/.cache/resnet-cli/data.")]
 DownloadOpt = Annotated[bool, typer.Option("--download", help="Fetch the official CIFAR archive if it is missing "
                                            "(checks its MD5).")]
 
@@ -144,12 +142,9 @@ class EvalReport:
 
 @app.command("eval")
 def eval_command(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from 'train', or a bare state dict.")],
-    arch: Annotated[str | None, typer.Option("--arch", "-a", help="For a bare state dict: its architecture "
-                                             "(inferred from keys and shapes when omitted).")] = None,
-    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Evaluate on this dataset instead of the "
-                                                "checkpoint's (synthetic, digits, cifar10, cifar100, imagefolder).")]
-    = None,
+    checkpoint: CkptArg,
+    arch: CkptArchOpt = None,
+    dataset: CkptDatasetOpt = None,
     split: Annotated[str, typer.Option("--split", help="test or train.")] = "test",
     data_dir: DataDirOpt = None,
     download: DownloadOpt = False,

@@ -269,5 +269,5 @@ def limit_dataset(dataset: Dataset, limit: int) -> Dataset:
     return torch.utils.data.Subset(dataset, range(limit))
 
 
-__all__ = ["DATASET_NAMES", "AugmentedDataset", "DatasetError", "DatasetInfo", "TensorImageDataset", "Uint8ImageDataset",
-           "augment_batch", "default_data_dir", "load_dataset", "mix_seed", "normalise"]
+__all__ = ["DATASET_NAMES", "AugmentedDataset", "DatasetError", "DatasetInfo", "TensorImageDataset",
+           "Uint8ImageDataset", "augment_batch", "default_data_dir", "load_dataset", "mix_seed", "normalise"]

@@ -97,7 +97,8 @@ class BlockRef:
 
 
 class ResidualNetwork(nn.Module):
-    """A network split as stem -> blocks -> head. Subclasses name their block stages (``nn.Sequential`` attributes) in ``stage_names``."""
+    """A network split as stem -> blocks -> head. Subclasses name their block stages (``nn.Sequential``
+    attributes) in ``stage_names``."""
 
     stage_names: tuple[str, ...] = ()
 

@@ -133,7 +133,8 @@ def compare_table(report: Any, console: Any) -> None:
     from rich.table import Table
 
     data = report.to_dict()
-    table = Table(title=f"compared with {data['baseline']} (× = ratio to it; MACs in multiply-adds)", title_justify="left",
+    table = Table(title=f"compared with {data['baseline']} (× = ratio to it; MACs in multiply-adds)",
+                  title_justify="left",
                   box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True)
     # Names are never cut: the arch column is as wide as the longest name, the numbers are short (SI units;
     # the exact integers are in --format json/csv).

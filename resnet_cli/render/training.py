@@ -24,7 +24,8 @@ def train_table(result: Any, console: Any) -> None:
     d = result.to_dict()
     ds = d["dataset"]
     title = (f"{d['arch']} on {ds['name']} ({ds['num_classes']} classes, {ds['input_size']}x{ds['input_size']}x"
-             f"{ds['in_channels']})  ·  device {d['device']}  ·  augmentation {result.dataset.augmentation if d['config']['augment'] else 'off'}")
+             f"{ds['in_channels']})  ·  device {d['device']}  ·  "
+             f"augmentation {result.dataset.augmentation if d['config']['augment'] else 'off'}")
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     for name in ("epoch", "lr", "train loss", "train err", "test loss", "test err", "time (s)", "img/s"):
         table.add_column(name, justify="right")
