@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from ..spec import ArchSpec
 from . import planner
-from .layers import LayerCount, Shape, bn, conv, global_pool, linear, pool
+from .layers import LayerCount, bn, conv, global_pool, linear, pool
 from .model import ModelPlan, UnitPlan
+from .resnet import stem_plan
 
 
 def dense_stem_width(spec: ArchSpec) -> int:
@@ -29,13 +30,8 @@ def transition_width(spec: ArchSpec, channels: int) -> int:
 
 @planner("densenet")
 def plan_densenet(spec: ArchSpec) -> ModelPlan:
-    shape: Shape = (spec.in_channels, spec.input_size, spec.input_size)
-    stem = UnitPlan("stem", "stem", shape)
-    if spec.stem == "imagenet":
-        c0 = conv("features.conv0", shape, spec.stem_width, 7, stride=2, padding=3)
-        stem.layers += [c0, bn("features.norm0", c0.out_shape), pool("features.pool0", c0.out_shape, 3, 2, 1)]
-    else:
-        stem.layers.append(conv("features.conv0", shape, spec.stem_width, 3))
+    # CIFAR DenseNets start with the conv alone: each dense layer begins with its own BN-ReLU
+    stem = stem_plan(spec, ("features.conv0", "features.norm0", "features.pool0"), cifar_bn=False)
     units = [stem]
     shape = stem.out_shape
     k = spec.growth_rate

@@ -36,17 +36,24 @@ def shares_preactivation(spec: ArchSpec, changes_shape: bool, first: bool) -> bo
     return spec.residual and spec.placement in ("full_preact", "relu_preact") and (changes_shape or first)
 
 
-def stem_plan(spec: ArchSpec) -> UnitPlan:
+def stem_plan(spec: ArchSpec, names: tuple[str, str, str] = ("conv1", "bn1", "maxpool"),
+              cifar_bn: bool | None = None) -> UnitPlan:
+    """The stem: ImageNet's 7x7/2 conv, BN, 3x3/2 max-pool, or CIFAR's 3x3 conv (with a BN unless ``cifar_bn`` is
+    false; by default, unless full pre-activation puts the first block's BN-ReLU after it). ``names`` are the
+    modules' names (a DenseNet's are features.conv0, features.norm0, features.pool0)."""
+    conv_name, bn_name, pool_name = names
     shape: Shape = (spec.in_channels, spec.input_size, spec.input_size)
     unit = UnitPlan("stem", "stem", shape)
     if spec.stem == "imagenet":
-        c1 = conv("conv1", shape, spec.stem_width, 7, stride=2, padding=3)
-        unit.layers += [c1, bn("bn1", c1.out_shape), pool("maxpool", c1.out_shape, 3, 2, 1)]
+        c1 = conv(conv_name, shape, spec.stem_width, 7, stride=2, padding=3)
+        unit.layers += [c1, bn(bn_name, c1.out_shape), pool(pool_name, c1.out_shape, 3, 2, 1)]
     else:
-        c1 = conv("conv1", shape, spec.stem_width, 3)
+        c1 = conv(conv_name, shape, spec.stem_width, 3)
         unit.layers.append(c1)
-        if spec.placement != "full_preact":  # full pre-activation: the first block's BN-ReLU follows conv1
-            unit.layers.append(bn("bn1", c1.out_shape))
+        if cifar_bn is None:
+            cifar_bn = spec.placement != "full_preact"
+        if cifar_bn:
+            unit.layers.append(bn(bn_name, c1.out_shape))
     return unit
 
 
