@@ -23,15 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from resnet_cli.analysis.lesion import (Config, Layout, executed_ops, lesion_study,  # noqa: E402
-                                        single_measurements)
-from resnet_cli.devices import resolve_device  # noqa: E402
-from resnet_cli.fileio import atomic_write_text  # noqa: E402
-from resnet_cli.models import build_model  # noqa: E402
-from resnet_cli.plan import plan_model  # noqa: E402
-from resnet_cli.registry import get_spec  # noqa: E402
+from resnet_cli.analysis.lesion import Config, Layout, executed_ops, lesion_study, single_measurements
+from resnet_cli.devices import resolve_device
+from resnet_cli.fileio import atomic_write_text
+from resnet_cli.models import build_model
+from resnet_cli.plan import plan_model
+from resnet_cli.registry import get_spec
 
 
 def sync(device: torch.device) -> None:

@@ -35,7 +35,7 @@ def time_cold(cmd: list[str], repeats: int) -> tuple[list[float], dict]:
     times, last = [], {}
     for _ in range(repeats):
         start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run(cmd, cwd=ROOT, check=False, capture_output=True, text=True)
         times.append(time.perf_counter() - start)
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.strip()}")

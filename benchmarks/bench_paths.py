@@ -74,14 +74,14 @@ def main() -> None:
 
     rows = []
     for n in args.sizes:
-        row_s = median_seconds(lambda: P.binomial_row(n), args.repeats)
+        row_s = median_seconds(lambda n=n: P.binomial_row(n), args.repeats)
         estimated = n > 1000
         ks = range(0, n + 1, max(1, n // 100)) if estimated else range(n + 1)
-        comb_s = median_seconds(lambda: [math.comb(n, k) for k in ks], max(1, min(args.repeats, 3)))
+        comb_s = median_seconds(lambda n=n, ks=ks: [math.comb(n, k) for k in ks], max(1, min(args.repeats, 3)))
         comb_s *= (n + 1) / len(ks)
-        report_s = median_seconds(lambda: P.path_lengths(n), args.repeats)
+        report_s = median_seconds(lambda n=n: P.path_lengths(n), args.repeats)
         survival = P.linear_survival(n, 0.5)
-        sd_s = median_seconds(lambda: P.path_lengths(n, survival=survival), args.repeats)
+        sd_s = median_seconds(lambda n=n, survival=survival: P.path_lengths(n, survival=survival), args.repeats)
         cli_s, torch_seen = cli_seconds(n, max(1, min(args.repeats, 3)))
         report = P.path_lengths(n)
         rows.append({

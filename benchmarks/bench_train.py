@@ -29,13 +29,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-import torch  # noqa: E402
+import torch
 
-from resnet_cli import get_spec  # noqa: E402
-from resnet_cli.data import load_dataset  # noqa: E402
-from resnet_cli.fileio import atomic_write_text  # noqa: E402
-from resnet_cli.models import build_model  # noqa: E402
-from resnet_cli.training import TrainConfig, Trainer  # noqa: E402
+from resnet_cli import get_spec
+from resnet_cli.data import load_dataset
+from resnet_cli.fileio import atomic_write_text
+from resnet_cli.models import build_model
+from resnet_cli.training import TrainConfig, Trainer
 
 
 class MinimalLoop:
@@ -92,7 +92,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--out", "--json", dest="out", default=str(Path(__file__).resolve().parent / "results" / "train.json"),
+    default_out = Path(__file__).resolve().parent / "results" / "train.json"
+    parser.add_argument("--out", "--json", dest="out", default=str(default_out),
                         help="where to write the results")
     args = parser.parse_args()
     if args.threads:

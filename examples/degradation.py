@@ -25,10 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from resnet_cli import get_spec  # noqa: E402
-from resnet_cli.fileio import atomic_write_text  # noqa: E402
-from resnet_cli.render.training import plot_records  # noqa: E402
-from resnet_cli.training import TrainConfig, train  # noqa: E402
+from resnet_cli import get_spec
+from resnet_cli.fileio import atomic_write_text
+from resnet_cli.render.training import plot_records
+from resnet_cli.training import TrainConfig, train
 
 
 def main() -> None:

@@ -22,19 +22,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import torch
+import torch.nn.functional as F
 
-from resnet_cli.analysis.gradients import gradient_flow  # noqa: E402
-from resnet_cli.analysis.lesion import lesion_study  # noqa: E402
-from resnet_cli.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from resnet_cli.data import load_dataset  # noqa: E402
-from resnet_cli.fileio import atomic_write_text  # noqa: E402
-from resnet_cli.models import build_model  # noqa: E402
-from resnet_cli.registry import get_spec  # noqa: E402
-from resnet_cli.render import to_json  # noqa: E402
-from resnet_cli.render.lesion import gradients_plots, lesion_plots  # noqa: E402
-from resnet_cli.training import flush_denormals  # noqa: E402
+from resnet_cli.analysis.gradients import gradient_flow
+from resnet_cli.analysis.lesion import lesion_study
+from resnet_cli.checkpoint import load_checkpoint, save_checkpoint
+from resnet_cli.data import load_dataset
+from resnet_cli.fileio import atomic_write_text
+from resnet_cli.models import build_model
+from resnet_cli.registry import get_spec
+from resnet_cli.render import to_json
+from resnet_cli.render.lesion import gradients_plots, lesion_plots
+from resnet_cli.training import flush_denormals
 
 SIZE = 16
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from resnet_cli import get_spec  # noqa: E402
-from resnet_cli.plan import plan_model  # noqa: E402
+from resnet_cli import get_spec
+from resnet_cli.plan import plan_model
 
 WRN_NOTE = "depth as the paper counts it: 6n convs in blocks + conv1 + 3 shortcut convs"
 TABLES = [

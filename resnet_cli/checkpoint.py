@@ -317,7 +317,7 @@ def _shapes_of(spec: ArchSpec) -> dict[str, tuple[int, ...]] | None:
     try:
         with torch.device("meta"):
             model = build_model(spec)
-    except Exception:  # noqa: BLE001 - a candidate that cannot be built simply does not match
+    except Exception:
         return None
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 

@@ -19,7 +19,7 @@ def deterministic_weights(model: torch.nn.Module) -> None:
         wave = torch.sin(t * 0.7 + i)
         if k.endswith("running_var"):
             vals = 1.0 + 0.5 * torch.cos(t + i) ** 2
-        elif k.endswith("running_mean") or k.endswith("bias"):
+        elif k.endswith(("running_mean", "bias")):
             vals = 0.05 * wave
         elif v.dim() == 1:  # batch-norm weight
             vals = 1.0 + 0.1 * wave

@@ -140,7 +140,7 @@ def _imports_after(args):
     code = ("import sys; from resnet_cli.cli import main; sys.argv = ['resnet-cli', *sys.argv[1:]]\n"
             "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
             "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)\n")
-    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", code, *args], check=False, cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     return proc
 
@@ -155,7 +155,7 @@ def test_fast_commands_never_import_torch(args):
 
 def test_module_entry_point():
     proc = subprocess.run([sys.executable, "-m", "resnet_cli", "params", "--arch", "resnet18", "-f", "json"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and json.loads(proc.stdout)["params"] == 11_689_512
 
 

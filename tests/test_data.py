@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from resnet_cli.cli import app
-from resnet_cli.data import (DatasetError, DatasetInfo, augment_batch, load_dataset)
+from resnet_cli.data import DatasetError, DatasetInfo, augment_batch, load_dataset
 from resnet_cli.data.cifar import CIFAR10, CIFAR100
 
 
@@ -192,7 +192,7 @@ def test_imagefolder_reads_class_folders(tmp_path):
 
 def test_imagefolder_flat_layout_and_errors(tmp_path):
     _write_images(tmp_path / "val")  # ImageNet validation layout: the class folders directly
-    ds, info = load_dataset("imagefolder", "test", data_dir=tmp_path / "val", input_size=8, in_channels=1)
+    ds, _info = load_dataset("imagefolder", "test", data_dir=tmp_path / "val", input_size=8, in_channels=1)
     assert len(ds) == 6 and ds[0][0].shape == (1, 8, 8)
     with pytest.raises(DatasetError, match="--data-dir"):
         load_dataset("imagefolder", "test")

@@ -11,11 +11,11 @@ test_zoo.py checks their MACs on cut-down copies that take every code path.
 import math
 
 import pytest
+from test_zoo import HEAVY, LIGHT
+
 from resnet_cli import get_spec
 from resnet_cli.analysis.counts import count_params
 from resnet_cli.analysis.fvcore_engine import count_with_fvcore, summarize_unsupported
-
-from test_zoo import HEAVY, LIGHT  # noqa: E402  (one split of the registry into light and heavy nets)
 
 
 def small_spec(arch):

@@ -6,11 +6,17 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from lesion_nets import LinearNet, digits, one_thread, trained, write_checkpoint
 from typer.testing import CliRunner
 
-from lesion_nets import LinearNet, digits, one_thread, trained, write_checkpoint
-from resnet_cli.analysis.gradients import (gated_forward, gradient_flow, length_shares, log_comb,
-                                           path_gradient_norms, shortest_range)
+from resnet_cli.analysis.gradients import (
+    gated_forward,
+    gradient_flow,
+    length_shares,
+    log_comb,
+    path_gradient_norms,
+    shortest_range,
+)
 from resnet_cli.cli import app
 from resnet_cli.errors import ResnetCliError
 

@@ -6,11 +6,18 @@ import math
 
 import pytest
 import torch
+from lesion_nets import LinearNet, digits, one_thread, trained, write_checkpoint
 from typer.testing import CliRunner
 
-from lesion_nets import LinearNet, digits, one_thread, trained, write_checkpoint
-from resnet_cli.analysis.lesion import (Config, Layout, LesionInterrupted, build_tree, lesion_study,
-                                        reorder_measurements, tree_op_counts)
+from resnet_cli.analysis.lesion import (
+    Config,
+    Layout,
+    LesionInterrupted,
+    build_tree,
+    lesion_study,
+    reorder_measurements,
+    tree_op_counts,
+)
 from resnet_cli.cli import app
 from resnet_cli.errors import ResnetCliError
 from resnet_cli.models import build_model
@@ -387,9 +394,9 @@ def test_single_table_says_what_a_deletion_is_for_resnet_and_plain(resnet, plain
 def test_multi_deletions_never_repeat_a_set():
     """With 9 blocks there are only C(9, 8) = 9 ways to delete 8 and one to delete all 9: the study measures each
     once instead of the same set 10 times (which would report a spread of 0 over 10 'samples')."""
-    from resnet_cli.analysis.lesion import BlockInfo, distinct_subsets, multi_measurements
-
     import random
+
+    from resnet_cli.analysis.lesion import BlockInfo, distinct_subsets, multi_measurements
 
     blocks = [BlockInfo(index=i, name=f"b{i}", stage=1, position=i, downsample=False, in_shape=(4,),
                         out_shape=(4,), removable=True) for i in range(9)]

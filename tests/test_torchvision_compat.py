@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from deterministic import deterministic_weights, formula_input
+
 from resnet_cli import build_model
 
 DATA = Path(__file__).parent / "data"

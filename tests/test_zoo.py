@@ -5,11 +5,13 @@ highway blocks for the path and lesion analyses; the seeds' Keras models.
 
 import pytest
 import torch
+
 from resnet_cli import build_model, get_spec, list_archs
 from resnet_cli.analysis.fvcore_engine import conv_linear_macs as fvcore_conv_linear_macs
 from resnet_cli.errors import SpecError
 from resnet_cli.plan import plan_model
 from resnet_cli.spec import PLACEMENTS, SHORTCUT_MODES
+
 
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

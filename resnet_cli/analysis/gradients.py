@@ -183,7 +183,7 @@ def gradient_flow(
     device = torch.device(device) if device is not None else torch.device("cpu")
     rng = random.Random(f"{seed}:gradients")
     indices = [r.index for r in refs]
-    sums = {k: 0.0 for k in lengths}  # sum over (batch, sample) of the batch's summed norms
+    sums = dict.fromkeys(lengths, 0.0)  # sum over (batch, sample) of the batch's summed norms
     per_sample: dict[int, list[float]] = {k: [] for k in lengths}
     seen = 0
     with prepared_model(model, device, channels_last=False) as work:

@@ -500,7 +500,7 @@ def lesion_study(
             if most < max_k:
                 notes.append(f"reorder stops at k={most}: no more disjoint pairs of equal-shaped blocks")
 
-        study = {"arch": arch, "dataset": dataset, "images": int(len(images)), "experiments": list(experiments),
+        study = {"arch": arch, "dataset": dataset, "images": len(images), "experiments": list(experiments),
                  "max_k": max_k, "samples": samples, "seed": seed, "model": model_fingerprint(model),
                  "data": _data_fingerprint(images, labels)}
         state = _load_state(state_path, study, resume)
@@ -532,8 +532,8 @@ def lesion_study(
             bs, i, last_save = batch_size, start, time.monotonic()
 
             def save_partial() -> None:
-                state["partial"] = {"chunk": chunk_name, "keys": [m.key for m in measurements], "images_done": i,
-                                    "correct": counts.tolist()}
+                state["partial"] = {"chunk": chunk_name, "keys": [m.key for m in measurements], "images_done": i,  # noqa: B023 (called in this iteration only)
+                                    "correct": counts.tolist()}  # noqa: B023
                 _save_state(state_path, state)
 
             try:

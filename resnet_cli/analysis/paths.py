@@ -61,9 +61,7 @@ class PathsError(ResnetCliError, ValueError):
 def check_blocks(n: Any) -> int:
     """n as an int in 1..MAX_BLOCKS, or PathsError with the reason."""
     if isinstance(n, bool) or not isinstance(n, int):
-        if isinstance(n, float) and n.is_integer():
-            n = int(n)
-        elif isinstance(n, str) and n.strip().lstrip("+").isdigit():
+        if (isinstance(n, float) and n.is_integer()) or (isinstance(n, str) and n.strip().lstrip("+").isdigit()):
             n = int(n)
         else:
             raise PathsError(f"the number of blocks must be a whole number, not {n!r}")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from . import params  # noqa: F401  (each module registers its commands on ``app``)
-from . import paths  # noqa: F401
-from . import train  # noqa: F401
-from . import lesion  # noqa: F401
-from . import gradients  # noqa: F401
+from . import (
+    gradients,  # noqa: F401
+    lesion,  # noqa: F401
+    params,  # noqa: F401  (each module registers its commands on ``app``)
+    paths,  # noqa: F401
+    train,  # noqa: F401
+)
 from .app import app
 
 

@@ -7,8 +7,8 @@ from the core, or a bad option, becomes one line on stderr and exit code 2 — n
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer

@@ -9,8 +9,19 @@ import typer
 
 from ..errors import ResnetCliError
 from ..render import OutputFormat, emit
-from .app import (BatchSizeOpt, CkptArchOpt, CkptArg, CkptDatasetOpt, DataDirOpt, Device, DeviceOpt, FormatOpt,
-                  QuietOpt, SeedOpt, app)
+from .app import (
+    BatchSizeOpt,
+    CkptArchOpt,
+    CkptArg,
+    CkptDatasetOpt,
+    DataDirOpt,
+    Device,
+    DeviceOpt,
+    FormatOpt,
+    QuietOpt,
+    SeedOpt,
+    app,
+)
 from .lesion import load_study_inputs
 
 

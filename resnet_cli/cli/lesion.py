@@ -9,8 +9,20 @@ import typer
 
 from ..errors import ResnetCliError
 from ..render import OutputFormat, emit
-from .app import (BatchSizeOpt, CkptArchOpt, CkptArg, CkptDatasetOpt, DataDirOpt, Device, DeviceOpt, FormatOpt,
-                  QuietOpt, SeedOpt, app, options_given)
+from .app import (
+    BatchSizeOpt,
+    CkptArchOpt,
+    CkptArg,
+    CkptDatasetOpt,
+    DataDirOpt,
+    Device,
+    DeviceOpt,
+    FormatOpt,
+    QuietOpt,
+    SeedOpt,
+    app,
+    options_given,
+)
 
 
 def load_study_inputs(ckpt_path: Path, arch: str | None, dataset: str | None, data_dir: Path | None,

@@ -8,9 +8,22 @@ from typing import Annotated
 import typer
 
 from ..errors import ResnetCliError
-from .app import (FormatOpt, InputSizeOpt, LayersOpt, NumClassesOpt, PlacementOpt, SetOpt, ShortcutModeOpt,
-                  ShortcutOpt, StochasticDepthOpt, WidthsOpt, app, options_given, spec_from_options)
 from ..render import OutputFormat, emit
+from .app import (
+    FormatOpt,
+    InputSizeOpt,
+    LayersOpt,
+    NumClassesOpt,
+    PlacementOpt,
+    SetOpt,
+    ShortcutModeOpt,
+    ShortcutOpt,
+    StochasticDepthOpt,
+    WidthsOpt,
+    app,
+    options_given,
+    spec_from_options,
+)
 
 
 class Engine(str, Enum):

@@ -11,9 +11,27 @@ import typer
 from ..errors import ResnetCliError
 from ..fileio import check_writable
 from ..render import OutputFormat, check_figure_path, emit, stderr_console
-from .app import (BatchSizeOpt, CkptArchOpt, CkptArg, CkptDatasetOpt, DataDirOpt, Device, DeviceOpt, FormatOpt,
-                  InputSizeOpt, LayersOpt, QuietOpt, SeedOpt, SetOpt, ShortcutOpt, StochasticDepthOpt, WidthsOpt, app,
-                  options_given, spec_from_options)
+from .app import (
+    BatchSizeOpt,
+    CkptArchOpt,
+    CkptArg,
+    CkptDatasetOpt,
+    DataDirOpt,
+    Device,
+    DeviceOpt,
+    FormatOpt,
+    InputSizeOpt,
+    LayersOpt,
+    QuietOpt,
+    SeedOpt,
+    SetOpt,
+    ShortcutOpt,
+    StochasticDepthOpt,
+    WidthsOpt,
+    app,
+    options_given,
+    spec_from_options,
+)
 
 DatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="synthetic (the default for "
                                                 "train), digits, cifar10, cifar100 or imagefolder.")]
@@ -66,7 +84,8 @@ def train(
     """Train a network with the ResNet paper's recipe; checkpoints every epoch, best checkpoint, --resume."""
     from ..render.progress import progress
     from ..render.training import plot_records, record_csv, train_table
-    from ..training import TrainConfig, train as run_training
+    from ..training import TrainConfig
+    from ..training import train as run_training
 
     if resume is not None:
         if arch is not None or dataset is not None:

@@ -26,6 +26,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
@@ -64,7 +65,7 @@ CIFAR100 = CifarSource(
 class _SafeUnpickler(pickle.Unpickler):
     """Builds only what CIFAR batches contain: dicts, lists, bytes/str, ints and numpy arrays."""
 
-    _ALLOWED = {
+    _ALLOWED: ClassVar[set[tuple[str, str]]] = {
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
         ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
@@ -83,7 +84,7 @@ def read_batch(path: Path) -> dict:
             data = _SafeUnpickler(io.BytesIO(fh.read()), encoding="bytes").load()
     except FileNotFoundError:
         raise DatasetError(f"missing CIFAR batch {path}") from None
-    except Exception as exc:  # noqa: BLE001 - any failure to parse is a bad file, said in one line
+    except Exception as exc:
         raise DatasetError(f"{path} is not a CIFAR python batch ({type(exc).__name__}: {exc})") from None
     if not isinstance(data, dict):
         raise DatasetError(f"{path} is not a CIFAR python batch (holds a {type(data).__name__})")

@@ -39,7 +39,7 @@ def fmt_count(n: int, max_digits: int = 24) -> str:
     """Exact with thousands separators up to ``max_digits`` digits; beyond that 1.2346e+3008 (from log10)."""
     if n < 10 ** max_digits:
         return fmt_int(n)
-    exponent = int(math.floor(math.log10(n)))
+    exponent = math.floor(math.log10(n))
     mantissa = 10 ** (math.log10(n) - exponent)
     if mantissa >= 9.99995:  # rounding would print 10.0000e+k
         mantissa, exponent = 1.0, exponent + 1
