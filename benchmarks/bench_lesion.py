@@ -56,7 +56,7 @@ def study_macs(model, spec, images: torch.Tensor, engine: str) -> int:
             return unit.macs
         return sum(layer.macs for layer in unit.layers if ".downsample" in layer.name)
 
-    per_image = sum(cost(op) for op in executed_ops(layout, op_lists, engine))
+    per_image = sum(cost(op) for op in executed_ops(op_lists, engine))
     stems = 1 if engine == "cached" else len(op_lists)
     per_image += stems * units["stem"].macs + len(op_lists) * units["head"].macs
     return per_image * len(images)

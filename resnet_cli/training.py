@@ -30,9 +30,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import DatasetInfo, augment_batch, mix_seed
 from .errors import ResnetCliError
+from .progress import Counter, Progress
 from .spec import ArchSpec
 
 
@@ -163,8 +164,9 @@ def iterate_batches(dataset: Any, indices: torch.Tensor, batch_size: int, worker
 
 
 def evaluate(model: nn.Module, dataset: Any, *, batch_size: int = 256, device: Any = "cpu", amp: bool = True,
-             workers: int = 0, progress: Any = None, description: str = "eval") -> EvalResult:
-    """Mean loss and top-1 error of ``model`` (put in eval mode, restored after) on ``dataset``."""
+             workers: int = 0, progress: Progress | None = None) -> EvalResult:
+    """Mean loss and top-1 error of ``model`` (put in eval mode, restored after) on ``dataset``; ``progress``
+    gets an "eval" event per batch."""
     device = torch.device(device)
     was_training = model.training
     model.eval()
@@ -172,7 +174,7 @@ def evaluate(model: nn.Module, dataset: Any, *, batch_size: int = 256, device: A
     # accumulated on the device, read once at the end: no wait for the GPU per batch
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    task = progress.add_task(description, total=n) if progress is not None else None
+    tick = Counter(progress, "eval", n, "images")
     use_amp = amp and device.type == "cuda"
     try:
         with torch.no_grad(), flush_denormals():
@@ -182,8 +184,7 @@ def evaluate(model: nn.Module, dataset: Any, *, batch_size: int = 256, device: A
                     logits = model(x)
                 total_loss += nn.functional.cross_entropy(logits.float(), y, reduction="sum").double()
                 correct += (logits.argmax(1) == y).sum()
-                if task is not None:
-                    progress.advance(task, len(y))
+                tick(len(y))
     finally:
         model.train(was_training)
     return EvalResult(loss=total_loss.item() / n if n else float("nan"), correct=int(correct), images=n)
@@ -224,13 +225,14 @@ class Trainer:
     """Trains ``model`` on ``train_set`` and evaluates on ``test_set`` after every epoch.
 
     ``checkpoint`` (path): written atomically after every epoch and on Ctrl-C; ``best_checkpoint``: written when
-    the test error is the lowest so far. ``progress`` is a render.progress bar (or None); ``log`` takes one line
-    per epoch. ``on_step(trainer, epoch, step)`` runs after every optimisation step (tests use it to interrupt).
+    the test error is the lowest so far. ``progress`` gets a "train" event per step (steps over all epochs, the
+    epoch as its phase); ``log`` takes one line per epoch. ``on_step(trainer, epoch, step)`` runs after every
+    optimisation step (tests use it to interrupt).
     """
 
     def __init__(self, model: nn.Module, spec: ArchSpec, train_set: Any, test_set: Any, info: DatasetInfo,
                  config: TrainConfig = TrainConfig(), *, device: Any = "cpu", checkpoint: str | Path | None = None,
-                 best_checkpoint: str | Path | None = None, progress: Any = None,
+                 best_checkpoint: str | Path | None = None, progress: Progress | None = None,
                  log: Callable[[str], None] | None = None,
                  on_step: Callable[[Trainer, int, int], None] | None = None) -> None:
         self.config = config.validate()
@@ -322,9 +324,10 @@ class Trainer:
         if len(batches) > 1 and len(batches[-1]) == 1:
             batches.pop()  # batch norm cannot train on a single image
         n_steps = len(batches)
-        task = None
-        if self.progress is not None:
-            task = self.progress.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=n_steps, completed=self.step)
+        phase = f"epoch {epoch + 1}/{cfg.epochs}"
+        # every epoch has the same number of steps: the run's total is known from the first
+        tick = Counter(self.progress, "train", n_steps * cfg.epochs, "steps", done=n_steps * epoch + self.step)
+        tick(0, phase=phase)
         self.model.train()
         remaining = torch.cat(batches[self.step:]) if self.step < n_steps else torch.empty(0, dtype=torch.int64)
         t_start = time.perf_counter()
@@ -339,17 +342,13 @@ class Trainer:
             p["correct"] += correct
             p["seen"] += len(y)
             self.step += 1
-            if task is not None:
-                acc = p["correct"] / p["seen"]
-                self.progress.update(task, advance=1,
-                                     status=f"loss {p['loss'] / p['seen']:.3f}  acc {100 * acc:.1f}%  lr {lr:g}")
+            acc = p["correct"] / p["seen"]
+            tick(1, phase=phase, status=f"loss {p['loss'] / p['seen']:.3f}  acc {100 * acc:.1f}%  lr {lr:g}")
             if self.on_step is not None:
                 self.on_step(self, epoch, self.step)
             if self._stop_requested and self.step < n_steps:
                 break
         p["time"] += time.perf_counter() - t_start
-        if task is not None and hasattr(self.progress, "remove_task"):
-            self.progress.remove_task(task)  # the epoch's summary line replaces its bar
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
         self.optimizer.zero_grad(set_to_none=True)
@@ -438,10 +437,16 @@ class Trainer:
 
 
 # --------------------------------------------------------------------------- one call
+def saved_epochs(checkpoint: Checkpoint) -> int:
+    """The total of epochs a checkpoint written by ``train`` was training for (30 where it does not say)."""
+    return int((checkpoint.extra.get("config") or {}).get("epochs", 0)) or 30
+
+
 def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, device: str = "auto",
           data_dir: str | None = None, download: bool = False, train_limit: int | None = None,
           test_limit: int | None = None, checkpoint: str | Path | None = None,
-          best_checkpoint: str | Path | None = None, resume: str | Path | None = None, progress: Any = None,
+          best_checkpoint: str | Path | None = None, resume: str | Path | Checkpoint | None = None,
+          progress: Progress | None = None,
           log: Callable[[str], None] | None = None,
           on_step: Callable[[Trainer, int, int], None] | None = None) -> TrainResult:
     """Train ``spec`` on ``dataset`` (or continue ``resume``), with checkpoints; the CLI's ``train``.
@@ -458,7 +463,8 @@ def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, 
     dev = resolve_device(device)
     state = None
     if resume is not None:
-        state = load_checkpoint(resume)
+        state = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
+        resume = state.path or resume
         if state.dataset is None or "optimizer" not in state.extra:
             raise ResnetCliError(f"{resume} holds no training state to resume (was it written by 'train'?)")
         saved = TrainConfig.from_dict(state.extra.get("config", {}))

@@ -95,22 +95,22 @@ def test_interrupted_study_resumes_to_the_same_result(resnet, test_data, tmp_pat
     state = tmp_path / "measurements.json"
     calls = {"n": 0}
 
-    def stop_midway(n, label):
+    def stop_midway(event):
         calls["n"] += 1
         if calls["n"] == 9:  # the 3rd batch of the second chunk (multi k=1)
             raise KeyboardInterrupt  # (reported after the batch was counted)
 
-    with pytest.raises(LesionInterrupted, match="--resume"):
-        study(resnet[1], data, state_path=state, save_every=1e9, on_progress=stop_midway, **kw)
+    with pytest.raises(LesionInterrupted, match="resume the study"):  # the CLI names --resume (tested below)
+        study(resnet[1], data, state_path=state, save_every=1e9, progress=stop_midway, **kw)
     kept = json.loads(state.read_text())
     assert "single/0" in kept["done"] and "baseline" in kept["done"]  # the finished chunk
     assert kept["partial"]["chunk"] == "multi/k=1" and kept["partial"]["images_done"] == 48
-    with pytest.raises(ResnetCliError, match="--resume"):
+    with pytest.raises(ResnetCliError, match="already holds a lesion study"):
         study(resnet[1], data, state_path=state, **kw)  # never overwrite a study silently
     with pytest.raises(ResnetCliError, match="seed"):
         study(resnet[1], data, state_path=state, resume=True, **{**kw, "seed": 2})
     seen = []
-    resumed = study(resnet[1], data, state_path=state, resume=True, on_progress=lambda n, l: seen.append(n), **kw)
+    resumed = study(resnet[1], data, state_path=state, resume=True, progress=lambda e: seen.append(e.advance), **kw)
     assert resumed.to_dict() == whole
     assert sum(seen) == 96 * 4  # progress covers single, multi k=1 and 2, reorder k=1, whether kept or rerun
     assert json.loads(state.read_text())["partial"] is None

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ResnetCliError
+from ..progress import Counter, Progress
 
 
 # --------------------------------------------------------------------------- path counts (exact, log space)
@@ -156,7 +157,7 @@ def gradient_flow(
     mass: float = 0.9,
     device: Any = None,
     loss_fn: Callable[[Any, Any], Any] | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
     arch: str = "",
     dataset: str = "",
 ) -> GradientResult:
@@ -164,6 +165,7 @@ def gradient_flow(
 
     Lengths not in ``lengths`` (default: every length 0..n) get a magnitude interpolated log-linearly between
     the measured ones (constant beyond the ends) for the shares, and are marked ``measured: False``.
+    ``progress`` gets a "gradients" event per sampled path (batches x lengths x samples in all).
     """
     import torch
 
@@ -171,21 +173,14 @@ def gradient_flow(
 
     refs = model.residual_blocks()
     n = len(refs)
-    if n == 0:
-        raise ResnetCliError("this network has no residual blocks")
-    if not all(getattr(r.module, "has_shortcut", True) for r in refs):
-        raise ResnetCliError("a plain network has no shortcuts: all its gradient takes the one full-length path")
-    lengths = sorted(set(range(n + 1) if lengths is None else lengths))
-    if not lengths or lengths[0] < 0 or lengths[-1] > n:
-        raise ResnetCliError(f"path lengths must lie in 0..{n} (the network has {n} residual blocks)")
-    if not 0 < mass <= 1:
-        raise ResnetCliError("--mass is a fraction in (0, 1]")
+    lengths = _check_lengths(refs, lengths, mass)
     device = torch.device(device) if device is not None else torch.device("cpu")
     rng = random.Random(f"{seed}:gradients")
     indices = [r.index for r in refs]
     sums = dict.fromkeys(lengths, 0.0)  # sum over (batch, sample) of the batch's summed norms
     per_sample: dict[int, list[float]] = {k: [] for k in lengths}
     seen = 0
+    tick = Counter(progress, "gradients", -(-len(images) // batch_size) * len(lengths) * samples, "paths")
     with prepared_model(model, device, channels_last=False) as work:
         for start in range(0, len(images), batch_size):
             x = images[start:start + batch_size].to(device)
@@ -195,10 +190,33 @@ def gradient_flow(
                     norms = path_gradient_norms(work, x, y, set(rng.sample(indices, k)), loss_fn)
                     sums[k] += float(norms.sum())
                     per_sample[k].append(float(norms.mean()))
-                    if on_progress:
-                        on_progress(1)
+                    tick(1, phase=f"length {k}")
             seen += len(x)
     measured = {k: sums[k] / (seen * samples) for k in lengths}
+    rows, shares = _rows(measured, per_sample, n)
+    return GradientResult(arch, dataset, n, seen, samples, mass, shortest_range(shares, mass), rows,
+                          settings={"lengths": lengths, "batch_size": batch_size, "seed": seed,
+                                    "device": str(device), "mode": "eval (batch norm uses running statistics)"})
+
+
+def _check_lengths(refs: Sequence[Any], lengths: Sequence[int] | None, mass: float) -> list[int]:
+    """The lengths to measure, sorted, after refusing a network or request the measurement cannot serve."""
+    n = len(refs)
+    if n == 0:
+        raise ResnetCliError("this network has no residual blocks")
+    if not all(getattr(r.module, "has_shortcut", True) for r in refs):
+        raise ResnetCliError("a plain network has no shortcuts: all its gradient takes the one full-length path")
+    lengths = sorted(set(range(n + 1) if lengths is None else lengths))
+    if not lengths or lengths[0] < 0 or lengths[-1] > n:
+        raise ResnetCliError(f"path lengths must lie in 0..{n} (the network has {n} residual blocks)")
+    if not 0 < mass <= 1:
+        raise ResnetCliError(f"the gradient mass to cover is a fraction in (0, 1], not {mass}")
+    return lengths
+
+
+def _rows(measured: dict[int, float], per_sample: dict[int, list[float]], n: int) -> tuple[list[LengthRow],
+                                                                                          list[float]]:
+    """One row per length 0..n (unmeasured ones interpolated), and each length's share of the gradient."""
     log_m = _interpolate_logs({k: (math.log(v) if v > 0 else -math.inf) for k, v in measured.items()}, n)
     shares = length_shares(log_m, n)
     rows = []
@@ -208,9 +226,7 @@ def gradient_flow(
         mean = sum(vals) / len(vals) if vals else mag
         std = (sum((v - mean) ** 2 for v in vals) / len(vals)) ** 0.5 if vals else 0.0
         rows.append(LengthRow(k, math.comb(n, k), k in measured, mag, std, shares[k]))
-    return GradientResult(arch, dataset, n, seen, samples, mass, shortest_range(shares, mass), rows,
-                          settings={"lengths": lengths, "batch_size": batch_size, "seed": seed,
-                                    "device": str(device), "mode": "eval (batch norm uses running statistics)"})
+    return rows, shares
 
 
 def _interpolate_logs(known: dict[int, float], n: int) -> list[float]:

@@ -27,9 +27,7 @@ continues from them. The model is never changed: no hooks, no in-place edits; tr
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
-import json
 import math
 import random
 import time
@@ -40,15 +38,21 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ResnetCliError
+from ..progress import Counter, Progress
+from .lesion_state import StudyState, data_fingerprint, model_fingerprint
 
 EXPERIMENTS = ("single", "multi", "reorder")
 ERROR_UNIT = "fraction of images misclassified (top-1), 0..1"
 
 
 class LesionInterrupted(ResnetCliError):
-    """Ctrl-C during a study: what was finished is on disk and ``--resume`` continues."""
+    """Ctrl-C during a study: what was finished is on disk, and resuming the study continues it."""
 
     exit_code = 130
+
+    def __init__(self, kept: str, how_to_continue: str = "resume the study to continue") -> None:
+        super().__init__(f"interrupted: {kept}; {how_to_continue}")
+        self.kept = kept  # what is on disk, where
 
 
 # --------------------------------------------------------------------------- configurations
@@ -251,7 +255,7 @@ def tree_op_counts(root: Node) -> dict[str, int]:
     return counts
 
 
-def executed_ops(layout: Layout, op_lists: Sequence[tuple[tuple[str, int], ...]], engine: str) -> list[tuple[str, int]]:
+def executed_ops(op_lists: Sequence[tuple[tuple[str, int], ...]], engine: str) -> list[tuple[str, int]]:
     """Every op one batch runs, for costing: the tree's nodes (cached) or every configuration in full (naive)."""
     if engine == "naive":
         return [op for ops in op_lists for op in ops]
@@ -372,27 +376,6 @@ class LesionResult:
         }
 
 
-def model_fingerprint(model: Any) -> str:
-    """sha256 over the state dict's tensors in order (shapes and bytes; not the key names, so that a wrapper
-    around the same network matches): a resumed study must measure the same weights."""
-    import torch
-
-    h = hashlib.sha256()
-    for t in model.state_dict().values():
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def _data_fingerprint(images: Any, labels: Any) -> str:
-    import torch
-
-    h = hashlib.sha256()
-    for t in (images, labels):
-        h.update(t.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 @contextmanager
 def prepared_model(model: Any, device: Any, channels_last: bool):
     """The model ready for inference on ``device``, leaving the caller's model as it was: a copy when it must
@@ -426,6 +409,183 @@ def _oom_error_types() -> tuple[type[BaseException], ...]:
     return tuple(types)
 
 
+# --------------------------------------------------------------------------- chunk planning
+@dataclass(frozen=True)
+class Chunk:
+    """Measurements run in one pass over the data: the baseline with the single deletions, or multi or reorder
+    at one k. The unit of resuming (with the running counts of an unfinished one)."""
+
+    name: str  # "single" (or "baseline" alone), "multi/k=2", "reorder/k=1"
+    measurements: list[Measurement]
+
+    @property
+    def keys(self) -> list[str]:
+        return [m.key for m in self.measurements]
+
+
+def plan_chunks(blocks: Sequence[BlockInfo], experiments: Sequence[str], max_k: int, samples: int,
+                seed: int) -> tuple[list[Chunk], list[str]]:
+    """The study's chunks in order, and notes on what the blocks did not allow."""
+    baseline = [Measurement("baseline", "baseline", 0, Config())]
+    if "single" in experiments:
+        chunks = [Chunk("single", baseline + single_measurements(blocks))]
+    else:
+        chunks = [Chunk("baseline", baseline)]
+    notes = []
+    for experiment, measure in (("multi", multi_measurements), ("reorder", reorder_measurements)):
+        if experiment not in experiments:
+            continue
+        ms = measure(blocks, max_k, samples, seed)
+        ks = sorted({m.k for m in ms})
+        chunks += [Chunk(f"{experiment}/k={k}", [m for m in ms if m.k == k]) for k in ks]
+        if experiment == "reorder" and max(ks, default=0) < max_k:
+            notes.append(f"reorder stops at k={max(ks, default=0)}: no more disjoint pairs of equal-shaped blocks")
+    return chunks, notes
+
+
+def _unremovable(blocks: Sequence[BlockInfo]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The blocks no identity can stand in for, and the note saying so."""
+    skipped = [{"block": b.name, "index": b.index, "reason": b.reason} for b in blocks if not b.removable]
+    if not skipped:
+        return [], []
+    return skipped, [f"{len(skipped)} of {len(blocks)} layers cannot be replaced by an identity (they change the "
+                     f"shape) and are left in place: " + ", ".join(s["block"] for s in skipped)]
+
+
+# --------------------------------------------------------------------------- running a chunk
+@dataclass(frozen=True)
+class Runtime:
+    """How batches run on the device: autocast dtype (CUDA: bf16 where supported, else fp16) and memory format
+    (channels_last, NHWC, is what cuDNN's fastest convolutions want; only for image batches)."""
+
+    device: Any
+    amp_dtype: Any
+    channels_last: bool
+
+    @classmethod
+    def choose(cls, device: Any, amp: bool | None, channels_last: bool | None, images: Any) -> Runtime:
+        import torch
+
+        device = torch.device(device) if device is not None else torch.device("cpu")
+        on_cuda = device.type == "cuda"
+        amp_dtype = None
+        if (on_cuda if amp is None else amp) and on_cuda:
+            amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return cls(device, amp_dtype, (on_cuda if channels_last is None else channels_last) and images.dim() == 4)
+
+    @property
+    def on_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def autocast(self) -> Any:
+        import torch
+
+        return torch.autocast(device_type="cuda", dtype=self.amp_dtype) if self.amp_dtype is not None else nullcontext()
+
+    def prepare(self, x: Any) -> Any:
+        """A batch on the device in the memory format the model copy has."""
+        import torch
+
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def settings(self) -> dict[str, Any]:
+        return {"device": str(self.device),
+                "autocast": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else None,
+                "channels_last": self.channels_last}
+
+
+class ChunkRunner:
+    """Runs chunks over the data batch by batch and records them in the study's state.
+
+    A chunk already done is skipped; an interrupted one continues from its kept counts. CUDA out of memory halves
+    the batch and retries it; the running counts are kept every ``save_every`` seconds and on Ctrl-C (which
+    then raises ``LesionInterrupted``). Only whole batches count, so an interrupted batch is redone.
+    """
+
+    def __init__(self, layout: Layout, images: Any, labels: Any, runtime: Runtime, state: StudyState, *,
+                 engine: str, batch_size: int, save_every: float, tick: Counter, notes: list[str]) -> None:
+        keep_on_device = runtime.on_cuda and images.numel() * images.element_size() < 2 * 1024**3
+        self.images = images.to(runtime.device) if keep_on_device else images
+        self.labels = labels.to(runtime.device) if keep_on_device else labels
+        self.n_images = len(images)
+        self.layout, self.runtime, self.state = layout, runtime, state
+        self.engine, self.batch_size, self.save_every = engine, batch_size, save_every
+        self.tick, self.notes = tick, notes
+        self.oom_types = _oom_error_types()
+        self.position = 0  # images of the running chunk counted so far
+
+    def run(self, chunk: Chunk) -> bool:
+        """Measure ``chunk`` unless it is done already; True when it ran."""
+        import torch
+
+        if self.state.is_done(chunk.keys):
+            self.tick(self.n_images, phase=chunk.name)
+            return False
+        executor = Executor(self.layout, [self.layout.ops(m.config) for m in chunk.measurements], self.engine,
+                            self.runtime.device)
+        counts = torch.zeros(len(chunk.measurements), dtype=torch.long, device=self.runtime.device)
+        start, kept = self.state.resume_point(chunk.name, chunk.keys)
+        if kept is not None:
+            counts += torch.tensor(kept, dtype=torch.long, device=self.runtime.device)
+        if start:
+            self.tick(start, phase=chunk.name)
+        try:
+            self._pass(chunk, executor, counts, start)
+        except KeyboardInterrupt:
+            if self.state.path is None:
+                raise
+            self.state.keep_partial(chunk.name, chunk.keys, self.position, counts.tolist())
+            raise LesionInterrupted(f"{len(self.state.done)} measurements and {self.position} of {self.n_images} "
+                                    f"images of '{chunk.name}' kept in {self.state.path}") from None
+        self.state.finish(chunk.measurements, counts.tolist(), self.n_images)
+        return True
+
+    def _pass(self, chunk: Chunk, executor: Executor, counts: Any, start: int) -> None:
+        bs, last_save = self.batch_size, time.monotonic()
+        self.position = start
+        while self.position < self.n_images:
+            batch_counts = self._count_batch(executor, self.position, bs, counts)
+            if batch_counts is None:
+                bs = self._halve(bs)
+                continue
+            size = min(bs, self.n_images - self.position)
+            counts += batch_counts
+            self.position += size
+            if (self.state.path is not None and time.monotonic() - last_save > self.save_every
+                    and self.position < self.n_images):
+                self.state.keep_partial(chunk.name, chunk.keys, self.position, counts.tolist())
+                last_save = time.monotonic()
+            self.tick(size, phase=chunk.name)
+
+    def _count_batch(self, executor: Executor, i: int, bs: int, like: Any) -> Any:
+        """Correct counts per configuration on images i..i+bs, or None when the device ran out of memory."""
+        import torch
+
+        xb = self.runtime.prepare(self.images[i:i + bs])
+        yb = self.labels[i:i + bs].to(self.runtime.device, non_blocking=True)
+        batch_counts = torch.zeros_like(like)
+        try:
+            with torch.inference_mode(), self.runtime.autocast():
+                executor(xb, yb, batch_counts)
+        except self.oom_types:
+            del xb, yb, batch_counts
+            if self.runtime.on_cuda:
+                torch.cuda.empty_cache()
+            return None
+        return batch_counts
+
+    def _halve(self, bs: int) -> int:
+        if bs == 1:
+            raise ResnetCliError("out of memory even with a batch of one image")
+        bs = max(1, bs // 2)
+        msg = f"out of memory: batch size halved to {bs}"
+        if msg not in self.notes:
+            self.notes.append(msg)
+        return bs
+
+
+# --------------------------------------------------------------------------- the study
 def lesion_study(
     model: Any,
     images: Any,
@@ -443,8 +603,7 @@ def lesion_study(
     state_path: str | Path | None = None,
     resume: bool = False,
     save_every: float = 10.0,
-    on_start: Callable[[int], None] | None = None,
-    on_progress: Callable[[int, str], None] | None = None,
+    progress: Progress | None = None,
     on_chunk: Callable[[dict[str, Any]], None] | None = None,
     arch: str = "",
     dataset: str = "",
@@ -452,145 +611,43 @@ def lesion_study(
 ) -> LesionResult:
     """Run the lesion study of ``model`` on ``images`` (N x C x H x W, normalised) and ``labels`` (N).
 
-    ``on_start(total)`` gets the images the whole study will run (images x chunks); ``on_progress(images, label)``
-    is called after every batch (it may raise KeyboardInterrupt: the study then
-    saves and raises ``LesionInterrupted``); ``on_chunk(state)`` after every finished chunk.
+    ``progress`` gets a "lesion" event after every batch (images over the whole study, the chunk as its phase;
+    it may raise KeyboardInterrupt: the study then keeps its counts and raises ``LesionInterrupted``);
+    ``on_chunk(state)`` gets the study's state (``StudyState.to_dict()``) after every chunk it ran.
     """
-    import torch
-
     unknown = [e for e in experiments if e not in EXPERIMENTS]
     if unknown:
         raise ResnetCliError(f"unknown experiment {unknown[0]!r}: choose from {', '.join(EXPERIMENTS)}")
     experiments = [e for e in EXPERIMENTS if e in experiments]  # one order, whatever order they were given in
     if len(images) != len(labels) or len(images) == 0:
         raise ResnetCliError("the lesion study needs at least one labelled image")
-    device = torch.device(device) if device is not None else torch.device("cpu")
-    on_cuda = device.type == "cuda"
-    amp = on_cuda if amp is None else amp
-    # channels_last (NHWC) is what cuDNN's fastest convolutions want; only for image batches (N x C x H x W)
-    channels_last = (on_cuda if channels_last is None else channels_last) and images.dim() == 4
-    amp_dtype = None
-    if amp and on_cuda:
-        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    runtime = Runtime.choose(device, amp, channels_last, images)
     residual = getattr(getattr(model, "spec", None), "residual", True) if residual is None else residual
-    notes: list[str] = []
 
-    with prepared_model(model, device, channels_last=channels_last) as work:
+    with prepared_model(model, runtime.device, channels_last=runtime.channels_last) as work:
         layout = Layout(work)
-        probe_x = images[:1].to(device)
-        layout.probe(probe_x.to(memory_format=torch.channels_last) if channels_last else probe_x)
-        blocks = layout.blocks
-        skipped = [{"block": b.name, "index": b.index, "reason": b.reason} for b in blocks if not b.removable]
-        if skipped:
-            notes.append(f"{len(skipped)} of {len(blocks)} layers cannot be replaced by an identity "
-                         f"(they change the shape) and are left in place: "
-                         + ", ".join(s["block"] for s in skipped))
-
-        chunks: list[tuple[str, list[Measurement]]] = [("baseline", [Measurement("baseline", "baseline", 0,
-                                                                                 Config())])]
-        if "single" in experiments:
-            chunks[0] = ("single", chunks[0][1] + single_measurements(blocks))
-        if "multi" in experiments:
-            ms = multi_measurements(blocks, max_k, samples, seed)
-            chunks += [(f"multi/k={k}", [m for m in ms if m.k == k]) for k in sorted({m.k for m in ms})]
-        if "reorder" in experiments:
-            rs = reorder_measurements(blocks, max_k, samples, seed)
-            chunks += [(f"reorder/k={k}", [m for m in rs if m.k == k]) for k in sorted({m.k for m in rs})]
-            most = max((m.k for m in rs), default=0)
-            if most < max_k:
-                notes.append(f"reorder stops at k={most}: no more disjoint pairs of equal-shaped blocks")
-
+        layout.probe(runtime.prepare(images[:1]))
+        skipped, notes = _unremovable(layout.blocks)
+        chunks, plan_notes = plan_chunks(layout.blocks, experiments, max_k, samples, seed)
+        notes += plan_notes
         study = {"arch": arch, "dataset": dataset, "images": len(images), "experiments": list(experiments),
                  "max_k": max_k, "samples": samples, "seed": seed, "model": model_fingerprint(model),
-                 "data": _data_fingerprint(images, labels)}
-        state = _load_state(state_path, study, resume)
+                 "data": data_fingerprint(images, labels)}
+        state = StudyState.open(state_path, study, resume)
+        runner = ChunkRunner(layout, images, labels, runtime, state, engine=engine, batch_size=batch_size,
+                             save_every=save_every, notes=notes,
+                             tick=Counter(progress, "lesion", len(images) * len(chunks), "images"))
+        for chunk in chunks:
+            if runner.run(chunk) and on_chunk:
+                on_chunk(state.to_dict())
 
-        n_images = len(images)
-        keep_on_device = on_cuda and images.numel() * images.element_size() < 2 * 1024**3
-        data_x = images.to(device) if keep_on_device else images
-        data_y = labels.to(device) if keep_on_device else labels
-        oom_types = _oom_error_types()
-        autocast = (torch.autocast(device_type="cuda", dtype=amp_dtype) if amp_dtype is not None else nullcontext())
-
-        if on_start:
-            on_start(n_images * len(chunks))
-        for chunk_name, measurements in chunks:
-            if all(m.key in state["done"] for m in measurements):
-                if on_progress:
-                    on_progress(n_images, chunk_name)
-                continue
-            op_lists = [layout.ops(m.config) for m in measurements]
-            run = Executor(layout, op_lists, engine, device)
-            counts = torch.zeros(len(measurements), dtype=torch.long, device=device)
-            start = 0
-            partial = state.get("partial")
-            if partial and partial["chunk"] == chunk_name and partial["keys"] == [m.key for m in measurements]:
-                start = int(partial["images_done"])
-                counts += torch.tensor(partial["correct"], dtype=torch.long, device=device)
-                if on_progress and start:
-                    on_progress(start, chunk_name)
-            bs, i, last_save = batch_size, start, time.monotonic()
-
-            def save_partial() -> None:
-                state["partial"] = {"chunk": chunk_name, "keys": [m.key for m in measurements], "images_done": i,  # noqa: B023 (called in this iteration only)
-                                    "correct": counts.tolist()}  # noqa: B023
-                _save_state(state_path, state)
-
-            try:
-                while i < n_images:
-                    xb = data_x[i:i + bs].to(device, non_blocking=True)
-                    yb = data_y[i:i + bs].to(device, non_blocking=True)
-                    if channels_last:
-                        xb = xb.contiguous(memory_format=torch.channels_last)
-                    batch_counts = torch.zeros_like(counts)
-                    try:
-                        with torch.inference_mode(), autocast:
-                            run(xb, yb, batch_counts)
-                    except oom_types:
-                        del xb, yb, batch_counts
-                        if on_cuda:
-                            torch.cuda.empty_cache()
-                        if bs == 1:
-                            raise ResnetCliError("out of memory even with a batch of one image") from None
-                        bs = max(1, bs // 2)
-                        msg = f"out of memory: batch size halved to {bs}"
-                        if msg not in notes:
-                            notes.append(msg)
-                        continue
-                    counts += batch_counts  # only whole batches count, so an interrupted batch is redone
-                    i += len(xb)
-                    if state_path is not None and time.monotonic() - last_save > save_every and i < n_images:
-                        save_partial()
-                        last_save = time.monotonic()
-                    if on_progress:
-                        on_progress(len(xb), chunk_name)
-            except KeyboardInterrupt:
-                if state_path is not None:
-                    save_partial()
-                    raise LesionInterrupted(
-                        f"interrupted: {len(state['done'])} measurements and {i} of {n_images} images of "
-                        f"'{chunk_name}' kept in {state_path}; run again with --resume to continue") from None
-                raise
-            for m, c in zip(measurements, counts.tolist()):
-                state["done"][m.key] = {"experiment": m.experiment, "k": m.k, "config": m.config.to_dict(),
-                                        "correct": int(c), "images": n_images}
-            state["partial"] = None
-            if state_path is not None:
-                _save_state(state_path, state)
-            if on_chunk:
-                on_chunk(state)
-
-    return _result(state, blocks, skipped, n_images, arch, dataset, bool(residual), notes,
+    return _result(state.done, layout.blocks, skipped, len(images), arch, dataset, bool(residual), notes,
                    settings={"experiments": list(experiments), "max_k": max_k, "samples": samples, "seed": seed,
-                             "batch_size": batch_size, "engine": engine, "device": str(device),
-                             "autocast": str(amp_dtype).replace("torch.", "") if amp_dtype else None,
-                             "channels_last": channels_last})
+                             "batch_size": batch_size, "engine": engine, **runtime.settings()})
 
 
-def _result(state: dict[str, Any], blocks: list[BlockInfo], skipped: list[dict[str, Any]], n_images: int,
+def _result(done: dict[str, Any], blocks: list[BlockInfo], skipped: list[dict[str, Any]], n_images: int,
             arch: str, dataset: str, residual: bool, notes: list[str], settings: dict[str, Any]) -> LesionResult:
-    done = state["done"]
-
     def err(key: str) -> float:
         return 1.0 - done[key]["correct"] / done[key]["images"]
 
@@ -608,45 +665,3 @@ def _result(state: dict[str, Any], blocks: list[BlockInfo], skipped: list[dict[s
 
     return LesionResult(arch, residual, dataset, n_images, err("baseline"), single, krows("multi"),
                         krows("reorder"), skipped, settings, notes)
-
-
-def _load_state(path: str | Path | None, study: dict[str, Any], resume: bool) -> dict[str, Any]:
-    fresh = {"study": study, "done": {}, "partial": None}
-    if path is None:
-        return fresh
-    path = Path(path)
-    if not path.exists():
-        return fresh
-    if not resume:
-        raise ResnetCliError(f"{path} already holds a lesion study: pass --resume to continue it, or choose "
-                             f"another --out")
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ResnetCliError(f"cannot read {path} to resume: {exc}") from None
-    old = state.get("study", {})
-    diff = [k for k in study if old.get(k) != study[k]]
-    if diff:
-        raise ResnetCliError(f"{path} holds a different study ({', '.join(diff)} differ): resume with the same "
-                             f"checkpoint and options, or choose another --out")
-    state.setdefault("partial", None)
-    return state
-
-
-def _save_state(path: str | Path | None, state: dict[str, Any]) -> None:
-    if path is None:
-        return
-    from ..fileio import atomic_write_text
-
-    atomic_write_text(path, json.dumps(state, indent=1))
-
-
-def measurements_csv(state: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    header = ["key", "experiment", "k", "deleted", "swaps", "correct", "images", "error"]
-    rows = []
-    for key, d in state["done"].items():
-        cfg = d["config"]
-        rows.append([key, d["experiment"], d["k"], " ".join(map(str, cfg["deleted"])),
-                     " ".join(f"{a}-{b}" for a, b in cfg["swaps"]), d["correct"], d["images"],
-                     f"{1 - d['correct'] / d['images']:.6f}"])
-    return header, rows

@@ -488,10 +488,27 @@ def path_lengths_for_spec(spec: Any, *, survival_text: str | None = None, **kwar
     elif getattr(spec, "stochastic_depth", None) is not None:
         survival = spec.survival_probabilities()
         schedule = f"linear:{spec.stochastic_depth:g} (from the spec)"
-    if survival is not None and all(p == 1.0 for p in survival):
-        survival, schedule = None, ""
+    survival, schedule = _survival_or_none(survival, schedule)
     return path_lengths(n, residual=bool(spec.residual), survival=survival, schedule=schedule,
                         arch=spec.name, family=spec.family, **kwargs)
+
+
+def path_lengths_for_blocks(n: int, *, survival_text: str | None = None, **kwargs: Any) -> PathsReport:
+    """``path_lengths`` for ``n`` residual blocks, under the stochastic-depth schedule ``survival_text`` names
+    (``parse_survival``; None: every block always survives)."""
+    survival: Sequence[float] | None = None
+    schedule = ""
+    if survival_text is not None:
+        schedule, survival = parse_survival(survival_text, n)
+    survival, schedule = _survival_or_none(survival, schedule)
+    return path_lengths(n, survival=survival, schedule=schedule, **kwargs)
+
+
+def _survival_or_none(survival: Sequence[float] | None, schedule: str) -> tuple[Sequence[float] | None, str]:
+    """A schedule where every block survives is no stochastic depth: reported as none."""
+    if survival is not None and all(p == 1.0 for p in survival):
+        return None, ""
+    return survival, schedule
 
 
 # --------------------------------------------------------------------------- enumeration
@@ -539,7 +556,7 @@ def check_enumeration(n: int, length: int | None, limit: int | None, residual: b
                       force: bool = False, cap: int = MAX_ENUMERATION) -> int:
     """How many paths an enumeration will produce; PathsError when that exceeds ``cap`` and not ``force``."""
     if limit is not None and limit < 1:
-        raise PathsError(f"--limit must be at least 1 (got {limit})")
+        raise PathsError(f"a listing limit must be at least 1 path (got {limit})")
     available = count_paths(n, length, residual)
     wanted = available if limit is None else min(limit, available)
     if wanted > cap and not force:

@@ -22,7 +22,6 @@ from .app import (
     SeedOpt,
     app,
 )
-from .lesion import load_study_inputs
 
 
 @app.command()
@@ -53,6 +52,7 @@ def gradients(
     Every other block passes the gradient through its shortcut; the magnitude is the gradient norm at the input.
     """
     from ..analysis.gradients import gradient_flow
+    from ..analysis.inputs import load_study_inputs
     from ..devices import resolve_device
     from ..fileio import atomic_write_text
     from ..render import stderr_console, to_json
@@ -61,20 +61,20 @@ def gradients(
 
     if split not in ("train", "test"):
         raise ResnetCliError(f"--split must be train or test, not {split!r}")
+    if not 0 < mass <= 1:
+        raise ResnetCliError("--mass is a fraction in (0, 1]")
     if out is not None:
         from ..fileio import check_writable
 
         check_writable(out, "--out", folder=True)
     torch_device = resolve_device(device.value)
-    ckpt, model, images, labels, data_name = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, split)
-    n = len(model.residual_blocks())
+    inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, split)
+    n = len(inputs.model.residual_blocks())
     lengths = sorted(set(range(0, n + 1, step)) | {n})
-    with progress(not quiet and fmt is OutputFormat.table) as bar:
-        batches = -(-len(images) // batch_size)
-        task = bar.add_task("gradients", total=batches * len(lengths) * samples)
-        result = gradient_flow(model, images, labels, lengths=lengths, samples=samples, batch_size=batch_size,
-                               seed=seed, mass=mass, device=torch_device,
-                               on_progress=lambda k: bar.advance(task, k), arch=ckpt.arch, dataset=data_name)
+    with progress(not quiet and fmt is OutputFormat.table) as show:
+        result = gradient_flow(inputs.model, inputs.images, inputs.labels, lengths=lengths, samples=samples,
+                               batch_size=batch_size, seed=seed, mass=mass, device=torch_device, progress=show,
+                               arch=inputs.checkpoint.arch, dataset=inputs.dataset)
     if out is not None:
         atomic_write_text(out / "gradients.json", to_json(result.to_dict()) + "\n")
         gradients_plots(result, out)

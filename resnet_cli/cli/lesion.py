@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,25 +25,6 @@ from .app import (
     app,
     options_given,
 )
-
-
-def load_study_inputs(ckpt_path: Path, arch: str | None, dataset: str | None, data_dir: Path | None,
-                      limit: int | None, split: str = "test") -> tuple[Any, Any, Any, Any, str]:
-    """(checkpoint, model on the CPU in eval mode, images N x C x H x W, labels N, dataset name)."""
-    import torch
-
-    from ..checkpoint import load_checkpoint
-
-    ckpt = load_checkpoint(ckpt_path, arch=arch)
-    model = ckpt.build_model()
-    data, info = ckpt.load_data(split, dataset=dataset, data_dir=data_dir, limit=limit)
-    if hasattr(data, "get_batch"):
-        images, labels = data.get_batch(torch.arange(len(data)))
-    else:
-        pairs = [data[i] for i in range(len(data))]
-        images = torch.stack([p[0] for p in pairs])
-        labels = torch.tensor([int(p[1]) for p in pairs], dtype=torch.long)
-    return ckpt, model, images.float().contiguous(), labels.long(), info.name
 
 
 @app.command()
@@ -74,12 +57,41 @@ def lesion(
 
     On a plain net an identity replaces a layer where the shapes allow.
     """
-    from ..analysis.lesion import EXPERIMENTS, lesion_study, measurements_csv
+    from ..analysis.inputs import load_study_inputs
+    from ..analysis.lesion import lesion_study
     from ..devices import resolve_device
     from ..fileio import atomic_write_text
     from ..render import stderr_console, to_csv, to_json
-    from ..render.lesion import lesion_csv, lesion_plots, lesion_table
+    from ..render.lesion import lesion_csv, lesion_plots, lesion_table, measurements_csv
     from ..render.progress import progress
+
+    chosen = _check_options(ctx, experiments, engine, resume, out)
+    torch_device = resolve_device(device.value)
+    inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit)
+
+    def write_measurements(state: dict[str, Any]) -> None:
+        atomic_write_text(out / "measurements.csv", to_csv(*measurements_csv(state)))  # type: ignore[operator]
+
+    with progress(not quiet and fmt is OutputFormat.table) as show, _errors_in_option_terms():
+        result = lesion_study(
+            inputs.model, inputs.images, inputs.labels, experiments=chosen, max_k=max_k, samples=samples,
+            seed=seed, batch_size=batch_size, device=torch_device, engine=engine,
+            state_path=out / "measurements.json" if out is not None else None, resume=resume, progress=show,
+            on_chunk=write_measurements if out is not None else None,
+            arch=inputs.checkpoint.arch, dataset=inputs.dataset, residual=inputs.checkpoint.spec.residual,
+        )
+    if out is not None:
+        atomic_write_text(out / "lesion.json", to_json(result.to_dict()) + "\n")
+        plots = lesion_plots(result, out)
+        stderr_console(quiet or fmt is not OutputFormat.table).print(
+            f"wrote {out / 'lesion.json'}, {out / 'measurements.csv'} and {', '.join(p.name for p in plots)} "
+            f"to {out}")
+    emit(result, fmt, lesion_table, lesion_csv)
+
+
+def _check_options(ctx: typer.Context, experiments: str, engine: str, resume: bool, out: Path | None) -> list[str]:
+    """The experiments asked for, after refusing option combinations that cannot mean what they say."""
+    from ..analysis.lesion import EXPERIMENTS
 
     chosen = [e.strip().lower() for e in experiments.split(",") if e.strip()]
     bad = [e for e in chosen if e not in EXPERIMENTS]
@@ -98,31 +110,21 @@ def lesion(
         from ..fileio import check_writable
 
         check_writable(out, "--out", folder=True)
-    torch_device = resolve_device(device.value)
-    ckpt, model, images, labels, data_name = load_study_inputs(checkpoint, arch, dataset, data_dir, limit)
-    err = stderr_console(quiet or fmt is not OutputFormat.table)
-    state_path = out / "measurements.json" if out is not None else None
+    return chosen
 
-    def write_measurements(state: dict[str, Any]) -> None:
-        header, rows = measurements_csv(state)
-        atomic_write_text(out / "measurements.csv", to_csv(header, rows))  # type: ignore[operator]
 
-    with progress(not quiet and fmt is OutputFormat.table) as bar:
-        task = bar.add_task("lesion", total=None)
+@contextmanager
+def _errors_in_option_terms() -> Iterator[None]:
+    """The study's errors speak of resuming and of its folder; here they are said with the options."""
+    from ..analysis.lesion import LesionInterrupted
+    from ..analysis.lesion_state import StudyExistsError, StudyMismatchError
 
-        def on_progress(n: int, label: str) -> None:
-            bar.update(task, advance=n, status=label)
-
-        result = lesion_study(
-            model, images, labels, experiments=chosen, max_k=max_k, samples=samples, seed=seed,
-            batch_size=batch_size, device=torch_device, engine=engine, state_path=state_path, resume=resume,
-            on_start=lambda total: bar.update(task, total=total), on_progress=on_progress,
-            on_chunk=write_measurements if out is not None else None,
-            arch=ckpt.arch, dataset=data_name, residual=ckpt.spec.residual,
-        )
-    if out is not None:
-        atomic_write_text(out / "lesion.json", to_json(result.to_dict()) + "\n")
-        plots = lesion_plots(result, out)
-        err.print(f"wrote {out / 'lesion.json'}, {out / 'measurements.csv'} and "
-                  f"{', '.join(p.name for p in plots)} to {out}")
-    emit(result, fmt, lesion_table, lesion_csv)
+    try:
+        yield
+    except LesionInterrupted as exc:
+        raise LesionInterrupted(exc.kept, "run again with --resume to continue") from None
+    except StudyExistsError as exc:
+        raise StudyExistsError(f"{exc}: pass --resume to continue it, or choose another --out") from None
+    except StudyMismatchError as exc:
+        raise StudyMismatchError(f"{exc}: resume with the same checkpoint and options, or choose another "
+                                 f"--out") from None

@@ -62,21 +62,10 @@ def paths(
     """
     from ..analysis import paths as analysis
 
-    if (blocks is None) == (arch is None):
-        raise ResnetCliError("give either --blocks N or --arch NAME (exactly one)")
-    if arch is None and (layers or stochastic_depth is not None or sets):
-        raise ResnetCliError("--layers, --stochastic-depth and --set modify an --arch; with --blocks use "
-                             "--survival for stochastic depth")
-    if not list_paths and (length is not None or limit is not None or force or indices):
-        raise ResnetCliError("--length, --limit, --force and --indices go with --list")
-    distribution_only = options_given(ctx, "mass", "ranges", "survival", "all_lengths", "rows", "plot", "scale")
-    if list_paths and distribution_only:
-        raise ResnetCliError(f"{', '.join(distribution_only)}: not with --list (they describe the lengths' "
-                             f"distribution, which --list does not print)")
-    if plot is None and options_given(ctx, "scale"):
-        raise ResnetCliError("--scale sets the y axis of --plot: give --plot FILE too")
-    if stochastic_depth is not None and survival is not None:
-        raise ResnetCliError("give --stochastic-depth (the arch's own linear schedule) or --survival, not both")
+    _refuse_contradictions(ctx, blocks=blocks, arch=arch, list_paths=list_paths, plot=plot,
+                           survival=survival, stochastic_depth=stochastic_depth,
+                           modifiers=bool(layers or stochastic_depth is not None or sets),
+                           listing_only=length is not None or limit is not None or force or indices)
     if plot is not None:
         check_figure_path(plot)
     spec = None
@@ -96,13 +85,32 @@ def paths(
     if spec is not None:
         report = analysis.path_lengths_for_spec(spec, survival_text=survival, **options)
     else:
-        probs, schedule = None, ""
-        if survival is not None:
-            schedule, probs = analysis.parse_survival(survival, n)
-            if all(p == 1.0 for p in probs):
-                probs, schedule = None, ""
-        report = analysis.path_lengths(n, survival=probs, schedule=schedule, **options)
+        report = analysis.path_lengths_for_blocks(n, survival_text=survival, **options)
+    _show(report, fmt, rows, plot, scale)
 
+
+def _refuse_contradictions(ctx: typer.Context, *, blocks: int | None, arch: str | None, list_paths: bool,
+                           plot: str | None, survival: str | None, stochastic_depth: float | None,
+                           modifiers: bool, listing_only: bool) -> None:
+    """Refuse option combinations where one option would be silently ignored."""
+    if (blocks is None) == (arch is None):
+        raise ResnetCliError("give either --blocks N or --arch NAME (exactly one)")
+    if arch is None and modifiers:
+        raise ResnetCliError("--layers, --stochastic-depth and --set modify an --arch; with --blocks use "
+                             "--survival for stochastic depth")
+    if not list_paths and listing_only:
+        raise ResnetCliError("--length, --limit, --force and --indices go with --list")
+    distribution_only = options_given(ctx, "mass", "ranges", "survival", "all_lengths", "rows", "plot", "scale")
+    if list_paths and distribution_only:
+        raise ResnetCliError(f"{', '.join(distribution_only)}: not with --list (they describe the lengths' "
+                             f"distribution, which --list does not print)")
+    if plot is None and options_given(ctx, "scale"):
+        raise ResnetCliError("--scale sets the y axis of --plot: give --plot FILE too")
+    if stochastic_depth is not None and survival is not None:
+        raise ResnetCliError("give --stochastic-depth (the arch's own linear schedule) or --survival, not both")
+
+
+def _show(report, fmt: OutputFormat, rows: int, plot: str | None, scale: Scale) -> None:
     from ..render import emit
     from ..render.paths import big_ints, paths_csv, paths_plot, paths_table
 
@@ -125,6 +133,8 @@ def _list(analysis, spec, n: int, residual: bool, length: int | None, limit: int
 
     if length is not None and not 0 <= length <= n:
         raise ResnetCliError(f"a path of a {n}-block network has length 0..{n}, not {length}")
+    if limit is not None and limit < 1:
+        raise ResnetCliError(f"--limit must be at least 1 (got {limit})")
     wanted = analysis.check_enumeration(n, length, limit, residual, force)
     names = analysis.block_names(spec, n) if (spec is not None and not indices) else [str(i) for i in range(n)]
     stream = itertools.islice(analysis.iter_paths(n, length, residual), wanted)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -87,21 +86,10 @@ def train(
     from ..training import TrainConfig
     from ..training import train as run_training
 
+    saved = spec = None
     if resume is not None:
-        if arch is not None or dataset is not None:
-            raise ResnetCliError("--resume continues the checkpoint's own arch and dataset; drop --arch/--dataset")
-        kept = options_given(ctx, "batch_size", "lr", "momentum", "weight_decay", "augment", "amp", "seed",
-                             "input_size", "shortcut", "widths", "layers", "stochastic_depth", "sets")
-        if kept:
-            raise ResnetCliError(f"{', '.join(kept)}: not with --resume (the checkpoint's own settings are kept; "
-                                 f"only --epochs can change)")
-        spec = None
+        saved, config = _resume_config(ctx, resume, arch, dataset, epochs, workers)
         output = output or resume
-        from ..checkpoint import load_checkpoint
-
-        saved = load_checkpoint(resume)
-        saved_epochs = int((saved.extra.get("config") or {}).get("epochs", 0)) or 30
-        config = TrainConfig(epochs=epochs or saved_epochs, workers=workers)
     else:
         if arch is None:
             raise ResnetCliError("name an architecture with --arch (e.g. --arch resnet20), or --resume a checkpoint")
@@ -110,10 +98,7 @@ def train(
         output = output or Path("checkpoint.pt")
         config = TrainConfig(epochs=epochs or 30, batch_size=batch_size, lr=lr, momentum=momentum,
                              weight_decay=weight_decay, augment=augment, seed=seed, amp=amp, workers=workers)
-    if no_best and best is not None:
-        raise ResnetCliError("give --best FILE or --no-best, not both")
-    if best is None and not no_best:
-        best = output.with_name(f"{output.stem}.best{output.suffix or '.pt'}")
+    best = _best_path(output, best, no_best)
     # Every output path is checked before the first epoch, not found wrong after the last one.
     check_writable(output, "--output")
     if best is not None:
@@ -121,11 +106,10 @@ def train(
     if plot is not None:
         check_figure_path(plot)
     console = stderr_console(quiet)
-    with progress(not quiet and OutputFormat(fmt) is OutputFormat.table) as bar:
+    with progress(not quiet and OutputFormat(fmt) is OutputFormat.table, None if quiet else console) as show:
         result = run_training(spec, dataset or "synthetic", config, device=device.value, data_dir=data_dir,
                               download=download, train_limit=limit, test_limit=test_limit, checkpoint=output,
-                              best_checkpoint=None if no_best else best, resume=resume, progress=bar,
-                              log=_logger(bar, console, quiet))
+                              best_checkpoint=best, resume=saved, progress=show, log=show.log)
     if plot is not None:
         plot_records([(result.spec.name, result.record)], plot,
                      title=f"{result.spec.name} on {result.dataset.name}")
@@ -133,30 +117,32 @@ def train(
     emit(result, fmt, train_table, record_csv)
 
 
-def _logger(bar: Any, console: Any, quiet: bool):
-    """Epoch lines on stderr; through the live progress display's console when there is one (so they print
-    above the bars instead of through them)."""
-    if quiet:
-        return lambda line: None
-    return getattr(bar, "console", console).print
+def _resume_config(ctx: typer.Context, resume: Path, arch: str | None, dataset: str | None, epochs: int | None,
+                   workers: int) -> tuple[Any, Any]:
+    """The checkpoint to continue (loaded once) and the configuration to continue it with: its own, with only
+    the total of epochs and the data workers from the command line."""
+    from ..checkpoint import load_checkpoint
+    from ..training import TrainConfig, saved_epochs
+
+    if arch is not None or dataset is not None:
+        raise ResnetCliError("--resume continues the checkpoint's own arch and dataset; drop --arch/--dataset")
+    kept = options_given(ctx, "batch_size", "lr", "momentum", "weight_decay", "augment", "amp", "seed",
+                         "input_size", "shortcut", "widths", "layers", "stochastic_depth", "sets")
+    if kept:
+        raise ResnetCliError(f"{', '.join(kept)}: not with --resume (the checkpoint's own settings are kept; "
+                             f"only --epochs can change)")
+    saved = load_checkpoint(resume)
+    return saved, TrainConfig(epochs=epochs or saved_epochs(saved), workers=workers)
 
 
-@dataclass
-class EvalReport:
-    checkpoint: str
-    arch: str
-    dataset: str
-    split: str
-    error: float
-    accuracy: float
-    loss: float
-    correct: int
-    images: int
-    device: str
-    inferred_arch: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+def _best_path(output: Path, best: Path | None, no_best: bool) -> Path | None:
+    """Where the best epoch's checkpoint goes: --best, or OUTPUT with .best before the suffix; None with
+    --no-best."""
+    if no_best and best is not None:
+        raise ResnetCliError("give --best FILE or --no-best, not both")
+    if no_best:
+        return None
+    return best or output.with_name(f"{output.stem}.best{output.suffix or '.pt'}")
 
 
 @app.command("eval")
@@ -176,24 +162,16 @@ def eval_command(
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Test error and accuracy of a checkpoint on its dataset (or --dataset)."""
-    from ..checkpoint import load_checkpoint
-    from ..devices import resolve_device
+    from ..analysis.evaluation import evaluate_checkpoint
     from ..render.progress import progress
     from ..render.training import eval_csv, eval_table
-    from ..training import evaluate
 
     if split not in ("test", "train"):
         raise ResnetCliError(f"--split must be test or train, not {split!r}")
-    ckpt = load_checkpoint(checkpoint, arch=arch)
-    data, data_info = ckpt.load_data(split, dataset=dataset, data_dir=data_dir, input_size=input_size, limit=limit,
-                                     download=download)
-    dev = resolve_device(device.value)
-    model = ckpt.build_model(dev)
-    with progress(not quiet and OutputFormat(fmt) is OutputFormat.table) as bar:
-        result = evaluate(model, data, batch_size=batch_size, device=dev, workers=workers, progress=bar)
-    report = EvalReport(checkpoint=str(checkpoint), arch=ckpt.spec.name, dataset=data_info.name, split=split,
-                        error=result.error, accuracy=result.accuracy, loss=result.loss, correct=result.correct,
-                        images=result.images, device=str(dev), inferred_arch=ckpt.inferred_arch)
+    with progress(not quiet and OutputFormat(fmt) is OutputFormat.table) as show:
+        report = evaluate_checkpoint(checkpoint, arch=arch, dataset=dataset, split=split, data_dir=data_dir,
+                                     download=download, limit=limit, input_size=input_size, batch_size=batch_size,
+                                     workers=workers, device=device.value, progress=show)
     emit(report, fmt, eval_table, eval_csv)
 
 

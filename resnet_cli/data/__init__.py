@@ -133,25 +133,6 @@ class Uint8ImageDataset(TensorImageDataset):
         return self._prepare(self.images[indices]), self.labels[indices]
 
 
-class AugmentedDataset(Dataset):
-    """A dataset with the info's crop/flip applied per item, reproducibly: item ``i`` in epoch ``e`` always gets
-    the same crop and flip (its generator is seeded from ``(seed, e, i)``). Call ``set_epoch`` between epochs."""
-
-    def __init__(self, base: Dataset, info: DatasetInfo, seed: int = 0) -> None:
-        self.base, self.info, self.seed, self.epoch = base, info, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        image, label = self.base[i]
-        g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, i))
-        return augment_batch(image.unsqueeze(0), self.info, g)[0], label
-
-
 def mix_seed(*parts: int) -> int:
     """One 63-bit seed from several integers (a fixed mixing, unlike ``hash``, which is salted for strings)."""
     x = 0x9E3779B97F4A7C15
@@ -234,14 +215,14 @@ DATASET_NAMES = ("synthetic", "digits", "cifar10", "cifar100", "imagefolder")
 
 
 def load_dataset(name: str, split: str, *, input_size: int | None = None, data_dir: str | os.PathLike | None = None,
-                 download: bool = False, limit: int | None = None, seed: int = 0, augment: bool = False,
+                 download: bool = False, limit: int | None = None, seed: int = 0,
                  in_channels: int | None = None) -> tuple[Dataset, DatasetInfo]:
     """The ``split`` ("train" or "test") of dataset ``name`` and its description.
 
     ``input_size`` resizes (digits, imagefolder) or generates at that size (synthetic); CIFAR stays 32 unless
     asked otherwise. ``in_channels`` repeats grey channels (digits) for a network that takes colour.
-    ``limit`` keeps the first N items (a fixed subset: the same for every seed). ``augment`` wraps the dataset in
-    ``AugmentedDataset`` (crop/flip as the info says fits; the trainer instead augments whole batches itself).
+    ``limit`` keeps the first N items (a fixed subset: the same for every seed). Augmentation is not applied here:
+    the trainer augments whole batches itself (``augment_batch``).
     """
     key = (name or "").strip().lower()
     loaders = _loaders()
@@ -253,13 +234,11 @@ def load_dataset(name: str, split: str, *, input_size: int | None = None, data_d
     if input_size is not None and not 1 <= input_size <= 8192:
         raise DatasetError(f"input size must be between 1 and 8192 pixels (got {input_size})")
     if limit is not None and limit < 1:
-        raise DatasetError(f"--limit must be at least 1 (got {limit})")
+        raise DatasetError(f"an image limit must be at least 1 (got {limit})")
     dataset, info = loaders[key](split=split, input_size=input_size, data_dir=data_dir, download=download,
                                  seed=seed, in_channels=in_channels)
     if limit is not None and limit < len(dataset):  # type: ignore[arg-type]
         dataset = limit_dataset(dataset, limit)
-    if augment:
-        dataset = AugmentedDataset(dataset, info, seed)
     return dataset, info
 
 
@@ -269,5 +248,17 @@ def limit_dataset(dataset: Dataset, limit: int) -> Dataset:
     return torch.utils.data.Subset(dataset, range(limit))
 
 
-__all__ = ["DATASET_NAMES", "AugmentedDataset", "DatasetError", "DatasetInfo", "TensorImageDataset",
-           "Uint8ImageDataset", "augment_batch", "default_data_dir", "load_dataset", "mix_seed", "normalise"]
+def dataset_tensors(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole dataset as two tensors: images N x C x H x W (float32, contiguous) and labels N (int64): what
+    the lesion study and the gradient measurement take."""
+    if hasattr(dataset, "get_batch"):
+        images, labels = dataset.get_batch(torch.arange(len(dataset)))
+    else:
+        pairs = [dataset[i] for i in range(len(dataset))]  # type: ignore[arg-type]
+        images = torch.stack([p[0] for p in pairs])
+        labels = torch.tensor([int(p[1]) for p in pairs], dtype=torch.long)
+    return images.float().contiguous(), labels.long()
+
+
+__all__ = ["DATASET_NAMES", "DatasetError", "DatasetInfo", "TensorImageDataset", "Uint8ImageDataset",
+           "augment_batch", "dataset_tensors", "default_data_dir", "load_dataset", "mix_seed", "normalise"]

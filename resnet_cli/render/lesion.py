@@ -60,6 +60,18 @@ def lesion_csv(result: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
     return header, rows
 
 
+def measurements_csv(state: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """measurements.csv: one row per finished measurement of a study's state (``StudyState.to_dict()``)."""
+    header = ["key", "experiment", "k", "deleted", "swaps", "correct", "images", "error"]
+    rows = []
+    for key, d in state["done"].items():
+        cfg = d["config"]
+        rows.append([key, d["experiment"], d["k"], " ".join(map(str, cfg["deleted"])),
+                     " ".join(f"{a}-{b}" for a, b in cfg["swaps"]), d["correct"], d["images"],
+                     f"{1 - d['correct'] / d['images']:.6f}"])
+    return header, rows
+
+
 def lesion_plots(result: Any, out_dir: str | Path) -> list[Path]:
     """error per deleted block (downsampling blocks marked); error against k for multi and reorder."""
     out_dir = Path(out_dir)

@@ -1,31 +1,78 @@
-"""Progress bars on stderr: shown only on a terminal, never when quiet or when stdout is JSON."""
+"""Drawing ``resnet_cli.progress`` events on stderr: a rich bar per stage on a terminal; where stderr is not a
+terminal (a log file, a batch job), one status line per stage every ``STATUS_EVERY_S`` seconds; nothing when
+quiet or when stdout is JSON."""
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ..progress import ProgressEvent
 
-class _NoProgress:
-    """Same interface as rich's Progress for the calls we make, doing nothing."""
+#: Seconds between two status lines of one stage when stderr is not a terminal (short runs print none).
+STATUS_EVERY_S = 30.0
 
-    def add_task(self, description: str, total: float | None = None, **fields: Any) -> int:
-        return 0
 
-    def update(self, task_id: int, **kwargs: Any) -> None:
-        pass
+class ProgressDisplay:
+    """A ``Progress`` receiver (call it with events) that also prints log lines (``display.log(line)``) where
+    they do not tear the bars: above them on a terminal."""
 
-    def advance(self, task_id: int, advance: float = 1) -> None:
-        pass
+    def __init__(self, bar: Any = None, console: Any = None, status_lines: bool = False) -> None:
+        self.bar, self.tasks = bar, {}
+        self.status_lines, self.last_line = status_lines, {}
+        self._console = console
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if self.bar is not None:
+            self._draw(event)
+        elif self.status_lines:
+            self._status_line(event)
+
+    def log(self, line: str) -> None:
+        console = self.bar.console if self.bar is not None else self._console
+        if console is not None:
+            console.print(line)
+
+    def _draw(self, event: ProgressEvent) -> None:
+        status = "  ".join(s for s in (event.phase, event.status) if s)
+        task = self.tasks.get(event.stage)
+        if task is None:
+            self.tasks[event.stage] = self.bar.add_task(event.stage, total=event.total, completed=event.done,
+                                                        status=status)
+        else:
+            self.bar.update(task, total=event.total, completed=event.done, status=status)
+
+    def _status_line(self, event: ProgressEvent) -> None:
+        now = time.monotonic()
+        last = self.last_line.setdefault(event.stage, now)  # the first line comes one interval in
+        if now - last < STATUS_EVERY_S:
+            return
+        self.last_line[event.stage] = now
+        print(status_line(event), file=sys.stderr, flush=True)
+
+
+def status_line(event: ProgressEvent) -> str:
+    """'lesion multi/k=2: 1,200/4,800 images (25%)  <status>'."""
+    where = f"{event.stage} {event.phase}".strip()
+    count = f"{event.done:,}" + (f"/{event.total:,}" if event.total else "") + f" {event.unit}"
+    share = f" ({100 * event.fraction:.0f}%)" if event.fraction is not None else ""
+    return f"{where}: {count}{share}" + (f"  {event.status}" if event.status else "")
 
 
 @contextmanager
-def progress(enabled: bool = True) -> Iterator[Any]:
-    """``with progress(not quiet and fmt == 'table') as p: t = p.add_task('train', total=n); p.advance(t)``."""
-    if not enabled or not sys.stderr.isatty():
-        yield _NoProgress()
+def progress(enabled: bool = True, console: Any = None) -> Iterator[ProgressDisplay]:
+    """``with progress(not quiet and fmt == 'table') as show: run(..., progress=show, log=show.log)``.
+
+    ``console`` prints the log lines where no bar is drawn (None: they are dropped).
+    """
+    if not enabled:
+        yield ProgressDisplay(console=console)
+        return
+    if not sys.stderr.isatty():
+        yield ProgressDisplay(console=console, status_lines=True)
         return
     from rich.console import Console
     from rich.progress import (
@@ -40,11 +87,4 @@ def progress(enabled: bool = True) -> Iterator[Any]:
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}"),
                   console=Console(stderr=True), transient=False) as bar:
-        real_add = bar.add_task
-
-        def add_task(description: str, total: float | None = None, **fields: Any) -> int:
-            fields.setdefault("status", "")
-            return real_add(description, total=total, **fields)
-
-        bar.add_task = add_task  # type: ignore[method-assign]
-        yield bar
+        yield ProgressDisplay(bar)

@@ -1,0 +1,117 @@
+"""A lesion study's state on disk (``measurements.json``): what it measures, what is finished, where it stopped.
+
+The file is one JSON document, rewritten atomically after every finished chunk and at batch boundaries of the
+running one::
+
+    {"study":   {"arch", "dataset", "images", "experiments", "max_k", "samples", "seed",
+                 "model": sha256 of the weights, "data": sha256 of the images and labels},
+     "done":    {key: {"experiment", "k", "config": {"deleted", "swaps"}, "correct", "images"}, ...},
+     "partial": null | {"chunk", "keys", "images_done", "correct": [per key]}}
+
+Resuming continues only the same study (every ``study`` field equal): the same weights, data and options, so a
+resumed study ends with exactly the numbers an uninterrupted one gives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import ResnetCliError
+
+
+class StudyExistsError(ResnetCliError):
+    """The state file already holds a study and resuming was not asked for: never overwrite one silently."""
+
+
+class StudyMismatchError(ResnetCliError):
+    """The state file holds another study (other weights, data or options) than the one asked to resume."""
+
+
+def model_fingerprint(model: Any) -> str:
+    """sha256 over the state dict's tensors in order (shapes and bytes; not the key names, so that a wrapper
+    around the same network matches): a resumed study must measure the same weights."""
+    h = hashlib.sha256()
+    for t in model.state_dict().values():
+        h.update(str(tuple(t.shape)).encode())
+        h.update(_tensor_bytes(t))
+    return h.hexdigest()
+
+
+def data_fingerprint(images: Any, labels: Any) -> str:
+    h = hashlib.sha256()
+    for t in (images, labels):
+        h.update(_tensor_bytes(t))
+    return h.hexdigest()[:16]
+
+
+def _tensor_bytes(t: Any) -> bytes:
+    import torch
+
+    return t.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes()
+
+
+class StudyState:
+    """The measurements of one study so far, kept in ``path`` (or in memory only, with ``path`` None)."""
+
+    def __init__(self, study: dict[str, Any], path: str | Path | None = None,
+                 done: dict[str, Any] | None = None, partial: dict[str, Any] | None = None) -> None:
+        self.study, self.path = study, Path(path) if path is not None else None
+        self.done: dict[str, Any] = done if done is not None else {}
+        self.partial = partial
+
+    @classmethod
+    def open(cls, path: str | Path | None, study: dict[str, Any], resume: bool) -> StudyState:
+        """A fresh state for ``study``, or with ``resume`` the one kept in ``path`` (which must be that study)."""
+        if path is None or not Path(path).exists():
+            return cls(study, path)
+        path = Path(path)
+        if not resume:
+            raise StudyExistsError(f"{path} already holds a lesion study")
+        try:
+            kept = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ResnetCliError(f"cannot read {path} to resume: {exc}") from None
+        old = kept.get("study", {})
+        diff = [k for k in study if old.get(k) != study[k]]
+        if diff:
+            raise StudyMismatchError(f"{path} holds a different study ({', '.join(diff)} differ)")
+        return cls(study, path, kept.get("done", {}), kept.get("partial"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"study": self.study, "done": self.done, "partial": self.partial}
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        from ..fileio import atomic_write_text
+
+        atomic_write_text(self.path, json.dumps(self.to_dict(), indent=1))
+
+    # ------------------------------------------------------------------ chunks
+    def is_done(self, keys: Sequence[str]) -> bool:
+        return all(k in self.done for k in keys)
+
+    def resume_point(self, chunk: str, keys: Sequence[str]) -> tuple[int, list[int] | None]:
+        """(images done, correct counts per key) kept for ``chunk`` when it was interrupted, else (0, None)."""
+        p = self.partial
+        if p and p["chunk"] == chunk and p["keys"] == list(keys):
+            return int(p["images_done"]), [int(c) for c in p["correct"]]
+        return 0, None
+
+    def keep_partial(self, chunk: str, keys: Sequence[str], images_done: int, correct: Sequence[int]) -> None:
+        """Record (and write) the running counts of an unfinished chunk."""
+        self.partial = {"chunk": chunk, "keys": list(keys), "images_done": images_done,
+                        "correct": [int(c) for c in correct]}
+        self.save()
+
+    def finish(self, measurements: Sequence[Any], correct: Sequence[int], images: int) -> None:
+        """Record (and write) a finished chunk: its measurements' correct counts out of ``images``."""
+        for m, c in zip(measurements, correct):
+            self.done[m.key] = {"experiment": m.experiment, "k": m.k, "config": m.config.to_dict(),
+                                "correct": int(c), "images": images}
+        self.partial = None
+        self.save()
