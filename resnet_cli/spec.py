@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SpecError, did_you_mean
+from .limits import check_spec
 
 BLOCKS = ("basic", "bottleneck")
 # Block kinds of each family. ``highway`` nets are built by the resnet builder with gated shortcuts;
@@ -203,12 +204,7 @@ class ArchSpec:
         if self.stochastic_depth is not None and not 0.0 < self.stochastic_depth <= 1.0:
             raise SpecError(f"stochastic_depth (p_L, the last block's survival probability) must be in (0, 1], "
                             f"not {self.stochastic_depth}")
-        if not 1 <= self.num_classes <= 1_000_000:
-            raise SpecError(f"num_classes must be between 1 and 1,000,000 (got {self.num_classes})")
-        if not 1 <= self.in_channels <= 4096:
-            raise SpecError(f"in_channels must be between 1 and 4096 (got {self.in_channels})")
-        if not 1 <= self.input_size <= 8192:
-            raise SpecError(f"input_size must be between 1 and 8192 pixels (got {self.input_size})")
+        check_spec(self)  # sizes, in one module with every other limit
         return self
 
     # ----------------------------------------------------------------- plain data

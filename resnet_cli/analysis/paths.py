@@ -34,10 +34,8 @@ from fractions import Fraction
 from typing import Any
 
 from ..errors import ResnetCliError
+from ..limits import MAX_BLOCKS
 
-# Far beyond any published network (ResNet-1202 has 600 blocks, pre-activation ResNet-1001 333) while keeping
-# the exact row (about 60 MB of digits at 20,000) and the O(n²) stochastic-depth recursion under a second or two.
-MAX_BLOCKS = 20_000
 # Enumerations larger than this are refused unless the caller asks for them (``force=True`` / ``--force``).
 MAX_ENUMERATION = 100_000
 # Lengths whose share of all paths is below this are summarised, not listed one by one (``min_share=0`` lists

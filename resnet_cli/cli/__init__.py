@@ -13,7 +13,9 @@ from .app import app
 
 
 def main() -> None:
-    app(prog_name="resnet-cli")
+    from .failures import run_main
+
+    run_main(lambda: app(prog_name="resnet-cli"))
 
 
 __all__ = ["app", "main"]

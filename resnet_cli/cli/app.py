@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from ..errors import ResnetCliError
 from ..render import OutputFormat
+from . import failures
 
 
 class ResnetCliGroup(TyperGroup):
@@ -42,9 +43,16 @@ class ResnetCliGroup(TyperGroup):
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: Any) -> Any:
-        # typer turns a KeyboardInterrupt into a silent exit 130 before main() sees it; say what happened.
+        # Every failure of a command is put into one line here (cli/failures.py decides the words and the exit
+        # code); typer would otherwise turn a KeyboardInterrupt into a silent exit 130 and anything else into a
+        # traceback.
         try:
             return super().invoke(ctx)
+        except Exception as exc:
+            reported = failures.translate(exc)
+            if reported is exc or failures.show_traceback():
+                raise
+            raise reported from None
         except KeyboardInterrupt:
             raise Interrupted("interrupted") from None
 
@@ -56,8 +64,8 @@ class Interrupted(ResnetCliError):
 
 
 def _fail(message: str, code: int) -> int:
-    message = " ".join(str(message).split())  # one line
-    typer.echo(f"Error: {message}", err=True)
+    if message:  # a closed stdout ends quietly, with no message
+        typer.echo(f"Error: {failures.one_line(message)}", err=True)
     return code
 
 

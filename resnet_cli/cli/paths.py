@@ -128,6 +128,7 @@ def _show(report, fmt: OutputFormat, rows: int, plot: str | None, scale: Scale) 
 def _list(analysis, spec, n: int, residual: bool, length: int | None, limit: int | None, force: bool,
           indices: bool, fmt: OutputFormat) -> None:
     import itertools
+    import sys
 
     from ..render.paths import write_listing
 
@@ -137,7 +138,8 @@ def _list(analysis, spec, n: int, residual: bool, length: int | None, limit: int
         raise ResnetCliError(f"--limit must be at least 1 (got {limit})")
     wanted = analysis.check_enumeration(n, length, limit, residual, force)
     names = analysis.block_names(spec, n) if (spec is not None and not indices) else [str(i) for i in range(n)]
-    stream = itertools.islice(analysis.iter_paths(n, length, residual), wanted)
+    # islice stops at sys.maxsize at most; a listing that long never ends anyway (2^64 paths with --force)
+    stream = itertools.islice(analysis.iter_paths(n, length, residual), min(wanted, sys.maxsize))
     header = {"arch": spec.name if spec is not None else None, "blocks": n, "residual": residual,
               "length": length, "available": analysis.count_paths(n, length, residual), "listed": wanted,
               "order": "shortest first, then lexicographic by block index"}

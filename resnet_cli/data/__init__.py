@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import ResnetCliError, did_you_mean
+from ..limits import check_input_size
 
 SPLITS = ("train", "test")
 
@@ -231,8 +232,8 @@ def load_dataset(name: str, split: str, *, input_size: int | None = None, data_d
                            f"{', '.join(DATASET_NAMES)}")
     if split not in SPLITS:
         raise DatasetError(f"split must be 'train' or 'test', not {split!r}")
-    if input_size is not None and not 1 <= input_size <= 8192:
-        raise DatasetError(f"input size must be between 1 and 8192 pixels (got {input_size})")
+    if input_size is not None:
+        check_input_size(input_size, "input size", DatasetError)
     if limit is not None and limit < 1:
         raise DatasetError(f"an image limit must be at least 1 (got {limit})")
     dataset, info = loaders[key](split=split, input_size=input_size, data_dir=data_dir, download=download,

@@ -26,7 +26,15 @@ class OutputFormat(str, Enum):
 def stdout_console():
     from rich.console import Console
 
-    return Console(highlight=False)
+    console = Console(highlight=False)
+    console.on_broken_pipe = _broken_pipe  # rich would exit 1 itself; cli/failures.py ends every command alike
+    return console
+
+
+def _broken_pipe() -> None:
+    import errno
+
+    raise BrokenPipeError(errno.EPIPE, "the reader of stdout went away")
 
 
 def stderr_console(quiet: bool = False):
@@ -34,7 +42,22 @@ def stderr_console(quiet: bool = False):
 
     # soft_wrap: a message is one line however narrow the terminal (the terminal folds it; rich would break
     # it at 80 columns when stderr is a file or pipe, splitting "3.9 s" from its unit in logs).
-    return Console(stderr=True, highlight=False, quiet=quiet, soft_wrap=True)
+    # markup=False: messages carry paths and names the user chose ('-o "mk/[/c].pt"' is a fine file name).
+    return Console(stderr=True, highlight=False, quiet=quiet, soft_wrap=True, markup=False)
+
+
+def printable(text: Any) -> str:
+    """``text`` with terminal control bytes (the ESC of OSC/CSI sequences, BEL, ...) shown escaped, not sent."""
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else ascii(ch)[1:-1] for ch in str(text))
+
+
+def safe(text: Any) -> str:
+    """User text (a name, a path, a note naming a path) for a rich string: markup escaped, control bytes shown.
+
+    Every renderer passes what the user chose through this before rich parses its own ``[bold]`` markup."""
+    from rich.markup import escape
+
+    return escape(printable(text))
 
 
 def emit(
@@ -43,17 +66,27 @@ def emit(
     table: Callable[[Any, Any], None],
     csv_rows: Callable[[Any], tuple[Sequence[str], Iterable[Sequence[Any]]]] | None = None,
 ) -> None:
-    """Write ``result`` to stdout in the chosen format."""
+    """Write ``result`` to stdout in the chosen format, flushed: a full disk under ``> file`` is reported here."""
+    import errno
+
+    from ..errors import ResnetCliError
+
     fmt = OutputFormat(fmt)
-    if fmt is OutputFormat.json:
-        sys.stdout.write(to_json(result.to_dict()) + "\n")
-    elif fmt is OutputFormat.csv:
-        if csv_rows is None:
-            raise ValueError("this command has no CSV form")
-        header, rows = csv_rows(result)
-        sys.stdout.write(to_csv(header, rows))
-    else:
-        table(result, stdout_console())
+    try:
+        if fmt is OutputFormat.json:
+            sys.stdout.write(to_json(result.to_dict()) + "\n")
+        elif fmt is OutputFormat.csv:
+            if csv_rows is None:
+                raise ValueError("this command has no CSV form")
+            header, rows = csv_rows(result)
+            sys.stdout.write(to_csv(header, rows))
+        else:
+            table(result, stdout_console())
+        sys.stdout.flush()
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            raise  # a reader that went away: cli/failures.py ends quietly
+        raise ResnetCliError(f"cannot write the results to standard output: {exc.strerror or exc}") from None
 
 
 def to_json(data: Any) -> str:

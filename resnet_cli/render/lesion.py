@@ -8,7 +8,7 @@ from typing import Any
 
 from rich import box
 
-from . import fmt_int, new_figure, save_figure
+from . import fmt_int, new_figure, safe, save_figure
 
 
 def _pct(x: float) -> str:
@@ -20,8 +20,8 @@ def lesion_table(result: Any, console: Any) -> None:
     from rich.table import Table
 
     kind = "ResNet" if result.residual else "plain net"
-    console.print(f"[bold]{result.arch}[/bold] ({kind}) on {result.dataset}: {fmt_int(result.images)} images  ·  "
-                  f"baseline error [bold]{_pct(result.baseline_error)}[/bold]")
+    console.print(f"[bold]{safe(result.arch)}[/bold] ({kind}) on {safe(result.dataset)}: "
+                  f"{fmt_int(result.images)} images  ·  baseline error [bold]{_pct(result.baseline_error)}[/bold]")
     if result.single:
         # A plain net has no shortcut to keep: its deleted layer is replaced by an identity instead.
         how = "residual branch removed, shortcut kept" if result.residual else "layer replaced by an identity"
@@ -46,7 +46,7 @@ def lesion_table(result: Any, console: Any) -> None:
                           _pct(max(r.errors)))
         console.print(table)
     for note in result.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
+        console.print(f"[yellow]note:[/yellow] {safe(note)}")
     console.print("[dim]error = fraction of test images misclassified (top-1); change in percentage points[/dim]")
 
 
@@ -116,8 +116,9 @@ def gradients_table(result: Any, console: Any) -> None:
     from rich.table import Table
 
     lo, hi = result.effective_range
-    table = Table(title=f"{result.arch}: gradient by path length ({result.blocks} blocks, {result.images} images, "
-                        f"{result.samples} paths per length and batch)", title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(title=f"{safe(result.arch)}: gradient by path length ({result.blocks} blocks, "
+                        f"{result.images} images, {result.samples} paths per length and batch)",
+                  title_justify="left", box=box.SIMPLE_HEAD)
     for col in ("length", "paths", "magnitude", "share", ""):
         table.add_column(col, justify="right")
     for r in result.rows:

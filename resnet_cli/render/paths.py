@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from . import fmt_int
+from . import fmt_int, safe
 
 BAR_WIDTH = 40
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
@@ -81,7 +81,7 @@ def paths_table(report: Any, console: Any, max_rows: int = 60) -> None:
     from rich.table import Table
 
     n = report.blocks
-    name = f"{report.arch}: " if report.arch else ""
+    name = f"{safe(report.arch)}: " if report.arch else ""
     if report.residual:
         title = f"{name}{n} residual block{'s' if n != 1 else ''} → 2^{n} = {fmt_count(report.total, 40)} paths"
     else:

@@ -8,7 +8,7 @@ from typing import Any
 
 from rich import box
 
-from . import new_figure, save_figure
+from . import new_figure, safe, save_figure
 
 RECORD_COLUMNS = ["epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "epoch_time_s",
                   "wall_time_s", "images_per_s"]
@@ -23,8 +23,8 @@ def train_table(result: Any, console: Any) -> None:
 
     d = result.to_dict()
     ds = d["dataset"]
-    title = (f"{d['arch']} on {ds['name']} ({ds['num_classes']} classes, {ds['input_size']}x{ds['input_size']}x"
-             f"{ds['in_channels']})  ·  device {d['device']}  ·  "
+    title = (f"{safe(d['arch'])} on {safe(ds['name'])} ({ds['num_classes']} classes, "
+             f"{ds['input_size']}x{ds['input_size']}x{ds['in_channels']})  ·  device {d['device']}  ·  "
              f"augmentation {result.dataset.augmentation if d['config']['augment'] else 'off'}")
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     for name in ("epoch", "lr", "train loss", "train err", "test loss", "test err", "time (s)", "img/s"):
@@ -39,10 +39,10 @@ def train_table(result: Any, console: Any) -> None:
         console.print(f"final test error {_pct(d['final_test_error'])}  ·  best {_pct(d['best_test_error'])} "
                       f"(epoch {d['best_epoch']})  ·  wall time {d['record'][-1]['wall_time_s']:.1f} s")
     if d["checkpoint"]:
-        best = f"  ·  best: {d['best_checkpoint']}" if d["best_checkpoint"] else ""
-        console.print(f"checkpoint: {d['checkpoint']}{best}")
+        best = f"  ·  best: {safe(d['best_checkpoint'])}" if d["best_checkpoint"] else ""
+        console.print(f"checkpoint: {safe(d['checkpoint'])}{best}")
     for note in d["notes"]:
-        console.print(f"[dim]note: {note}[/dim]")
+        console.print(f"[dim]note: {safe(note)}[/dim]")
 
 
 def record_csv(result: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
@@ -53,12 +53,12 @@ def record_csv(result: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
 
 def eval_table(report: Any, console: Any) -> None:
     d = report.to_dict()
-    console.print(f"{d['arch']} on {d['dataset']} ({d['split']} split, {d['images']:,} images): "
+    console.print(f"{safe(d['arch'])} on {safe(d['dataset'])} ({d['split']} split, {d['images']:,} images): "
                   f"error {_pct(d['error'])}, accuracy {_pct(d['accuracy'])}, loss {d['loss']:.4f} nats/image")
     if d.get("inferred_arch") == "given":  # JSON keeps the bare marker; a person reads a sentence
-        console.print(f"[dim]note: a bare state dict, read as {d['arch']} (--arch)[/dim]")
+        console.print(f"[dim]note: a bare state dict, read as {safe(d['arch'])} (--arch)[/dim]")
     elif d.get("inferred_arch"):
-        console.print(f"[dim]note: {d['inferred_arch']}[/dim]")
+        console.print(f"[dim]note: {safe(d['inferred_arch'])}[/dim]")
 
 
 def eval_csv(report: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
@@ -74,6 +74,9 @@ def plot_records(series: Sequence[tuple[str, list[dict[str, Any]]]], path: str |
     ``panels=True`` draws one panel per group of labels sharing the text before ':' (the degradation figure's
     "plain" | "residual" side by side, as in He et al. 2015 Fig. 1/6).
     """
+    # Names are the user's: a '$' would start matplotlib's mathtext (and fail the plot after the training).
+    series = [(label.replace("$", r"\$"), record) for label, record in series]
+    title = title.replace("$", r"\$")
     groups: dict[str, list[tuple[str, list[dict[str, Any]]]]] = {}
     for label, record in series:
         key = label.split(":", 1)[0] if panels and ":" in label else ""

@@ -1,0 +1,157 @@
+"""Every size limit of resnet-cli, in one place, and the checks that apply them before any work starts.
+
+Files come from other people (checkpoints from the internet, CIFAR copies, image folders) and sizes are typed:
+a 196-byte PNG can ask for gigapixels, a 2 MB zip can inflate to gigabytes, ``layers=1000000000,1,1`` is one
+typo. Each limit is far beyond any published network or dataset and far below what would exhaust a machine; a
+refusal names the limit. The README's "Reliability" section lists them. Torch-free.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .errors import ResnetCliError, SpecError
+
+# --------------------------------------------------------------------------- architectures
+#: Residual blocks in one network (ResNet-1202 has 600, pre-activation ResNet-1001 333). Also the cap of
+#: ``paths --blocks``, whose exact rows stay under a second or two at this size.
+MAX_BLOCKS = 20_000
+#: Stages (entries of ``layers``).
+MAX_STAGES = 64
+#: Planes of a stage, stem width, growth rate, groups and width per group (WRN-28-10 has 640 planes,
+#: wide_resnet101_2 a bottleneck width of 2048).
+MAX_WIDTH = 16_384
+#: Input height = width in pixels (a 224 ImageNet net at 8192 px is 1,300x the activations).
+MAX_INPUT_SIZE = 8192
+MAX_IN_CHANNELS = 4096
+MAX_CLASSES = 1_000_000
+#: Characters of an architecture name.
+MAX_NAME_LENGTH = 200
+
+# --------------------------------------------------------------------------- runs
+#: Measurements of one lesion study (``--samples`` per k times ``--max-k``, plus the single deletions).
+MAX_LESION_MEASUREMENTS = 100_000
+#: ``--samples`` of ``lesion`` and ``gradients``.
+MAX_SAMPLES = 10_000
+#: Share of the memory available when a run starts that its estimated need may take (weights, gradients,
+#: optimizer state, one batch's activations, images held in memory).
+MEMORY_SHARE = 0.9
+
+# --------------------------------------------------------------------------- files
+#: Pixels of one image before it is decoded (Pillow's own bomb limit is 89M; 8192 x 8192 is 67M), and of the
+#: image after its resize for ``--input-size`` (a 1 x 60000 strip resized to a 256-pixel short side would be
+#: 256 x 15,360,000).
+MAX_IMAGE_PIXELS = 8192 * 8192
+#: Inflated size of one checkpoint (all its zip records together) and of its pickle record; torch stores records
+#: uncompressed, so a real checkpoint inflates to its own size, and a record that inflates to more than
+#: MAX_CHECKPOINT_INFLATION times the file is a zip bomb.
+MAX_CHECKPOINT_BYTES = 8 * 2**30
+MAX_CHECKPOINT_PICKLE_BYTES = 256 * 2**20
+MAX_CHECKPOINT_INFLATION = 4
+#: One CIFAR batch file (CIFAR-100's train is 155 MB) and the images in it (50,000).
+MAX_CIFAR_BATCH_BYTES = 400 * 2**20
+MAX_CIFAR_BATCH_IMAGES = 60_000
+#: A JSON file read back (measurements.json of a lesion study): bytes and nesting.
+MAX_JSON_BYTES = 256 * 2**20
+MAX_JSON_DEPTH = 32
+
+
+class LimitError(ResnetCliError, ValueError):
+    """A size past one of the limits above."""
+
+
+def _printable(name: str) -> bool:
+    return all(ch.isprintable() for ch in name)
+
+
+def check_spec(spec: Any) -> None:
+    """Refuse a spec past the architecture limits, or with a name that would send control bytes to a terminal.
+
+    Called by ``ArchSpec.validate`` (every spec: typed, registered, parsed from a name or read from a checkpoint),
+    before anything loops over its blocks."""
+    if not isinstance(spec.name, str) or not spec.name.strip() or len(spec.name) > MAX_NAME_LENGTH or \
+            not _printable(spec.name):
+        raise SpecError(f"an architecture name must be 1 to {MAX_NAME_LENGTH} printable characters "
+                        f"(got {ascii(spec.name)[:80]})")
+    if len(spec.layers) > MAX_STAGES:
+        raise SpecError(f"at most {MAX_STAGES} stages are supported (got {len(spec.layers):,})")
+    blocks = sum(spec.layers)
+    if blocks > MAX_BLOCKS:
+        raise SpecError(f"at most {MAX_BLOCKS:,} blocks are supported (got {blocks:,}; ResNet-1202 has 600)")
+    widths = (*spec.widths, spec.stem_width, spec.growth_rate, spec.groups, spec.width_per_group)
+    if max(widths) > MAX_WIDTH:
+        raise SpecError(f"widths, stem_width, growth_rate, groups and width_per_group are at most {MAX_WIDTH:,} "
+                        f"(got {max(widths):,})")
+    if not 1 <= spec.num_classes <= MAX_CLASSES:
+        raise SpecError(f"num_classes must be between 1 and {MAX_CLASSES:,} (got {spec.num_classes})")
+    if not 1 <= spec.in_channels <= MAX_IN_CHANNELS:
+        raise SpecError(f"in_channels must be between 1 and {MAX_IN_CHANNELS} (got {spec.in_channels})")
+    check_input_size(spec.input_size, "input_size", SpecError)
+
+
+def check_input_size(size: int, what: str = "--input-size", error: type[ResnetCliError] | None = None) -> int:
+    if not 1 <= size <= MAX_INPUT_SIZE:
+        raise (error or LimitError)(f"{what} must be between 1 and {MAX_INPUT_SIZE} pixels (got {size})")
+    return size
+
+
+def check_samples(samples: int, option: str = "--samples") -> int:
+    if samples > MAX_SAMPLES:
+        raise LimitError(f"{option} is at most {MAX_SAMPLES:,} (got {samples:,})")
+    return samples
+
+
+def check_image_pixels(width: int, height: int, what: str) -> None:
+    if width * height > MAX_IMAGE_PIXELS:
+        raise LimitError(f"{what} would be {width:,} x {height:,} pixels, past the limit of "
+                         f"{MAX_IMAGE_PIXELS:,} pixels per image")
+
+
+# --------------------------------------------------------------------------- memory
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux: MemAvailable; elsewhere the physical memory), or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def estimate_run_bytes(spec: Any, batch_size: int, *, training: bool, input_size: int | None = None,
+                       held_images: int = 0) -> int:
+    """A rough upper estimate of the memory a run needs, from the analytic plan (no torch): float32 weights
+    (with gradients and SGD momentum when training), one batch's activations (every layer's output kept for the
+    backward pass when training; the largest two at a time otherwise), and ``held_images`` inputs in memory."""
+    from .plan import plan_model
+
+    if input_size is not None and input_size != spec.input_size:
+        spec = spec.replace(input_size=input_size)
+    layers = plan_model(spec).layers()
+    params = sum(layer.params for layer in layers)
+    sizes = [c * h * w for layer in layers for c, h, w in (layer.out_shape,)]
+    if training:
+        activations = 2 * sum(sizes)  # outputs and the ReLU/BN copies autograd keeps
+    else:
+        activations = 3 * max(sizes, default=0)  # input, output and a shortcut alive at once
+    image = spec.in_channels * spec.input_size ** 2
+    weights = params * (3 if training else 1)
+    return 4 * (weights + batch_size * (activations + image) + held_images * image)
+
+
+def check_run_memory(spec: Any, batch_size: int, *, training: bool, input_size: int | None = None,
+                     held_images: int = 0, available: int | None = None) -> None:
+    """Refuse, before it starts, a run whose estimated memory exceeds what this machine has available."""
+    need = estimate_run_bytes(spec, batch_size, training=training, input_size=input_size,
+                              held_images=held_images)
+    have = available_memory() if available is None else available
+    if have is not None and need > MEMORY_SHARE * have:
+        raise LimitError(f"this run needs about {need / 2**30:.1f} GiB of memory ({spec.name}, batch "
+                         f"{batch_size}, input {input_size or spec.input_size} px) and {have / 2**30:.1f} GiB are "
+                         f"available: lower --batch-size, --input-size or --limit")
