@@ -67,8 +67,9 @@ def run_cases(tmp_path: Path, cases: list[dict]) -> list[dict]:
     spec = tmp_path / "cases.json"
     spec.write_text(json.dumps(cases))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "COLUMNS": "100"}
-    proc = subprocess.run([sys.executable, "-c", DRIVER, str(MEMORY_LIMIT), str(spec)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=CASE_SECONDS * len(cases) + 60)
+    proc = subprocess.run([sys.executable, "-c", DRIVER, str(MEMORY_LIMIT), str(spec)], check=False,
+                          cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=CASE_SECONDS * len(cases) + 60)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     for case, result in zip(cases, results):
@@ -123,7 +124,7 @@ def test_a_full_disk_under_stdout_is_one_line():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open("/dev/full", "w") as full:
         proc = subprocess.run([sys.executable, "-m", "resnet_cli", "params", "--arch", "resnet20", "--format",
-                               "json"], cwd=ROOT, env=env, stdout=full, stderr=subprocess.PIPE, text=True,
+                               "json"], check=False, cwd=ROOT, env=env, stdout=full, stderr=subprocess.PIPE, text=True,
                               timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == ["Error: cannot write the results to standard output: No space left on "
