@@ -127,14 +127,13 @@ def test_block_names_follow_the_state_dict():
     assert len(names) == 54 and names[0] == "layer1.0" and names[18] == "layer2.0" and names[-1] == "layer3.17"
     assert P.block_names(get_spec("resnet50"))[3] == "layer2.0"
     assert P.block_names(None, 3) == ["0", "1", "2"]
-    # Other families, by their spec's fields alone (duck-typed: no model, no torch).
-    from types import SimpleNamespace
-
-    dense = SimpleNamespace(family="densenet", layers=(2, 1), num_blocks=3)
+    # Other families: the plan's blocks, named as the built module names them (no model built, no torch).
+    dense = get_spec("densenet40_12", layers="2,1,1")
     assert P.block_names(dense) == ["features.denseblock1.denselayer1", "features.denseblock1.denselayer2",
-                                    "features.denseblock2.denselayer1"]
-    assert P.block_names(SimpleNamespace(family="highway", layers=(1, 1), num_blocks=2)) == ["layer1.0", "layer2.0"]
-    assert P.block_names(SimpleNamespace(family="other", layers=(5,), num_blocks=2)) == ["block0", "block1"]
+                                    "features.denseblock2.denselayer1", "features.denseblock3.denselayer1"]
+    assert P.block_names(get_spec("highway20", layers="1,1,1")) == ["layer1.0", "layer2.0", "layer3.0"]
+    # The Keras MiniModel's blocks are layer1.0 ... layer4.2 in the module: so in the listing (was block0 ...)
+    assert P.block_names(get_spec("seed003_minimodel"))[:4] == ["layer1.0", "layer1.1", "layer1.2", "layer2.0"]
 
 
 def test_plain_net_has_one_path():

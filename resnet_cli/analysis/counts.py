@@ -6,11 +6,13 @@ one "FLOP"; FLOPs = 2 x MACs; only conv and linear layers are charged; batch nor
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..plan import ModelPlan, plan_model
-from ..plan.layers import LayerCount, Shape, bn, conv
+from ..plan.layers import LayerCount, Shape
+from ..plan.resnet import block_plan
 from ..spec import ArchSpec
 
 CONVENTIONS = (
@@ -124,19 +126,13 @@ def count_params(spec: ArchSpec, detail: int = 1, plan: ModelPlan | None = None)
 def _stochastic_depth(spec: ArchSpec, plan: ModelPlan) -> dict[str, Any] | None:
     if spec.stochastic_depth is None:
         return None
-    survival = spec.survival_probabilities()
-    dropped_macs = 0.0
-    for p_l, unit in zip(survival, plan.blocks):
-        # what a dropped block skips: its branch; its shortcut (projection) and gate still run
-        branch_macs = sum(layer.macs for layer in unit.layers
-                          if ".downsample." not in layer.name and not layer.name.endswith(".gate"))
-        dropped_macs += (1.0 - p_l) * branch_macs
+    expected = plan.expected_training_macs()  # a dropped block skips its branch; shortcut and gate still run
     return {
         "p_last": spec.stochastic_depth,
         "expected_blocks": round(spec.expected_depth, 6),
-        "blocks": len(survival),
-        "expected_training_macs": round(plan.macs - dropped_macs),
-        "expected_training_macs_share": round((plan.macs - dropped_macs) / plan.macs, 6) if plan.macs else 1.0,
+        "blocks": len(plan.blocks),
+        "expected_training_macs": round(expected),
+        "expected_training_macs_share": round(expected / plan.macs, 6) if plan.macs else 1.0,
     }
 
 
@@ -145,10 +141,11 @@ def _layer_row(layer: LayerCount, total_macs: int) -> Row:
                layer.detail)
 
 
-# --------------------------------------------------------------------------- one block, the seeds' 17x example
+# --------------------------------------------------------------------------- one block: basic vs bottleneck
 @dataclass
 class BlockReport:
-    """The weights of one residual block at a given width, as in seed 002's basic-vs-bottleneck example."""
+    """The weights of one residual block at a given width: why He et al. 2015 (§4.1, Fig. 5) use the bottleneck
+    in deep nets (two 3x3 convs at 256 channels hold 17x the weights of a 1x1-3x3-1x1 bottleneck)."""
 
     block: str
     channels: int
@@ -188,20 +185,13 @@ class BlockReport:
 
 
 def block_layers(block: str, channels: int, feature_size: int) -> list[LayerCount]:
-    """A shape-preserving block of ``channels`` in and out: basic = two 3x3 convs; bottleneck = 1x1 to
-    channels/4, 3x3, 1x1 back (He et al. 2015 Fig. 5), each conv followed by BN."""
-    shape: Shape = (channels, feature_size, feature_size)
-    if block == "basic":
-        c1 = conv("conv1", shape, channels, 3)
-        c2 = conv("conv2", c1.out_shape, channels, 3)
-        return [c1, bn("bn1", c1.out_shape), c2, bn("bn2", c2.out_shape)]
-    if channels % 4:
+    """A shape-preserving block of ``channels`` in and out, as the ResNet planner lays it out: basic = two 3x3
+    convs; bottleneck = 1x1 to channels/4, 3x3, 1x1 back (He et al. 2015 Fig. 5), each conv followed by BN."""
+    if block == "bottleneck" and channels % 4:
         raise ValueError(f"a bottleneck needs channels divisible by 4 (got {channels})")
-    inner = channels // 4
-    c1 = conv("conv1", shape, inner, 1)
-    c2 = conv("conv2", c1.out_shape, inner, 3)
-    c3 = conv("conv3", c2.out_shape, channels, 1)
-    return [c1, bn("bn1", c1.out_shape), c2, bn("bn2", c2.out_shape), c3, bn("bn3", c3.out_shape)]
+    spec = ArchSpec(name=f"one {block} block", block=block)
+    unit = block_plan(spec, "block", "block", (channels, feature_size, feature_size), channels // spec.expansion, 1)
+    return [dataclasses.replace(layer, name=layer.name.removeprefix("block."), block="") for layer in unit.layers]
 
 
 def count_block(block: str, channels: int, feature_size: int = 56) -> BlockReport:

@@ -4,7 +4,7 @@ Veit, Wilber & Belongie 2016 ("Residual networks behave like ensembles of relati
 unravelling ``x_{l+1} = x_l + F_l(x_l)`` over n blocks gives one path per subset of the blocks, 2ⁿ paths in
 all; a path that passes through k residual branches has length k, so C(n, k) paths have length k and the
 lengths follow Binomial(n, ½): mean n/2, standard deviation √n/2. For ResNet-110 (54 blocks) most paths are
-19–35 blocks long (the paper's Figure 6a; ../shared/REFERENCE.md).
+19–35 blocks long (the paper's Figure 6a).
 
 Stochastic depth (Huang et al. 2016) drops block l in a training step with probability 1 − p_l. Two
 distributions follow, both Poisson-binomial:
@@ -511,21 +511,14 @@ def _survival_or_none(survival: Sequence[float] | None, schedule: str) -> tuple[
 
 # --------------------------------------------------------------------------- enumeration
 def block_names(spec: Any = None, n: int | None = None) -> list[str]:
-    """Names of the residual blocks in forward order, as torchvision's state-dict prefixes, from
-    ``spec.layers`` (no model built): ``layer2.0`` for ResNets (and highway nets, built the same way),
-    ``features.denseblock2.denselayer1`` for a DenseNet whose blocks are its dense layers; ``block{i}`` for
-    any other family; plain indices without a spec."""
+    """Names of the residual blocks in forward order, as the built module names them (``layer2.0``,
+    ``features.denseblock2.denselayer1``): the analytic plan's blocks, no model built. Plain indices without
+    a spec."""
     if spec is None:
         return [str(i) for i in range(check_blocks(n))]
-    layers = tuple(getattr(spec, "layers", ()))
-    family = getattr(spec, "family", None)
-    if sum(layers) == spec.num_blocks:
-        if family in ("resnet", "highway"):
-            return [f"layer{s}.{j}" for s, count in enumerate(layers, start=1) for j in range(count)]
-        if family == "densenet":
-            return [f"features.denseblock{s}.denselayer{j}" for s, count in enumerate(layers, start=1)
-                    for j in range(1, count + 1)]
-    return [f"block{i}" for i in range(spec.num_blocks)]
+    from ..plan import plan_model
+
+    return plan_model(spec).block_names()
 
 
 def count_paths(n: int, length: int | None = None, residual: bool = True) -> int:

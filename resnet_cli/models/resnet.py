@@ -180,7 +180,8 @@ class ResNetBlock(ResidualBlock):
             if keep_branch:
                 return self.merge_plain(self.branch(x))
             return super().skip(x)
-        p = self._run(self.pre_ops, x)
+        # a deleted branch needs the pre-activation only where the shortcut shares it
+        p = self._run(self.pre_ops, x) if keep_branch or self.shares_preact else x
         s_in = p if self.shares_preact else x
         gate = torch.sigmoid(self.gate(s_in)) if self.gate is not None else None
         residual = self.stochastic_branch(p, lambda t: self._run(self.body_ops, t)) if keep_branch else None

@@ -19,10 +19,6 @@ from .model import ModelPlan, UnitPlan
 from .resnet import stem_plan
 
 
-def dense_stem_width(spec: ArchSpec) -> int:
-    return spec.stem_width
-
-
 def transition_width(spec: ArchSpec, channels: int) -> int:
     """Channels after a transition: floor(theta * m) (torchvision: ``num_features // 2`` for theta = 0.5)."""
     return int(channels * spec.compression)
@@ -41,26 +37,25 @@ def plan_densenet(spec: ArchSpec) -> ModelPlan:
             name = f"features.{stage}.denselayer{j}"
             unit = UnitPlan(name, stage, shape, is_block=True, downsample=False)
             if spec.bn_size:
-                unit.layers.append(bn(f"{name}.norm1", shape))
                 c1 = conv(f"{name}.conv1", shape, spec.bn_size * k, 1, padding=0)
-                c2 = conv(f"{name}.conv2", c1.out_shape, k, 3)
-                unit.layers += [c1, bn(f"{name}.norm2", c1.out_shape), c2]
+                unit.add("branch", bn(f"{name}.norm1", shape), c1, bn(f"{name}.norm2", c1.out_shape),
+                         conv(f"{name}.conv2", c1.out_shape, k, 3))
             else:
-                c2 = conv(f"{name}.conv1", shape, k, 3)
-                unit.layers += [bn(f"{name}.norm1", shape), c2]
+                unit.add("branch", bn(f"{name}.norm1", shape), conv(f"{name}.conv1", shape, k, 3))
             shape = (shape[0] + k, shape[1], shape[2])
-            # The layer outputs its input and its k new maps, concatenated (free, like the residual addition).
-            unit.layers.append(LayerCount(f"{name}.concat", "concat", 0, 0, shape, f"input + {k} new maps"))
+            # The layer outputs its input and its k new maps, concatenated (free, like the residual addition):
+            # the input is the dense layer's shortcut, what stays when the layer is deleted.
+            unit.add("shortcut", LayerCount(f"{name}.concat", "concat", 0, 0, shape, f"input + {k} new maps"))
             units.append(unit)
         if i < len(spec.layers):
             name = f"features.transition{i}"
             t = UnitPlan(name, f"transition{i}", shape)
             c = conv(f"{name}.conv", shape, transition_width(spec, shape[0]), 1, padding=0)
-            t.layers += [bn(f"{name}.norm", shape), c, pool(f"{name}.pool", c.out_shape, 2, 2)]
+            t.add("transition", bn(f"{name}.norm", shape), c, pool(f"{name}.pool", c.out_shape, 2, 2))
             units.append(t)
             shape = t.out_shape
     head = UnitPlan("head", "head", shape)
-    head.layers += [bn("features.norm5", shape), global_pool("avgpool", shape),
-                    linear("classifier", shape[0], spec.num_classes)]
+    head.add("head", bn("features.norm5", shape), global_pool("avgpool", shape),
+             linear("classifier", shape[0], spec.num_classes))
     units.append(head)
     return ModelPlan(spec, units, head.out_shape)

@@ -14,14 +14,28 @@ from dataclasses import dataclass
 Shape = tuple[int, int, int]  # (channels, height, width) of one image
 
 
+# What a layer is for in the network: the planners set it, and every analysis asks it instead of guessing from
+# names. ``branch`` layers are the residual function F of a block (what a lesion or stochastic depth deletes);
+# ``shortcut`` and ``gate`` layers stay when the branch is deleted; ``transition`` layers sit between DenseNet
+# blocks; ``stem`` and ``head`` open and close the network.
+ROLES = ("stem", "branch", "shortcut", "gate", "transition", "head")
+
+
 @dataclass(frozen=True)
 class LayerCount:
     name: str  # the module's state-dict prefix, e.g. "layer1.0.conv1"
-    kind: str  # conv | bn | linear | pool | shortcut
+    kind: str  # conv | bn | linear | pool | shortcut | concat | flatten
     params: int
     macs: int
     out_shape: Shape
     detail: str = ""  # "3x3/2 64->128", for per-layer tables
+    role: str = ""  # one of ROLES (set by UnitPlan.add)
+    block: str = ""  # the residual block it belongs to ("layer1.0"); "" outside blocks
+    # Geometry of convs and pools (0 kernel for layers without one): what receptive fields and strides need.
+    kernel: int = 0
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
 
 
 def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -39,7 +53,7 @@ def conv(name: str, shape: Shape, out_channels: int, kernel: int, stride: int = 
     weights = out_channels * (cin // groups) * kernel * kernel
     detail = f"{kernel}x{kernel}/{stride} {cin}->{out_channels}" + (f" g{groups}" if groups > 1 else "")
     return LayerCount(name, "conv", weights + (out_channels if bias else 0), weights * oh * ow,
-                      (out_channels, oh, ow), detail)
+                      (out_channels, oh, ow), detail, kernel=kernel, stride=stride, padding=pad, groups=groups)
 
 
 def bn(name: str, shape: Shape) -> LayerCount:
@@ -54,8 +68,9 @@ def linear(name: str, in_features: int, out_features: int, bias: bool = True) ->
 def pool(name: str, shape: Shape, kernel: int, stride: int, padding: int = 0) -> LayerCount:
     c, h, w = shape
     out = (c, conv_out(h, kernel, stride, padding), conv_out(w, kernel, stride, padding))
-    return LayerCount(name, "pool", 0, 0, out, f"{kernel}x{kernel}/{stride}")
+    return LayerCount(name, "pool", 0, 0, out, f"{kernel}x{kernel}/{stride}", kernel=kernel, stride=stride,
+                      padding=padding)
 
 
 def global_pool(name: str, shape: Shape) -> LayerCount:
-    return LayerCount(name, "pool", 0, 0, (shape[0], 1, 1), "global average")
+    return LayerCount(name, "pool", 0, 0, (shape[0], 1, 1), "global average", kernel=shape[1], stride=shape[1])

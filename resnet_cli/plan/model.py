@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from ..spec import ArchSpec
-from .layers import LayerCount, Shape
+from .layers import ROLES, LayerCount, Shape
 
 
 @dataclass
@@ -19,9 +20,27 @@ class UnitPlan:
     is_block: bool = False
     downsample: bool = False  # the block changes the shape of its input
 
+    def add(self, role: str, *layers: LayerCount) -> LayerCount:
+        """Append ``layers`` with their role (layers.ROLES) and this unit as their block; returns the last."""
+        if role not in ROLES:
+            raise ValueError(f"unknown layer role {role!r}")
+        block = self.name if self.is_block else ""
+        for layer in layers:
+            self.layers.append(dataclasses.replace(layer, role=role, block=block))
+        return self.layers[-1]
+
     @property
     def out_shape(self) -> Shape:
+        # the branch's last layer gives a block's output shape (a shortcut or gate after it has the same one)
         return self.layers[-1].out_shape if self.layers else self.in_shape
+
+    def role_layers(self, role: str) -> list[LayerCount]:
+        return [layer for layer in self.layers if layer.role == role]
+
+    @property
+    def branch_macs(self) -> int:
+        """MACs of the residual branch: what a block skips when stochastic depth drops it."""
+        return sum(layer.macs for layer in self.role_layers("branch"))
 
     @property
     def params(self) -> int:
@@ -49,6 +68,16 @@ class ModelPlan:
     @property
     def blocks(self) -> list[UnitPlan]:
         return [u for u in self.units if u.is_block]
+
+    def block_names(self) -> list[str]:
+        """The residual blocks' names in forward order (the modules' state-dict prefixes, ``layer2.0``)."""
+        return [u.name for u in self.blocks]
+
+    def expected_training_macs(self) -> float:
+        """MACs per image expected in a training step under the spec's stochastic-depth schedule: each block's
+        branch counts with its survival probability p_l; everything else (shortcuts, gates) always runs."""
+        survival = self.spec.survival_probabilities()
+        return self.macs - sum((1.0 - p) * u.branch_macs for p, u in zip(survival, self.blocks))
 
     def stages(self) -> list[tuple[str, list[UnitPlan]]]:
         """Units grouped by stage, in forward order."""

@@ -46,34 +46,37 @@ def stem_plan(spec: ArchSpec, names: tuple[str, str, str] = ("conv1", "bn1", "ma
     unit = UnitPlan("stem", "stem", shape)
     if spec.stem == "imagenet":
         c1 = conv(conv_name, shape, spec.stem_width, 7, stride=2, padding=3)
-        unit.layers += [c1, bn(bn_name, c1.out_shape), pool(pool_name, c1.out_shape, 3, 2, 1)]
+        unit.add("stem", c1, bn(bn_name, c1.out_shape), pool(pool_name, c1.out_shape, 3, 2, 1))
     else:
-        c1 = conv(conv_name, shape, spec.stem_width, 3)
-        unit.layers.append(c1)
+        c1 = unit.add("stem", conv(conv_name, shape, spec.stem_width, 3))
         if cifar_bn is None:
             cifar_bn = spec.placement != "full_preact"
         if cifar_bn:
-            unit.layers.append(bn(bn_name, c1.out_shape))
+            unit.add("stem", bn(bn_name, c1.out_shape))
     return unit
 
 
-def block_plan(spec: ArchSpec, name: str, stage: str, shape: Shape, planes: int, stride: int) -> UnitPlan:
-    """One basic or bottleneck block: its branch, then its shortcut and gate (if they have layers)."""
+def block_plan(spec: ArchSpec, name: str, stage: str, shape: Shape, planes: int, stride: int,
+               first: bool = False) -> UnitPlan:
+    """One basic or bottleneck block: its branch, then its shortcut and gate (if they have layers).
+
+    Where the shortcut shares the pre-activation (``shares_preactivation``), the first BN feeds both ways and stays
+    when the branch is deleted: the plan gives it the shortcut's role."""
     out_channels = planes * spec.expansion
     changes_shape = stride != 1 or shape[0] != out_channels
     unit = UnitPlan(name, stage, shape, is_block=True, downsample=changes_shape)
+    shared = shares_preactivation(spec, changes_shape, first)
     current = shape
     for i, (_cin, cout, kernel, s, groups) in enumerate(block_convs(spec, shape[0], planes, stride), start=1):
         if spec.placement == "full_preact":
-            unit.layers.append(bn(f"{name}.bn{i}", current))
-        c = conv(f"{name}.conv{i}", current, cout, kernel, s, groups=groups)
-        unit.layers.append(c)
+            unit.add("shortcut" if shared and i == 1 else "branch", bn(f"{name}.bn{i}", current))
+        c = unit.add("branch", conv(f"{name}.conv{i}", current, cout, kernel, s, groups=groups))
         if spec.placement != "full_preact":
-            unit.layers.append(bn(f"{name}.bn{i}", c.out_shape))
+            unit.add("branch", bn(f"{name}.bn{i}", c.out_shape))
         current = c.out_shape
-    unit.layers += shortcut_plan(spec, name, shape, current, stride, changes_shape)
+    unit.add("shortcut", *shortcut_plan(spec, name, shape, current, stride, changes_shape))
     if spec.residual and spec.shortcut_mode in GATED_MODES:  # g = sigmoid(1x1 conv(x) + b_g), one per channel
-        unit.layers.append(conv(f"{name}.gate", shape, out_channels, 1, stride, padding=0, bias=True))
+        unit.add("gate", conv(f"{name}.gate", shape, out_channels, 1, stride, padding=0, bias=True))
     return unit  # every shortcut and gate layer outputs the block's shape, so out_shape stays right
 
 
@@ -87,16 +90,15 @@ def shortcut_plan(spec: ArchSpec, name: str, shape: Shape, out_shape: Shape, str
             return [proj]
         return [proj, bn(f"{name}.downsample.1", proj.out_shape)]
     if changes_shape:  # option A: subsample and zero-pad channels, no parameters
-        return [LayerCount(f"{name}.downsample", "shortcut", 0, 0, out_shape, "zero-pad (option A)")]
+        return [LayerCount(f"{name}.downsample", "shortcut", 0, 0, out_shape, "zero-pad (option A)", stride=stride)]
     return []
 
 
 def head_plan(spec: ArchSpec, shape: Shape) -> UnitPlan:
     unit = UnitPlan("head", "head", shape)
     if spec.placement == "full_preact":
-        unit.layers.append(bn("head_bn", shape))
-    gp = global_pool("avgpool", shape)
-    unit.layers += [gp, linear("fc", shape[0], spec.num_classes)]
+        unit.add("head", bn("head_bn", shape))
+    unit.add("head", global_pool("avgpool", shape), linear("fc", shape[0], spec.num_classes))
     return unit
 
 
@@ -108,7 +110,8 @@ def plan_resnet(spec: ArchSpec) -> ModelPlan:
     for i, (n_blocks, planes, stride) in enumerate(zip(spec.layers, spec.widths, spec.strides)):
         stage = f"layer{i + 1}"
         for j in range(n_blocks):
-            unit = block_plan(spec, f"{stage}.{j}", stage, shape, planes, stride if j == 0 else 1)
+            unit = block_plan(spec, f"{stage}.{j}", stage, shape, planes, stride if j == 0 else 1,
+                              first=len(units) == 1)
             units.append(unit)
             shape = unit.out_shape
     units.append(head_plan(spec, shape))

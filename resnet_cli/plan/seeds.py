@@ -30,7 +30,7 @@ def head_features(spec: ArchSpec, shape: Shape) -> int:
 def plan_seed(spec: ArchSpec) -> ModelPlan:
     shape: Shape = (spec.in_channels, spec.input_size, spec.input_size)
     stem = UnitPlan("stem", "stem", shape)
-    stem.layers.append(conv("conv1", shape, spec.stem_width, 3, bias=True))
+    stem.add("stem", conv("conv1", shape, spec.stem_width, 3, bias=True))
     units = [stem]
     shape = stem.out_shape
     preact = spec.block in ("seed000_v2", "seed003")
@@ -39,25 +39,23 @@ def plan_seed(spec: ArchSpec) -> ModelPlan:
         unit = UnitPlan(name, stage, shape, is_block=True, downsample=changes_shape)
         current = shape
         if stride != 1:
-            current = pool(f"{name}.pool", current, 2, 2).out_shape
+            current = unit.add("branch", pool(f"{name}.pool", current, 2, 2)).out_shape
         for i in (1, 2):
             if preact:
-                unit.layers.append(bn(f"{name}.bn{i}", current))
-            c = conv(f"{name}.conv{i}", current, width, 3, bias=True)
-            unit.layers.append(c)
-            current = c.out_shape
+                unit.add("branch", bn(f"{name}.bn{i}", current))
+            current = unit.add("branch", conv(f"{name}.conv{i}", current, width, 3, bias=True)).out_shape
             if not preact:
-                unit.layers.append(bn(f"{name}.bn{i}", current))
+                unit.add("branch", bn(f"{name}.bn{i}", current))
         if changes_shape:
-            unit.layers.append(conv(f"{name}.shortcut_conv", shape, width, 1, stride, padding=0, bias=True))
+            unit.add("shortcut", conv(f"{name}.shortcut_conv", shape, width, 1, stride, padding=0, bias=True))
         units.append(unit)
         shape = current
     head = UnitPlan("head", "head", shape)
     if spec.block != "seed000_v1":
-        head.layers.append(bn("head_bn", shape))
+        head.add("head", bn("head_bn", shape))
     if spec.block == "seed003":
-        head.layers.append(pool("avgpool", shape, 4, 4))
-    head.layers.append(LayerCount("flatten", "flatten", 0, 0, (head_features(spec, shape), 1, 1), "Flatten"))
-    head.layers.append(linear("fc", head_features(spec, shape), spec.num_classes))
+        head.add("head", pool("avgpool", shape, 4, 4))
+    head.add("head", LayerCount("flatten", "flatten", 0, 0, (head_features(spec, shape), 1, 1), "Flatten"),
+             linear("fc", head_features(spec, shape), spec.num_classes))
     units.append(head)
     return ModelPlan(spec, units, head.out_shape)

@@ -1,0 +1,123 @@
+"""The analytic plan is the one source of architecture facts: for every registered arch, what it says about the
+residual blocks (their names, which layers form the branch a lesion deletes, what stochastic depth saves) is
+what the built module and the lesion engine do.
+
+The module side is measured, not asked: forward hooks record which submodules run in a block's forward and in
+its ``skip`` (what a lesion puts in place of the block); the difference is what a lesion deletes, and its MACs
+are counted from the shapes the convolutions and linear layers actually see.
+"""
+
+import pytest
+import torch
+from test_zoo import HEAVY, LIGHT
+
+from resnet_cli import build_model, get_spec
+from resnet_cli.analysis import paths
+from resnet_cli.analysis.counts import count_params
+from resnet_cli.plan import plan_model
+
+
+def _module_macs(module: torch.nn.Module, out: torch.Tensor) -> int:
+    if isinstance(module, torch.nn.Conv2d):
+        k = module.kernel_size[0] * module.kernel_size[1]
+        return out.numel() // out.shape[0] * (module.in_channels // module.groups) * k
+    if isinstance(module, torch.nn.Linear):
+        return out.numel() // out.shape[0] * module.in_features
+    return 0
+
+
+class Recorder:
+    """Which named submodules of ``block`` run, and their multiply-adds per image, while it is active."""
+
+    def __init__(self, block: torch.nn.Module, prefix: str) -> None:
+        self.called: list[str] = []
+        self.macs = 0
+        self.handles = [m.register_forward_hook(self._hook(f"{prefix}.{name}"))
+                        for name, m in block.named_modules() if name]
+
+    def _hook(self, name):
+        def hook(module, _inputs, out):
+            self.called.append(name)
+            self.macs += _module_macs(module, out)
+        return hook
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def check_plan_facts(name: str) -> None:
+    spec = get_spec(name, input_size=32)
+    plan = plan_model(spec)
+    model = build_model(spec).eval()
+    refs = model.residual_blocks()
+    # names: the plan, the path listing and the module agree
+    assert [r.name for r in refs] == plan.block_names() == paths.block_names(spec)
+    modules = dict(model.named_modules())
+    x = model.forward_stem(torch.randn(1, spec.in_channels, 32, 32))
+    blocks = {u.name: u for u in plan.blocks}
+    measured_branch_macs = []
+    with torch.no_grad():
+        for module, ref in model.sequence():
+            if ref is not None:
+                unit = blocks[ref.name]
+                planned = {layer.name for layer in unit.layers if layer.name in modules}
+                branch = {layer.name for layer in unit.role_layers("branch")}
+                kept = {layer.name for layer in unit.layers if layer.role in ("shortcut", "gate")}
+                # every weighted branch layer of the plan is a module of the block
+                assert {lc.name for lc in unit.role_layers("branch") if lc.kind in ("conv", "bn", "linear")} <= planned
+                forward = Recorder(module, ref.name)
+                module(x)
+                forward.close()
+                skipped = Recorder(module, ref.name)
+                if spec.residual:
+                    module.skip(x)  # what the lesion engine runs for a deleted block
+                skipped.close()
+                # what a lesion deletes: what the block runs and its skip does not
+                deleted = set(forward.called) - set(skipped.called)
+                assert deleted & planned == branch & planned, ref.name
+                assert set(skipped.called) & planned == kept & planned, ref.name
+                assert forward.macs - skipped.macs == unit.branch_macs, ref.name
+                measured_branch_macs.append(forward.macs - skipped.macs)
+                branch_params = sum(p.numel() for n in branch & planned for p in modules[n].parameters())
+                assert branch_params == sum(lc.params for lc in unit.role_layers("branch")), ref.name
+            x = module(x)
+    if spec.family != "densenet":  # stochastic depth drops residual blocks; a DenseNet has none
+        sd = spec.replace(stochastic_depth=0.5)
+        survival = sd.survival_probabilities()
+        expected = plan.macs - sum((1 - p) * m for p, m in zip(survival, measured_branch_macs))
+        assert count_params(sd).stochastic_depth["expected_training_macs"] == round(expected)
+
+
+@pytest.mark.parametrize("name", LIGHT)
+def test_plan_facts_equal_the_module(name):
+    check_plan_facts(name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", HEAVY)
+def test_plan_facts_equal_the_module_heavy(name):
+    check_plan_facts(name)
+
+
+def test_minimodel_expected_stochastic_depth_macs():
+    """Its shortcut convs always run: 157,583,872 MACs expected at p_L = 0.5 (157,125,120 when they were
+    counted as part of the branch, from a copy that looked for ``.downsample.`` in the names)."""
+    report = count_params(get_spec("seed003_minimodel", stochastic_depth=0.5))
+    assert report.stochastic_depth["expected_training_macs"] == 157_583_872
+
+
+def test_every_layer_has_a_role_and_geometry():
+    plan = plan_model(get_spec("resnet50"))
+    assert {layer.role for layer in plan.layers()} == {"stem", "branch", "shortcut", "head"}
+    conv1 = plan.layers()[0]
+    assert (conv1.role, conv1.kernel, conv1.stride, conv1.padding, conv1.groups) == ("stem", 7, 2, 3, 1)
+    c2 = next(lc for lc in plan.layers() if lc.name == "layer2.0.conv2")
+    assert (c2.role, c2.block, c2.kernel, c2.stride, c2.padding) == ("branch", "layer2.0", 3, 2, 1)
+    ds = next(lc for lc in plan.layers() if lc.name == "layer2.0.downsample.0")
+    assert (ds.role, ds.kernel, ds.stride) == ("shortcut", 1, 2)
+    g = next(lc for lc in plan_model(get_spec("resnext50_32x4d")).layers() if lc.name == "layer1.0.conv2")
+    assert g.groups == 32
+    dense = plan_model(get_spec("densenet121"))
+    assert {lc.role for lc in dense.layers()} == {"stem", "branch", "shortcut", "transition", "head"}
+    assert {lc.role for lc in plan_model(get_spec("highway20")).layers()} >= {"gate"}
