@@ -1,4 +1,4 @@
-"""The degradation experiment of the seeds (He et al. 2015, Fig. 1 and Fig. 6), small enough for a CPU.
+"""The degradation experiment of He et al. 2015 (Fig. 1 and Fig. 6), small enough for a CPU.
 
 Deeper *plain* networks reach a higher *training* error than shallower ones, which a deeper net could never do if
 optimisation were easy (it could copy the shallow net and set its extra layers to identities). Residual twins —

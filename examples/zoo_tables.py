@@ -91,10 +91,10 @@ def main() -> None:
     print(f"expected blocks per training step: {spec.expected_depth:.2f} of {spec.num_blocks} "
           f"(= (3L - 1)/4 = {(3 * spec.num_blocks - 1) / 4:.2f})\n")
 
-    print("### The seeds' Keras models, in PyTorch\n")
+    print("### Small Keras models, in PyTorch (resnet_v1/resnet_v2 of He et al.'s units; MiniModel)\n")
     print("| model | params | MACs |")
     print("|---|---:|---:|")
-    for name in ("seed000_resnet_v1", "seed000_resnet_v2", "seed003_minimodel"):
+    for name in ("keras_resnet_v1", "keras_resnet_v2", "keras_minimodel"):
         plan = plan_model(get_spec(name))
         print(f"| `{name}` | {plan.params:,} | {plan.macs / 1e6:.1f} M |")
 

@@ -34,7 +34,7 @@ class Parametric:
 _PARAMETRIC: list[Parametric] = []
 
 
-def register(name: str, description: str = "") -> Callable[[Callable[..., ArchSpec]], Callable[..., ArchSpec]]:
+def register(name: str) -> Callable[[Callable[..., ArchSpec]], Callable[..., ArchSpec]]:
     """Decorator: ``@register("resnet18")`` on a function that returns the spec."""
 
     def deco(fn: Callable[..., ArchSpec]) -> Callable[..., ArchSpec]:
@@ -62,8 +62,13 @@ def register_parametric(pattern: str, template: str, help: str) -> Callable:
 
 
 def _ensure_loaded() -> None:
-    # The zoo registers itself on import; importing here keeps registry.py free of a cycle.
-    from . import zoo  # noqa: F401
+    # Each family's zoo module registers its names on import; importing here keeps registry.py free of a cycle.
+    import importlib
+
+    from .families import families
+
+    for family in families().values():
+        importlib.import_module(family.zoo)
 
 
 def list_archs(pattern: str | None = None) -> list[str]:

@@ -19,16 +19,6 @@ from typing import Any
 from .errors import SpecError, did_you_mean
 from .limits import check_spec
 
-BLOCKS = ("basic", "bottleneck")
-# Block kinds of each family. ``highway`` nets are built by the resnet builder with gated shortcuts;
-# ``seed`` names the Keras models written out in the seed documents (each block kind is one seed's unit).
-FAMILY_BLOCKS = {
-    "resnet": BLOCKS,
-    "highway": BLOCKS,
-    "densenet": ("dense",),
-    "seed": ("seed000_v1", "seed000_v2", "seed003"),
-}
-FAMILIES = tuple(FAMILY_BLOCKS)
 STEMS = ("imagenet", "cifar")
 # Shortcut options of He et al. 2015 (§3.3 and §4.2): A zero-pads the identity where the shape changes
 # (no parameters), B projects with a 1x1 conv + BN only where the shape changes, C projects on every block.
@@ -41,6 +31,9 @@ PLACEMENTS = ("original", "bn_after_add", "relu_before_add", "relu_preact", "ful
 # dropout on the shortcut.
 SHORTCUT_MODES = ("identity", "scaling", "exclusive_gating", "shortcut_gating", "conv", "dropout")
 GATED_MODES = ("exclusive_gating", "shortcut_gating")
+# Metadata of the fields that only some families read (each Family lists its own in ``fields``): validation
+# refuses a non-default value of such a field on a family that would ignore it.
+FAMILY_ONLY = {"family_only": True}
 
 
 @dataclass(frozen=True)
@@ -70,8 +63,8 @@ class ArchSpec:
     # p_l = 1 - (l / L)(1 - p_L); None = every block always runs.
     stochastic_depth: float | None = None
     # BN/ReLU placement and shortcut variant of the identity-mappings paper (PLACEMENTS, SHORTCUT_MODES).
-    placement: str = "original"
-    shortcut_mode: str = "identity"
+    placement: str = field(default="original", metadata=FAMILY_ONLY)
+    shortcut_mode: str = field(default="identity", metadata=FAMILY_ONLY)
     shortcut_scale: float = 0.5  # lambda of constant scaling
     gate_bias: float = -6.0  # b_g, the initial bias of a gate (He et al. 2016 Table 1's best: -6)
     shortcut_dropout: float = 0.5  # drop rate of the dropout shortcut
@@ -79,9 +72,9 @@ class ArchSpec:
     dropout: float = 0.0
     # DenseNet (Huang et al. 2017): growth rate k, bottleneck width bn_size * k of the 1x1 conv (0 = no
     # bottleneck, the plain "DenseNet"), compression theta of the transitions (1.0 = none).
-    growth_rate: int = 32
-    bn_size: int = 4
-    compression: float = 0.5
+    growth_rate: int = field(default=32, metadata=FAMILY_ONLY)
+    bn_size: int = field(default=4, metadata=FAMILY_ONLY)
+    compression: float = field(default=0.5, metadata=FAMILY_ONLY)
     description: str = field(default="", compare=False)
 
     # ----------------------------------------------------------------- derived facts
@@ -98,43 +91,22 @@ class ArchSpec:
 
     @property
     def depth(self) -> int:
-        """Weighted layers on the longest path, as the papers count them (convs in blocks + stem + fc).
-
-        DenseNets also count the transition convs (Huang et al. 2017: L = 40, 100, 121, ...). CIFAR Wide ResNets
-        count as Zagoruyko & Komodakis 2016 do, so that ``wrn28_10`` has depth 28: 6n convs in blocks + conv1 + the
-        three 1x1 shortcut convs = 6n + 4 (the fc is not counted)."""
-        if self.stem == "cifar" and "Wide ResNet" in self.kind:
-            return 2 * self.num_blocks + 4
-        if self.family == "densenet":
-            per_layer = 2 if self.bn_size else 1
-            return per_layer * self.num_blocks + (len(self.layers) - 1) + 2
-        per_block = 3 if self.block == "bottleneck" else 2
-        return per_block * self.num_blocks + 2
+        """Weighted layers on the longest path, as the papers of the family count them (He et al.: convs in blocks
+        + stem + fc; DenseNets also count the transition convs; CIFAR Wide ResNets count the three shortcut convs
+        instead of the fc). The family's ``depth`` (families.py) says how."""
+        return self.family_entry.depth(self)
 
     @property
     def kind(self) -> str:
         """A short human label for listings: the family, and what sets this net apart inside it."""
-        if self.family == "densenet":
-            return "DenseNet-BC" if self.bn_size and self.compression < 1 else "DenseNet"
-        if self.family == "seed":
-            return f"Keras model of seed {self.block[4:7]}"
-        if self.family == "highway":
-            return "highway"
-        if not self.residual:
-            label = "plain"
-        elif self.groups > 1:
-            label = "ResNeXt"
-        elif self.width_per_group > 64 or (self.block == "basic" and self.widths[0] > self.stem_width):
-            label = "Wide ResNet"
-        else:
-            label = "ResNet"
-        if self.placement == "full_preact":
-            label = f"pre-act {label}"
-        elif self.placement != "original":
-            label += f", {self.placement}"
-        if self.shortcut_mode != "identity":
-            label += f", {self.shortcut_mode} shortcut"
-        return label
+        return self.family_entry.kind(self)
+
+    @property
+    def family_entry(self) -> Any:
+        """This spec's row of the family table (families.Family): its checks, plan, builder and labels."""
+        from .families import family_of  # here, not at the top: the table imports the plans, which import us
+
+        return family_of(self.family)
 
     def survival_probabilities(self) -> tuple[float, ...]:
         """p_l for blocks l = 1..L in forward order: 1 - (l/L)(1 - p_L) (Huang et al. 2016, eq. 4); all 1.0
@@ -152,59 +124,20 @@ class ArchSpec:
 
     # ----------------------------------------------------------------- validation
     def validate(self) -> ArchSpec:
-        """Raise SpecError, with the reason, when the spec cannot describe a network. Returns self."""
-        if self.family not in FAMILY_BLOCKS:
-            raise SpecError(f"family must be one of {', '.join(FAMILIES)}, not {self.family!r}")
-        blocks = FAMILY_BLOCKS[self.family]
-        if self.block not in blocks:
-            raise SpecError(f"block of a {self.family} net must be one of {', '.join(blocks)}, not {self.block!r}")
-        if self.placement not in PLACEMENTS:
-            raise SpecError(f"placement must be one of {', '.join(PLACEMENTS)}, not {self.placement!r}"
-                            f"{did_you_mean(self.placement, PLACEMENTS)}")
-        if self.shortcut_mode not in SHORTCUT_MODES:
-            raise SpecError(f"shortcut_mode must be one of {', '.join(SHORTCUT_MODES)}, not "
-                            f"{self.shortcut_mode!r}{did_you_mean(self.shortcut_mode, SHORTCUT_MODES)}")
-        if self.family == "highway" and self.shortcut_mode != "exclusive_gating":
-            raise SpecError("a highway net gates every block (shortcut_mode exclusive_gating): it is its definition")
-        if self.family in ("densenet", "seed") and (self.placement != "original" or self.shortcut_mode != "identity"):
-            raise SpecError(f"placement and shortcut_mode apply to resnet and highway nets, not to {self.family}")
-        if self.family == "densenet" and self.stochastic_depth is not None:
-            raise SpecError("stochastic depth drops residual blocks; a DenseNet has none (use a resnet family)")
-        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.shortcut_dropout < 1.0:
-            raise SpecError("dropout rates must be in [0, 1)")
-        if not 0.0 <= self.shortcut_scale <= 1.0:
-            raise SpecError(f"shortcut_scale (lambda) must be in [0, 1], not {self.shortcut_scale}")
-        if self.growth_rate < 1 or self.bn_size < 0:
-            raise SpecError("growth_rate must be positive and bn_size at least 0")
-        if not 0.0 < self.compression <= 1.0:
-            raise SpecError(f"compression (theta) must be in (0, 1], not {self.compression}")
-        if self.stem not in STEMS:
-            raise SpecError(f"stem must be one of {', '.join(STEMS)}, not {self.stem!r}")
-        if self.shortcut not in SHORTCUTS:
-            raise SpecError(f"shortcut must be one of {', '.join(SHORTCUTS)}, not {self.shortcut!r}")
-        if not self.layers:
-            raise SpecError("layers must name at least one stage")
-        if self.family == "densenet":  # widths and strides are implied by growth rate and transitions
-            pass
-        elif not (len(self.layers) == len(self.widths) == len(self.strides)):
-            raise SpecError(
-                f"layers, widths and strides must have one entry per stage "
-                f"(got {len(self.layers)}, {len(self.widths)}, {len(self.strides)})"
-            )
-        if any(n < 1 for n in self.layers):
-            raise SpecError(f"every stage needs at least one block (layers={list(self.layers)})")
-        if any(w < 1 for w in self.widths) or self.stem_width < 1:
-            raise SpecError("widths must be positive")
-        if any(s not in (1, 2) for s in self.strides):
-            raise SpecError(f"strides must be 1 or 2 (got {list(self.strides)})")
-        if self.groups < 1 or self.width_per_group < 1:
-            raise SpecError("groups and width_per_group must be positive")
-        if self.block != "bottleneck" and (self.groups != 1 or self.width_per_group != 64):
-            raise SpecError(f"{self.block} blocks support only groups=1 and width_per_group=64 (use bottleneck)")
-        if self.stochastic_depth is not None and not 0.0 < self.stochastic_depth <= 1.0:
-            raise SpecError(f"stochastic_depth (p_L, the last block's survival probability) must be in (0, 1], "
-                            f"not {self.stochastic_depth}")
+        """Raise SpecError, with the reason, when the spec cannot describe a network. Returns self.
+
+        The fields every family reads are checked here; then the family's own ``check`` (families.py) checks the
+        fields only it reads."""
+        family = self.family_entry
+        if self.block not in family.blocks:
+            raise SpecError(f"block of a {self.family} net must be one of {', '.join(family.blocks)}, "
+                            f"not {self.block!r}")
+        _check_choices(self)
+        _check_family_fields(self, family)
+        _check_rates(self)
+        _check_stages(self)
         check_spec(self)  # sizes, in one module with every other limit
+        family.check(self)
         return self
 
     # ----------------------------------------------------------------- plain data
@@ -253,6 +186,56 @@ class ArchSpec:
             sep = ", " if "; modified: " in self.description else "; modified: "
             coerced["description"] = f"{self.description}{sep}{mods}"
         return dataclasses.replace(self, **coerced).validate()
+
+
+def _check_choices(spec: ArchSpec) -> None:
+    for name, choices in (("placement", PLACEMENTS), ("shortcut_mode", SHORTCUT_MODES), ("stem", STEMS),
+                          ("shortcut", SHORTCUTS)):
+        value = getattr(spec, name)
+        if value not in choices:
+            raise SpecError(f"{name} must be one of {', '.join(choices)}, not {value!r}{did_you_mean(value, choices)}")
+
+
+def _check_family_fields(spec: ArchSpec, family: Any) -> None:
+    from .families import families
+
+    for f in dataclasses.fields(spec):
+        if f.metadata.get("family_only") and f.name not in family.fields and getattr(spec, f.name) != f.default:
+            readers = " and ".join(name for name, other in families().items() if f.name in other.fields)
+            raise SpecError(f"{f.name} applies to {readers} nets, not to {spec.family}")
+
+
+def _check_rates(spec: ArchSpec) -> None:
+    if not 0.0 <= spec.dropout < 1.0 or not 0.0 <= spec.shortcut_dropout < 1.0:
+        raise SpecError("dropout rates must be in [0, 1)")
+    if not 0.0 <= spec.shortcut_scale <= 1.0:
+        raise SpecError(f"shortcut_scale (lambda) must be in [0, 1], not {spec.shortcut_scale}")
+    if spec.stochastic_depth is not None and not 0.0 < spec.stochastic_depth <= 1.0:
+        raise SpecError(f"stochastic_depth (p_L, the last block's survival probability) must be in (0, 1], "
+                        f"not {spec.stochastic_depth}")
+
+
+def _check_stages(spec: ArchSpec) -> None:
+    if not spec.layers:
+        raise SpecError("layers must name at least one stage")
+    if any(n < 1 for n in spec.layers):
+        raise SpecError(f"every stage needs at least one block (layers={list(spec.layers)})")
+    if any(w < 1 for w in spec.widths) or spec.stem_width < 1:
+        raise SpecError("widths must be positive")
+    if any(s not in (1, 2) for s in spec.strides):
+        raise SpecError(f"strides must be 1 or 2 (got {list(spec.strides)})")
+    if spec.groups < 1 or spec.width_per_group < 1:
+        raise SpecError("groups and width_per_group must be positive")
+
+
+def check_stage_lengths(spec: ArchSpec) -> None:
+    """For families whose stages each have a width and a stride (not DenseNets: there the growth rate and the
+    transitions imply them)."""
+    if not (len(spec.layers) == len(spec.widths) == len(spec.strides)):
+        raise SpecError(
+            f"layers, widths and strides must have one entry per stage "
+            f"(got {len(spec.layers)}, {len(spec.widths)}, {len(spec.strides)})"
+        )
 
 
 def _describe(value: Any) -> str:

@@ -202,7 +202,7 @@ def test_stochastic_depth_drops_whole_blocks_in_training():
 
 
 def test_stochastic_depth_works_on_every_residual_family():
-    for name in ("preact_resnet110", "highway20", "wrn16_8", "seed003_minimodel"):
+    for name in ("preact_resnet110", "highway20", "wrn16_8", "keras_minimodel"):
         model = build_model(get_spec(name, stochastic_depth=0.5)).train()
         y = model(torch.randn(2, 3, 32, 32))
         assert torch.isfinite(y).all()
@@ -210,7 +210,7 @@ def test_stochastic_depth_works_on_every_residual_family():
 
 # --------------------------------------------------------------------------- the analyses' contract, per family
 CONTRACT_CASES = ["resnet20", "plain20", "preact_resnet164", "highway20", "wrn16_8",
-                  "densenet40_12", "densenet_bc100_12", "seed000_resnet_v1", "seed000_resnet_v2", "seed003_minimodel",
+                  "densenet40_12", "densenet_bc100_12", "keras_resnet_v1", "keras_resnet_v2", "keras_minimodel",
                   "resnext29_8x64d"]
 
 
@@ -251,21 +251,21 @@ def test_a_dense_layer_deleted_zeroes_its_new_maps():
     assert len(transitions) == 2
 
 
-# --------------------------------------------------------------------------- the seeds' Keras models
-def test_seed000_parameters_by_hand():
+# --------------------------------------------------------------------------- the Keras models
+def test_keras_resnet_v1_v2_parameters_by_hand():
     stem = 3 * 16 * 9 + 16
     conv = lambda cin, cout, k: cin * cout * k * k + cout  # noqa: E731  (Keras convs carry a bias)
     block_16_16 = 2 * conv(16, 16, 3) + 2 * 2 * 16
     v1_block_16_32 = conv(16, 32, 3) + conv(32, 32, 3) + 2 * 2 * 32 + conv(16, 32, 1)
     v2_block_16_32 = conv(16, 32, 3) + conv(32, 32, 3) + 2 * 16 + 2 * 32 + conv(16, 32, 1)  # BN before each conv
     dense = 32 * 32 * 32 * 10 + 10  # Flatten of the whole 32x32x32 map
-    assert plan_model(get_spec("seed000_resnet_v1")).params == stem + block_16_16 + v1_block_16_32 + dense == 347_402
-    assert (plan_model(get_spec("seed000_resnet_v2")).params
+    assert plan_model(get_spec("keras_resnet_v1")).params == stem + block_16_16 + v1_block_16_32 + dense == 347_402
+    assert (plan_model(get_spec("keras_resnet_v2")).params
             == stem + block_16_16 + v2_block_16_32 + 2 * 32 + dense == 347_434)  # + the final BN
 
 
-def test_seed003_minimodel_structure():
-    model = build_model("seed003_minimodel").eval()
+def test_keras_minimodel_structure():
+    model = build_model("keras_minimodel").eval()
     refs = model.residual_blocks()
     assert [r.stage for r in refs] == [1] * 3 + [2] * 3 + [3] * 3 + [4] * 3
     openers = [r for r in refs if r.downsample]
@@ -289,7 +289,7 @@ def test_archs_shows_the_new_families():
     assert result.exit_code == 0
     data = json.loads(result.stdout)
     families = {r["family"] for r in data["archs"]}
-    assert {"resnet", "highway", "densenet", "seed"} <= families
+    assert {"resnet", "highway", "densenet", "keras"} <= families
     templates = {p["template"] for p in data["parametric"]}
     assert {"wrn<depth>_<k>", "densenet<L>_<k>", "densenet_bc<L>_<k>", "highway<depth>"} <= templates
 

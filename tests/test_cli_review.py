@@ -78,7 +78,7 @@ def test_compare_needs_two_names():
 
 
 def test_compare_at_80_columns_shows_every_ratio_whole():
-    names = ["resnet20", "seed003_minimodel", "densenet_bc250_24", "wide_resnet101_2", "resnext101_64x4d"]
+    names = ["resnet20", "keras_minimodel", "densenet_bc250_24", "wide_resnet101_2", "resnext101_64x4d"]
     doc = json.loads(run("compare", *names, "-f", "json").stdout)
     table = run("compare", *names, env={"COLUMNS": "80"}).stdout
     assert "…" not in table and "input px" in table

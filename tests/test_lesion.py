@@ -354,7 +354,7 @@ FAMILIES = [
     ("preact_resnet110", {"layers": "2,2,2"}),
     ("resnet20", {"stochastic_depth": 0.5}),
     ("resnet20", {"shortcut_mode": "exclusive_gating", "shortcut": "B"}),
-    ("seed000_resnet_v2", {}),
+    ("keras_resnet_v2", {}),
 ]
 
 

@@ -133,7 +133,7 @@ def test_block_names_follow_the_state_dict():
                                     "features.denseblock2.denselayer1", "features.denseblock3.denselayer1"]
     assert P.block_names(get_spec("highway20", layers="1,1,1")) == ["layer1.0", "layer2.0", "layer3.0"]
     # The Keras MiniModel's blocks are layer1.0 ... layer4.2 in the module: so in the listing (was block0 ...)
-    assert P.block_names(get_spec("seed003_minimodel"))[:4] == ["layer1.0", "layer1.1", "layer1.2", "layer2.0"]
+    assert P.block_names(get_spec("keras_minimodel"))[:4] == ["layer1.0", "layer1.1", "layer1.2", "layer2.0"]
 
 
 def test_plain_net_has_one_path():

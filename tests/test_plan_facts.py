@@ -103,7 +103,7 @@ def test_plan_facts_equal_the_module_heavy(name):
 def test_minimodel_expected_stochastic_depth_macs():
     """Its shortcut convs always run: 157,583,872 MACs expected at p_L = 0.5 (157,125,120 when they were
     counted as part of the branch, from a copy that looked for ``.downsample.`` in the names)."""
-    report = count_params(get_spec("seed003_minimodel", stochastic_depth=0.5))
+    report = count_params(get_spec("keras_minimodel", stochastic_depth=0.5))
     assert report.stochastic_depth["expected_training_macs"] == 157_583_872
 
 

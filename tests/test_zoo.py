@@ -1,6 +1,6 @@
 """The whole zoo: every registered architecture builds, runs, and is counted the same by both engines; the papers'
 published sizes; the structure of each BN/ReLU placement and shortcut variant; stochastic depth; DenseNet and
-highway blocks for the path and lesion analyses; the seeds' Keras models.
+highway blocks for the path and lesion analyses; the small Keras models.
 """
 
 import pytest
@@ -76,9 +76,9 @@ ENGINE_CASES = [
     ("densenet161", {"layers": "1,1,1,1"}),
     ("densenet40_12", {"layers": "3,3,3"}),
     ("densenet_bc100_12", {"layers": "3,3,3"}),
-    ("seed000_resnet_v1", {}),
-    ("seed000_resnet_v2", {}),
-    ("seed003_minimodel", {}),
+    ("keras_resnet_v1", {}),
+    ("keras_resnet_v2", {}),
+    ("keras_minimodel", {}),
 ] + [("resnet20", {"layers": "1,1,1", "placement": p}) for p in PLACEMENTS] + [
     ("resnet20", {"layers": "1,1,1", "shortcut_mode": m, "shortcut": "B"}) for m in SHORTCUT_MODES
 ] + [("resnet50", {"layers": "1,1,1,1", "placement": p, "shortcut_mode": "shortcut_gating"}) for p in PLACEMENTS]
@@ -158,7 +158,7 @@ def test_big_new_nets_build_with_the_planned_parameters():
     ("preact_resnet110", 110, 54), ("preact_resnet164", 164, 54), ("preact_resnet1001", 1001, 333),
     ("preact_resnet200", 200, 66), ("resnext29_8x64d", 29, 9), ("densenet121", 121, 58),
     ("densenet40_12", 40, 36), ("densenet_bc100_12", 100, 48), ("densenet_bc190_40", 190, 93),
-    ("highway110", 110, 54), ("seed003_minimodel", 26, 12),
+    ("highway110", 110, 54), ("keras_minimodel", 26, 12),
 ])
 def test_depth_and_block_counts(name, depth, blocks):
     spec = get_spec(name)

@@ -70,7 +70,7 @@ def params(
                                            "torch); fvcore: build the module and run fvcore over it too.")]
     = Engine.analytic,
     block: Annotated[BlockKind | None, typer.Option("--block", help="Count one block instead of a network "
-                                                    "(the seeds' basic-vs-bottleneck example).")] = None,
+                                                    "(basic vs bottleneck, He et al. 2015 Fig. 5).")] = None,
     channels: Annotated[int, typer.Option("--channels", min=1, help="With --block: input = output channels.")]
     = 256,
     feature_size: Annotated[int, typer.Option("--feature-size", min=1, help="With --block: feature map size "

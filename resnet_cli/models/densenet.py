@@ -19,7 +19,6 @@ from torch import nn
 
 from ..plan.densenet import transition_width
 from ..spec import ArchSpec
-from . import builder
 from .base import BlockRef, ResidualBlock, ResidualNetwork
 
 
@@ -144,8 +143,3 @@ class DenseNet(ResidualNetwork):
             elif name.startswith("transition"):
                 out.append((module, None))
         return out
-
-
-@builder("densenet")
-def build_densenet(spec: ArchSpec) -> DenseNet:
-    return DenseNet(spec)

@@ -25,7 +25,6 @@ from torch import nn
 
 from ..plan.resnet import block_convs, bottleneck_width, needs_projection, shares_preactivation
 from ..spec import GATED_MODES, ArchSpec
-from . import builder
 from .base import ResidualBlock, ResidualNetwork
 
 
@@ -284,16 +283,6 @@ def init_weights(model: nn.Module) -> None:
         elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
             nn.init.constant_(m.weight, 1)
             nn.init.constant_(m.bias, 0)
-
-
-@builder("resnet")
-def build_resnet(spec: ArchSpec) -> ResNet:
-    return ResNet(spec)
-
-
-@builder("highway")
-def build_highway(spec: ArchSpec) -> ResNet:
-    return ResNet(spec)
 
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "ResNetBlock", "ZeroPadShortcut", "bottleneck_width",

@@ -12,8 +12,9 @@ Layout (Huang et al. 2017; torchvision ``models/densenet.py`` for the ImageNet n
 
 from __future__ import annotations
 
+from ..errors import SpecError
+from ..families import Family
 from ..spec import ArchSpec
-from . import planner
 from .layers import LayerCount, bn, conv, global_pool, linear, pool
 from .model import ModelPlan, UnitPlan
 from .resnet import stem_plan
@@ -24,7 +25,6 @@ def transition_width(spec: ArchSpec, channels: int) -> int:
     return int(channels * spec.compression)
 
 
-@planner("densenet")
 def plan_densenet(spec: ArchSpec) -> ModelPlan:
     # CIFAR DenseNets start with the conv alone: each dense layer begins with its own BN-ReLU
     stem = stem_plan(spec, ("features.conv0", "features.norm0", "features.pool0"), cifar_bn=False)
@@ -59,3 +59,29 @@ def plan_densenet(spec: ArchSpec) -> ModelPlan:
              linear("classifier", shape[0], spec.num_classes))
     units.append(head)
     return ModelPlan(spec, units, head.out_shape)
+
+
+def check_densenet(spec: ArchSpec) -> None:
+    if spec.stochastic_depth is not None:
+        raise SpecError("stochastic depth drops residual blocks; a DenseNet has none (use a resnet family)")
+    if spec.growth_rate < 1 or spec.bn_size < 0:
+        raise SpecError("growth_rate must be positive and bn_size at least 0")
+    if not 0.0 < spec.compression <= 1.0:
+        raise SpecError(f"compression (theta) must be in (0, 1], not {spec.compression}")
+
+
+def densenet_depth(spec: ArchSpec) -> int:
+    """Huang et al. 2017 also count the transition convs: L = 40, 100, 121, ..."""
+    per_layer = 2 if spec.bn_size else 1
+    return per_layer * spec.num_blocks + (len(spec.layers) - 1) + 2
+
+
+def densenet_kind(spec: ArchSpec) -> str:
+    return "DenseNet-BC" if spec.bn_size and spec.compression < 1 else "DenseNet"
+
+
+FAMILIES = (
+    Family("densenet", ("dense",), plan_densenet, builder="resnet_cli.models.densenet:DenseNet",
+           zoo="resnet_cli.zoo.densenets", kind=densenet_kind, check=check_densenet, depth=densenet_depth,
+           fields=("growth_rate", "bn_size", "compression")),
+)

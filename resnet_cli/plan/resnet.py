@@ -1,13 +1,16 @@
-"""Analytic plan of the ``resnet`` and ``highway`` families (models/resnet.py builds the same layers with the
-same names; the helpers here are shared with it, so the two cannot disagree on which layers exist)."""
+"""The ``resnet`` and ``highway`` families: their spec checks and analytic plan (models/resnet.py builds the same
+layers with the same names; the helpers here are shared with it, so the two cannot disagree on which layers
+exist)."""
 
 from __future__ import annotations
 
-from ..spec import GATED_MODES, ArchSpec
-from . import planner
+from ..errors import SpecError
+from ..families import Family, layer_depth
+from ..spec import GATED_MODES, ArchSpec, check_stage_lengths
 from .layers import LayerCount, Shape, bn, conv, global_pool, linear, pool
 from .model import ModelPlan, UnitPlan
 
+BLOCKS = ("basic", "bottleneck")
 ConvArgs = tuple[int, int, int, int, int]  # in channels, out channels, kernel, stride, groups
 
 
@@ -102,8 +105,6 @@ def head_plan(spec: ArchSpec, shape: Shape) -> UnitPlan:
     return unit
 
 
-@planner("resnet")
-@planner("highway")
 def plan_resnet(spec: ArchSpec) -> ModelPlan:
     units = [stem_plan(spec)]
     shape = units[0].out_shape
@@ -116,3 +117,52 @@ def plan_resnet(spec: ArchSpec) -> ModelPlan:
             shape = unit.out_shape
     units.append(head_plan(spec, shape))
     return ModelPlan(spec, units, units[-1].out_shape)
+
+
+# --------------------------------------------------------------------------- the family entries
+def check_resnet(spec: ArchSpec) -> None:
+    check_stage_lengths(spec)
+    if spec.block != "bottleneck" and (spec.groups != 1 or spec.width_per_group != 64):
+        raise SpecError(f"{spec.block} blocks support only groups=1 and width_per_group=64 (use bottleneck)")
+
+
+def check_highway(spec: ArchSpec) -> None:
+    if spec.shortcut_mode != "exclusive_gating":
+        raise SpecError("a highway net gates every block (shortcut_mode exclusive_gating): it is its definition")
+    check_resnet(spec)
+
+
+def resnet_depth(spec: ArchSpec) -> int:
+    """He et al.'s count; CIFAR Wide ResNets count as Zagoruyko & Komodakis 2016 do, so that ``wrn28_10`` has
+    depth 28: 6n convs in blocks + conv1 + the three 1x1 shortcut convs = 6n + 4 (the fc is not counted)."""
+    if spec.stem == "cifar" and "Wide ResNet" in resnet_kind(spec):
+        return 2 * spec.num_blocks + 4
+    return layer_depth(spec)
+
+
+def resnet_kind(spec: ArchSpec) -> str:
+    if not spec.residual:
+        label = "plain"
+    elif spec.groups > 1:
+        label = "ResNeXt"
+    elif spec.width_per_group > 64 or (spec.block == "basic" and spec.widths[0] > spec.stem_width):
+        label = "Wide ResNet"
+    else:
+        label = "ResNet"
+    if spec.placement == "full_preact":
+        label = f"pre-act {label}"
+    elif spec.placement != "original":
+        label += f", {spec.placement}"
+    if spec.shortcut_mode != "identity":
+        label += f", {spec.shortcut_mode} shortcut"
+    return label
+
+
+RESNET_FIELDS = ("placement", "shortcut_mode")
+FAMILIES = (
+    Family("resnet", BLOCKS, plan_resnet, builder="resnet_cli.models.resnet:ResNet", zoo="resnet_cli.zoo.resnets",
+           kind=resnet_kind, check=check_resnet, depth=resnet_depth, fields=RESNET_FIELDS),
+    # Srivastava et al. 2015: the resnet builder with a gate on every shortcut
+    Family("highway", BLOCKS, plan_resnet, builder="resnet_cli.models.resnet:ResNet", zoo="resnet_cli.zoo.resnets",
+           kind=lambda spec: "highway", check=check_highway, fields=RESNET_FIELDS),
+)

@@ -1,6 +1,5 @@
-"""The architecture zoo: importing this package registers every named and parametric architecture.
+"""The architecture zoo: one module per family of names (each registration a few lines of spec fields).
 
-One module per family of names; each registration is a few lines of spec fields.
+The registry imports them on first use, each family's ``zoo`` module as the family table names it
+(resnet_cli/families.py).
 """
-
-from . import densenets, resnets, seeds  # noqa: F401

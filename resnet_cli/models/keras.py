@@ -1,17 +1,17 @@
-"""The ``seed`` family: the Keras models the seed documents write out, in PyTorch, layer for layer.
+"""The ``keras`` family (plan/keras.py): small Keras residual nets in PyTorch, layer for layer.
 
-- ``seed000_resnet_v1`` / ``seed000_resnet_v2`` (seed 000, §1.2 and §2.2): conv 3x3/16 + ReLU ->
-  ``res_block(16, 16)`` -> ``res_block(16, 32)`` -> (v2: BN) -> Flatten -> Dense(10). ``res_block_v2`` is
-  written out in the seed: BN-ReLU-conv3x3-BN-ReLU-conv3x3, plus a 1x1 conv on the shortcut when the filters
-  change. ``res_block_v1`` is called but never written out; we take it as the post-activation mirror of v2
-  (conv3x3-BN-ReLU-conv3x3-BN, add, ReLU), the original ResNet unit. All strides are 1, so the dense layer
-  sees the whole 32x32x32 map.
-- ``seed003_minimodel`` (seed 003, ``MiniModel``): conv 3x3/32 (no activation) -> 3 ``Unit``s of 32 -> 3 of
-  64, 128, 256, the first of each opened by a 2x2 max-pool on the branch and a strided 1x1 conv on the
-  shortcut -> BN, ReLU, Dropout(0.25) -> AveragePooling 4x4 -> Flatten -> Dense(10).
+- ``keras_resnet_v1`` / ``keras_resnet_v2``: conv 3x3/16 + ReLU -> ``res_block(16, 16)`` -> ``res_block(16, 32)``
+  -> (v2: BN) -> Flatten -> Dense(10). ``res_block_v2`` is BN-ReLU-conv3x3-BN-ReLU-conv3x3, plus a 1x1 conv on
+  the shortcut when the filters change (the pre-activation unit of He et al. 2016). ``res_block_v1`` is called
+  but not written out in the Keras source; we take it as the post-activation mirror of v2
+  (conv3x3-BN-ReLU-conv3x3-BN, add, ReLU), the original unit of He et al. 2015. All strides are 1, so the dense
+  layer sees the whole 32x32x32 map.
+- ``keras_minimodel`` (``MiniModel``): conv 3x3/32 (no activation) -> 3 ``Unit``s of 32 -> 3 of 64, 128, 256,
+  the first of each opened by a 2x2 max-pool on the branch and a strided 1x1 conv on the shortcut -> BN, ReLU,
+  Dropout(0.25) -> AveragePooling 4x4 -> Flatten -> Dense(10).
 
 Keras defaults kept: every conv and dense layer has a bias; BN uses epsilon 1e-3 and momentum 0.99 (PyTorch
-momentum 0.01); kernels start Glorot-uniform (the seed-000 dense layer He-normal), biases zero. The final
+momentum 0.01); kernels start Glorot-uniform (resnet_v1/v2's dense layer He-normal), biases zero. The final
 softmax is left out: the model returns logits, which ``nn.CrossEntropyLoss`` expects.
 """
 
@@ -21,9 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..plan.seeds import head_features, seed_blocks
+from ..plan.keras import head_features, keras_blocks
 from ..spec import ArchSpec
-from . import builder
 from .base import ResidualBlock, ResidualNetwork
 
 
@@ -32,7 +31,7 @@ def keras_bn(channels: int) -> nn.BatchNorm2d:
 
 
 class KerasResBlock(ResidualBlock):
-    """``res_block_v1`` (post-activation) or ``res_block_v2`` / seed 003's ``Unit`` (pre-activation)."""
+    """``res_block_v1`` (post-activation) or ``res_block_v2`` / MiniModel's ``Unit`` (pre-activation)."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, preact: bool) -> None:
         super().__init__(in_channels, out_channels, stride)
@@ -64,24 +63,24 @@ class KerasResBlock(ResidualBlock):
         return identity + residual if self.preact else F.relu(identity + residual)
 
 
-class SeedNet(ResidualNetwork):
-    """stem conv -> blocks -> the seed's head (see the module docstring)."""
+class KerasNet(ResidualNetwork):
+    """stem conv -> blocks -> the model's head (see the module docstring)."""
 
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
         self.spec = spec
-        preact = spec.block in ("seed000_v2", "seed003")
+        preact = spec.block in ("res_block_v2", "minimodel_unit")
         self.conv1 = nn.Conv2d(spec.in_channels, spec.stem_width, 3, padding=1, bias=True)
-        self.stem_relu = spec.block != "seed003"  # seed 000: Conv2D(..., activation='relu'); seed 003: none
+        self.stem_relu = spec.block != "minimodel_unit"  # resnet_v1/v2: Conv2D(..., activation='relu'); MiniModel: none
         channels = spec.stem_width
         stages: dict[str, list[nn.Module]] = {}
-        for _name, stage, width, stride in seed_blocks(spec):
+        for _name, stage, width, stride in keras_blocks(spec):
             stages.setdefault(stage, []).append(KerasResBlock(channels, width, stride, preact))
             channels = width
         for stage, blocks in stages.items():
             self.add_module(stage, nn.Sequential(*blocks))
         self.stage_names = tuple(stages)
-        self.head_bn = keras_bn(channels) if spec.block != "seed000_v1" else None
+        self.head_bn = keras_bn(channels) if spec.block != "res_block_v1" else None
         spatial = spec.input_size
         for s in spec.strides:
             spatial //= s
@@ -90,7 +89,7 @@ class SeedNet(ResidualNetwork):
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
-        if spec.block != "seed003":
+        if spec.block != "minimodel_unit":
             nn.init.kaiming_normal_(self.fc.weight, mode="fan_in")  # Dense(..., kernel_initializer='he_normal')
         for ref, p in zip(self.residual_blocks(), spec.survival_probabilities()):
             ref.module.survival = p
@@ -102,12 +101,7 @@ class SeedNet(ResidualNetwork):
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         if self.head_bn is not None:
             x = self.head_bn(x)
-        if self.spec.block == "seed003":
+        if self.spec.block == "minimodel_unit":
             x = F.dropout(F.relu(x), self.spec.dropout, self.training)
             x = F.avg_pool2d(x, 4)
         return self.fc(torch.flatten(x, 1))
-
-
-@builder("seed")
-def build_seed(spec: ArchSpec) -> SeedNet:
-    return SeedNet(spec)

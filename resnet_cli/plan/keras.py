@@ -1,15 +1,22 @@
-"""Analytic plan of the ``seed`` family: the Keras models written out in the seed documents
-(models/seeds.py builds the same layers with the same names). Keras convs and dense layers carry a bias."""
+"""The ``keras`` family: small residual nets written in Keras, ported layer for layer (models/keras.py builds
+the same layers with the same names). Keras convs and dense layers carry a bias.
+
+- ``keras_resnet_v1`` / ``keras_resnet_v2``: the two-block ``resnet_v1`` / ``resnet_v2`` Keras models of a study
+  note on He et al. 2015 ("Deep Residual Learning for Image Recognition") and He et al. 2016 ("Identity
+  Mappings in Deep Residual Networks"), built of ``res_block_v1`` / ``res_block_v2`` units;
+- ``keras_minimodel``: ``MiniModel`` of "Understanding Residual Networks" (Towards Data Science,
+  https://towardsdatascience.com/understanding-residual-networks-9add4b664b03), built of pre-activation ``Unit``s.
+"""
 
 from __future__ import annotations
 
-from ..spec import ArchSpec
-from . import planner
+from ..families import Family
+from ..spec import ArchSpec, check_stage_lengths
 from .layers import LayerCount, Shape, bn, conv, linear, pool
 from .model import ModelPlan, UnitPlan
 
 
-def seed_blocks(spec: ArchSpec) -> list[tuple[str, str, int, int]]:
+def keras_blocks(spec: ArchSpec) -> list[tuple[str, str, int, int]]:
     """(name, stage, width, stride) of every block in forward order: stage i has layers[i] blocks of
     widths[i] filters, the first at strides[i] (a 2x2 max-pool on the branch, a strided 1x1 on the shortcut)."""
     out = []
@@ -19,22 +26,21 @@ def seed_blocks(spec: ArchSpec) -> list[tuple[str, str, int, int]]:
 
 
 def head_features(spec: ArchSpec, shape: Shape) -> int:
-    """Inputs of the dense layer after Flatten: seed 003 average-pools 4x4 first, seed 000 flattens the map."""
+    """Inputs of the dense layer after Flatten: MiniModel average-pools 4x4 first, resnet_v1/v2 flatten the map."""
     c, h, w = shape
-    if spec.block == "seed003":
+    if spec.block == "minimodel_unit":
         h, w = h // 4, w // 4
     return c * h * w
 
 
-@planner("seed")
-def plan_seed(spec: ArchSpec) -> ModelPlan:
+def plan_keras(spec: ArchSpec) -> ModelPlan:
     shape: Shape = (spec.in_channels, spec.input_size, spec.input_size)
     stem = UnitPlan("stem", "stem", shape)
     stem.add("stem", conv("conv1", shape, spec.stem_width, 3, bias=True))
     units = [stem]
     shape = stem.out_shape
-    preact = spec.block in ("seed000_v2", "seed003")
-    for name, stage, width, stride in seed_blocks(spec):
+    preact = spec.block in ("res_block_v2", "minimodel_unit")
+    for name, stage, width, stride in keras_blocks(spec):
         changes_shape = stride != 1 or shape[0] != width
         unit = UnitPlan(name, stage, shape, is_block=True, downsample=changes_shape)
         current = shape
@@ -51,11 +57,22 @@ def plan_seed(spec: ArchSpec) -> ModelPlan:
         units.append(unit)
         shape = current
     head = UnitPlan("head", "head", shape)
-    if spec.block != "seed000_v1":
+    if spec.block != "res_block_v1":
         head.add("head", bn("head_bn", shape))
-    if spec.block == "seed003":
+    if spec.block == "minimodel_unit":
         head.add("head", pool("avgpool", shape, 4, 4))
     head.add("head", LayerCount("flatten", "flatten", 0, 0, (head_features(spec, shape), 1, 1), "Flatten"),
              linear("fc", head_features(spec, shape), spec.num_classes))
     units.append(head)
     return ModelPlan(spec, units, head.out_shape)
+
+
+def keras_kind(spec: ArchSpec) -> str:
+    return "Keras MiniModel" if spec.block == "minimodel_unit" else f"Keras {spec.block.replace('res_block', 'resnet')}"
+
+
+FAMILIES = (
+    Family("keras", ("res_block_v1", "res_block_v2", "minimodel_unit"), plan_keras,
+           builder="resnet_cli.models.keras:KerasNet", zoo="resnet_cli.zoo.keras", kind=keras_kind,
+           check=check_stage_lengths),
+)
