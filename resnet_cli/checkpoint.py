@@ -11,8 +11,12 @@ A checkpoint is a ``torch.save``d dict of plain containers and tensors only:
 
 It is always read with ``torch.load(..., weights_only=True)``: a checkpoint never runs code. A file that is not
 one (a pickled module, a truncated or corrupt file, some other object) raises ``CheckpointError`` with one line.
-A bare state dict in torchvision's layout loads too: with ``arch=``, or with the arch inferred from its keys and
-shapes when exactly one registered architecture fits.
+A bare state dict loads too, in stages that stay separate: read the file (``_read``) -> find the weights in
+their container (``key_layouts.unwrap``: ``{'state_dict': ...}`` and the like) -> map foreign key names to
+torchvision's (``key_layouts.map_keys``: ``module.`` prefixes, akamaster's ``linear.`` head, ...) -> the arch,
+given (``arch=``) or inferred from the keys and shapes when exactly one registered architecture fits
+(``infer_arch``) -> validate by a strict ``load_state_dict`` (``Checkpoint.build_model``). What was mapped is
+kept in ``Checkpoint.key_mappings``; commands print it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
     from .data import DatasetInfo
+    from .data.normalization import Normalization
+    from .key_layouts import KeyMapping
 
 FORMAT = "resnet-cli-checkpoint"
 VERSION = 1
@@ -53,6 +59,22 @@ class Checkpoint:
     #: None for a resnet-cli checkpoint; for a bare state dict, how its arch was found: "given" or a sentence
     #: naming the inferred architecture.
     inferred_arch: str | None = None
+    #: What the loader had to change to read a foreign file (container, prefixes, key names); [] for ours.
+    key_mappings: list[KeyMapping] = field(default_factory=list)
+    #: The normalisation the last ``load_data`` chose (None before it is called).
+    normalization: Normalization | None = None
+
+    @property
+    def is_bare(self) -> bool:
+        """A bare state dict (not written by resnet-cli): no dataset, no normalisation of its own."""
+        return self.inferred_arch is not None
+
+    def loading_report(self) -> dict[str, Any]:
+        """What every command that reads a checkpoint reports besides its results: how the arch was found, the
+        key mappings and the normalisation, as data (JSON) and for ``render.loading_lines`` (tables)."""
+        return {"arch": self.spec.name, "inferred_arch": self.inferred_arch,
+                "key_mappings": [m.to_dict() for m in self.key_mappings],
+                "normalization": self.normalization.to_dict() if self.normalization is not None else None}
 
     @property
     def arch(self) -> str:
@@ -81,13 +103,18 @@ class Checkpoint:
 
     def load_data(self, split: str = "test", *, dataset: str | None = None,
                   data_dir: str | os.PathLike[str] | None = None, input_size: int | None = None,
-                  limit: int | None = None, download: bool = False) -> tuple[Any, DatasetInfo]:
+                  limit: int | None = None, download: bool = False,
+                  normalize: str | None = None) -> tuple[Any, DatasetInfo]:
         """The data this network is measured on: its own dataset as trained (input size, channels, folder), or
         ``dataset`` by name at the network's input size. What ``eval``, ``lesion`` and ``gradients`` read.
 
-        Refuses data with another number of classes than the network has outputs: label k must mean output k.
+        Normalised by ``normalize`` (a name or ``MEAN,..:STD,..``), else as ``data.normalization`` says (the
+        checkpoint's own; ImageNet's for a bare state dict on photographs); the choice is kept in
+        ``self.normalization``. Refuses data with another number of classes than the network has outputs:
+        label k must mean output k.
         """
         from .data import load_dataset
+        from .data.normalization import choose, renormalised
 
         info = self.dataset
         if dataset is None and info is None:
@@ -102,7 +129,9 @@ class Checkpoint:
         if data_info.num_classes != self.spec.num_classes:
             raise CheckpointError(f"{name} has {data_info.num_classes} classes; {self.spec.name} in "
                                   f"{self.path or 'the checkpoint'} has {self.spec.num_classes} outputs")
-        return data, data_info
+        self.normalization = choose(given=normalize, dataset=data_info.name, info=data_info, stored=info,
+                                    bare=self.is_bare)
+        return renormalised(data, data_info, self.normalization)
 
 
 def _plain(obj: Any) -> Any:
@@ -205,37 +234,41 @@ def _first_line(exc: BaseException) -> str:
 
 
 def load_checkpoint(path: str | os.PathLike[str], arch: str | None = None) -> Checkpoint:
-    """Load a resnet-cli checkpoint, or a bare state dict (torchvision layout) with ``arch`` or an inferred arch."""
+    """Load a resnet-cli checkpoint, or a bare state dict (torchvision's layout, or a foreign one that
+    ``key_layouts`` maps) with ``arch`` or an inferred arch."""
     import torch
+
+    from .key_layouts import map_keys, unwrap
 
     path = Path(path)
     obj = _read(path)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         return _from_payload(obj, path, arch)
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict) and \
-            _is_state_dict(obj["state_dict"]):
-        obj = obj["state_dict"]  # a common wrapper {"state_dict": ..., "epoch": ...}
-    if isinstance(obj, dict) and _is_state_dict(obj):
-        state = {k[7:] if k.startswith("module.") else k: v for k, v in obj.items()}  # DataParallel prefix
-        if arch is not None:
-            from .registry import get_spec
+    state, mappings = unwrap(obj, _is_state_dict)
+    if state is None:
+        kind = type(obj).__name__
+        if isinstance(obj, torch.Tensor):
+            kind = f"a single tensor of shape {list(obj.shape)}"
+        elif isinstance(obj, dict):
+            kind = "a dict that is neither a resnet-cli checkpoint nor a state dict"
+        raise CheckpointError(f"{path} is not a checkpoint or state dict (it holds {kind})")
+    state, renames, layouts = map_keys(state)
+    mappings += renames
+    if arch is not None:
+        from .registry import get_spec
 
-            spec = get_spec(arch, **_head_overrides(state))
-            return Checkpoint(spec=spec, state_dict=state, path=str(path), inferred_arch="given")
-        spec, note = infer_arch(state)
-        return Checkpoint(spec=spec, state_dict=state, path=str(path), inferred_arch=note)
-    kind = type(obj).__name__
-    if isinstance(obj, torch.Tensor):
-        kind = f"a single tensor of shape {list(obj.shape)}"
-    elif isinstance(obj, dict):
-        kind = "a dict that is neither a resnet-cli checkpoint nor a state dict"
-    raise CheckpointError(f"{path} is not a checkpoint or state dict (it holds {kind})")
+        spec, note = get_spec(arch, **_head_overrides(state)), "given"
+    else:
+        residual_only = next((layout.name for layout in layouts if layout.residual_only), None)
+        spec, note = infer_arch(state, residual_only=residual_only)
+    return Checkpoint(spec=spec, state_dict=state, path=str(path), inferred_arch=note, key_mappings=mappings)
 
 
-def _is_state_dict(obj: dict) -> bool:
+def _is_state_dict(obj: Any) -> bool:
     import torch
 
-    return bool(obj) and all(isinstance(k, str) for k in obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(k, str) for k in obj) and \
+        all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
 def _from_payload(obj: dict, path: Path, arch: str | None) -> Checkpoint:
@@ -322,12 +355,33 @@ def _shapes_of(spec: ArchSpec) -> dict[str, tuple[int, ...]] | None:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def infer_arch(state: dict[str, Any]) -> tuple[ArchSpec, str]:
+def _could_fit(spec: ArchSpec, want: dict[str, tuple[int, ...]]) -> bool:
+    """Cheap tests before building on the meta device: the stem's kernel, DenseNets' ``features.`` keys, the
+    others' blocks per stage (``layerN.M`` keys)."""
+    kernel = {"imagenet": 7, "cifar": 3}.get(spec.stem)
+    if kernel and "conv1.weight" in want and want["conv1.weight"][-1] != kernel:
+        return False
+    if (spec.family == "densenet") != any(k.startswith("features.") for k in want):
+        return False
+    return spec.family == "densenet" or _stage_blocks(want) == tuple(spec.layers)
+
+
+def _fits(spec: ArchSpec, want: dict[str, tuple[int, ...]]) -> bool:
+    """Keys and shapes equal; without ``num_batches_tracked`` buffers (older PyTorch, some exporters) when the
+    state dict has none (batch norm fills them in on a strict load)."""
+    shapes = _shapes_of(spec)
+    if shapes is not None and not any(k.endswith(".num_batches_tracked") for k in want):
+        shapes = {k: v for k, v in shapes.items() if not k.endswith(".num_batches_tracked")}
+    return shapes == want
+
+
+def infer_arch(state: dict[str, Any], *, residual_only: str | None = None) -> tuple[ArchSpec, str]:
     """The one registered (or CIFAR-parametric) architecture whose keys and shapes equal the state dict's.
 
     Candidates take the state dict's class count and input channels. Names with the same spec (``resnet20`` and
     ``cifar_resnet20``) count once. Raises ``CheckpointError`` when none fits or several different ones do
-    (e.g. a CIFAR ResNet and its plain twin: option A shortcuts have no weights, so their state dicts are equal).
+    (e.g. a CIFAR ResNet and its plain twin: option A shortcuts have no weights, so their state dicts are
+    equal) — unless ``residual_only`` (the name of a key layout whose code builds only residual nets) leaves one.
     """
     import dataclasses
 
@@ -341,21 +395,20 @@ def infer_arch(state: dict[str, Any]) -> tuple[ArchSpec, str]:
             spec = get_spec(name, **overrides)
         except ResnetCliError:
             continue
-        if spec.stem == "imagenet" and "conv1.weight" in want and want["conv1.weight"][-1] != 7:
-            continue
-        if spec.stem == "cifar" and "conv1.weight" in want and want["conv1.weight"][-1] != 3:
-            continue
-        if spec.family == "resnet" and _stage_blocks(want) != tuple(spec.layers):
-            continue  # cheap filter before building on the meta device
-        if _shapes_of(spec) == want:
+        if _could_fit(spec, want) and _fits(spec, want):
             key = tuple(sorted((k, str(v)) for k, v in dataclasses.asdict(spec).items()
                                if k not in ("name", "description")))
             matches.setdefault(key, spec)
     if not matches:
         raise CheckpointError("the state dict matches no registered architecture (keys or shapes differ); "
                               "pass --arch NAME")
-    if len(matches) > 1:
-        names = ", ".join(s.name for s in matches.values())
-        raise CheckpointError(f"the state dict fits several architectures ({names}); pass --arch to choose")
-    spec = next(iter(matches.values()))
-    return spec, f"inferred {spec.name} from the state dict's keys and shapes"
+    fits = list(matches.values())
+    dropped = ""
+    plain = [s.name for s in fits if not s.residual]
+    if residual_only and plain and len(plain) < len(fits):
+        fits = [s for s in fits if s.residual]
+        dropped = f" ({', '.join(plain)} fits too, but {residual_only} builds only residual nets)"
+    if len(fits) > 1:
+        raise CheckpointError(f"the state dict fits several architectures ({', '.join(s.name for s in fits)}); "
+                              f"pass --arch to choose")
+    return fits[0], f"inferred {fits[0].name} from the state dict's keys and shapes{dropped}"

@@ -22,6 +22,9 @@ class EvalReport:
     images: int
     device: str
     inferred_arch: str | None
+    #: ``Checkpoint.loading_report()``'s: what the loader mapped, and the normalisation used.
+    key_mappings: list[dict[str, str]]
+    normalization: dict[str, Any] | None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -31,19 +34,22 @@ def evaluate_checkpoint(path: str | os.PathLike[str], *, arch: str | None = None
                         split: str = "test", data_dir: str | os.PathLike[str] | None = None,
                         download: bool = False, limit: int | None = None, input_size: int | None = None,
                         batch_size: int = 256, workers: int = 0, device: Any = "auto",
-                        progress: Progress | None = None) -> EvalReport:
+                        progress: Progress | None = None, normalize: str | None = None) -> EvalReport:
     """Load the checkpoint at ``path`` and measure it on ``split`` of its data (or ``dataset``) on ``device``
-    (a name for ``resolve_device``, or a torch device)."""
+    (a name for ``resolve_device``, or a torch device), normalised by ``normalize`` (a name or
+    ``MEAN,..:STD,..``; default: as ``Checkpoint.load_data`` decides)."""
     from ..checkpoint import load_checkpoint
     from ..devices import resolve_device
     from ..training import evaluate
 
     ckpt = load_checkpoint(path, arch=arch)
     data, info = ckpt.load_data(split, dataset=dataset, data_dir=data_dir, input_size=input_size, limit=limit,
-                                download=download)
+                                download=download, normalize=normalize)
     device = resolve_device(str(device))
     model = ckpt.build_model(device)
     result = evaluate(model, data, batch_size=batch_size, device=device, workers=workers, progress=progress)
+    loading = ckpt.loading_report()
     return EvalReport(checkpoint=str(path), arch=ckpt.spec.name, dataset=info.name, split=split,
                       error=result.error, accuracy=result.accuracy, loss=result.loss, correct=result.correct,
-                      images=result.images, device=str(device), inferred_arch=ckpt.inferred_arch)
+                      images=result.images, device=str(device), inferred_arch=ckpt.inferred_arch,
+                      key_mappings=loading["key_mappings"], normalization=loading["normalization"])

@@ -102,13 +102,18 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars 
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where the dataset's files are (CIFAR batches, "
                                                  "image folders). Default: $RESNET_CLI_DATA or "
                                                  "~/.cache/resnet-cli/data.")]
-CkptArg = Annotated[Path, typer.Argument(help="A checkpoint written by 'resnet-cli train' (or a torchvision-layout "
-                                         "state dict).")]
+CkptArg = Annotated[Path, typer.Argument(help="A checkpoint written by 'resnet-cli train', or a state dict in "
+                                         "torchvision's layout or a foreign one it maps (DataParallel, "
+                                         "torch.compile, Lightning, akamaster).")]
 CkptArchOpt = Annotated[str | None, typer.Option("--arch", "-a", help="For a bare state dict: its architecture "
                                                  "(inferred from keys and shapes when omitted).")]
 CkptDatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="Use this dataset instead of the "
                                                     "checkpoint's (synthetic, digits, cifar10, cifar100, "
                                                     "imagefolder).")]
+NormalizeOpt = Annotated[str | None, typer.Option("--normalize", help="Normalise the images with imagenet, "
+                                                 "cifar10, cifar100, none or MEAN,..:STD,.. (default: the "
+                                                 "checkpoint's own; ImageNet's for a bare state dict on CIFAR or "
+                                                 "an image folder, as torchvision, timm and akamaster trained).")]
 
 
 # Spec overrides, shared by every command that builds an architecture from a name.

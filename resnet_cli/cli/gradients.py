@@ -18,6 +18,7 @@ from .app import (
     Device,
     DeviceOpt,
     FormatOpt,
+    NormalizeOpt,
     QuietOpt,
     SeedOpt,
     app,
@@ -30,6 +31,7 @@ def gradients(
     arch: CkptArchOpt = None,
     dataset: CkptDatasetOpt = None,
     data_dir: DataDirOpt = None,
+    normalize: NormalizeOpt = None,
     split: Annotated[str, typer.Option("--split", help="train (as Veit et al.) or test.")] = "train",
     limit: Annotated[int, typer.Option("--limit", min=1, help="Images to average over.")] = 64,
     samples: Annotated[int, typer.Option("--samples", min=1, help="Random paths per length and batch.")] = 4,
@@ -68,7 +70,7 @@ def gradients(
 
         check_writable(out, "--out", folder=True)
     torch_device = resolve_device(device.value)
-    inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, split)
+    inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, split, normalize=normalize)
     n = len(inputs.model.residual_blocks())
     lengths = sorted(set(range(0, n + 1, step)) | {n})
     with progress(not quiet and fmt is OutputFormat.table) as show:
@@ -80,4 +82,4 @@ def gradients(
         gradients_plots(result, out)
         stderr_console(quiet or fmt is not OutputFormat.table).print(
             f"wrote {out / 'gradients.json'} and {out / 'gradients.png'}")
-    emit(result, fmt, gradients_table, gradients_csv)
+    emit(result, fmt, gradients_table, gradients_csv, loading=inputs.checkpoint.loading_report())

@@ -20,6 +20,7 @@ from .app import (
     Device,
     DeviceOpt,
     FormatOpt,
+    NormalizeOpt,
     QuietOpt,
     SeedOpt,
     app,
@@ -34,6 +35,7 @@ def lesion(
     arch: CkptArchOpt = None,
     dataset: CkptDatasetOpt = None,
     data_dir: DataDirOpt = None,
+    normalize: NormalizeOpt = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Use the first N test images.")] = None,
     experiments: Annotated[str, typer.Option("--experiments", "-e", help="Comma-separated: single, multi, "
                                              "reorder.")] = "single,multi,reorder",
@@ -67,7 +69,7 @@ def lesion(
 
     chosen = _check_options(ctx, experiments, engine, resume, out)
     torch_device = resolve_device(device.value)
-    inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit)
+    inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, normalize=normalize)
 
     def write_measurements(state: dict[str, Any]) -> None:
         atomic_write_text(out / "measurements.csv", to_csv(*measurements_csv(state)))  # type: ignore[operator]
@@ -86,7 +88,7 @@ def lesion(
         stderr_console(quiet or fmt is not OutputFormat.table).print(
             f"wrote {out / 'lesion.json'}, {out / 'measurements.csv'} and {', '.join(p.name for p in plots)} "
             f"to {out}")
-    emit(result, fmt, lesion_table, lesion_csv)
+    emit(result, fmt, lesion_table, lesion_csv, loading=inputs.checkpoint.loading_report())
 
 
 def _check_options(ctx: typer.Context, experiments: str, engine: str, resume: bool, out: Path | None) -> list[str]:

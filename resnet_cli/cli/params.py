@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -55,6 +56,8 @@ def archs(
 def params(
     ctx: typer.Context,
     arch: Annotated[str | None, typer.Option("--arch", "-a", help="Architecture name (see 'archs').")] = None,
+    from_ckpt: Annotated[Path | None, typer.Option("--from", help="Count the network in this checkpoint or state "
+                                                   "dict (any layout 'eval' reads) instead of --arch.")] = None,
     input_size: InputSizeOpt = None,
     num_classes: NumClassesOpt = None,
     shortcut: ShortcutOpt = None,
@@ -82,8 +85,8 @@ def params(
         from ..analysis.counts import count_block
         from ..render.params import block_csv, block_table
 
-        if arch is not None:
-            raise ResnetCliError("give either --arch or --block, not both")
+        if arch is not None or from_ckpt is not None:
+            raise ResnetCliError("give either --arch/--from or --block, not both")
         network_only = options_given(ctx, "input_size", "num_classes", "shortcut", "widths", "layers", "placement",
                                      "shortcut_mode", "stochastic_depth", "sets", "depth", "engine")
         if network_only:
@@ -95,24 +98,47 @@ def params(
             raise ResnetCliError(str(exc)) from None
         emit(report, fmt, block_table, block_csv)
         return
-    if arch is None:
-        raise ResnetCliError("name an architecture with --arch (see 'resnet-cli archs') or a block with --block")
+    if from_ckpt is not None and arch is not None:
+        raise ResnetCliError("give either --arch or --from, not both (a checkpoint names its own network)")
+    if arch is None and from_ckpt is None:
+        raise ResnetCliError("name an architecture with --arch (see 'resnet-cli archs'), a checkpoint with --from, "
+                             "or a block with --block")
     block_only = options_given(ctx, "channels", "feature_size")
     if block_only:
         raise ResnetCliError(f"{', '.join(block_only)}: only with --block (a network's sizes come from --arch)")
     from ..analysis.counts import count_params
     from ..render.params import params_csv, params_table
 
-    spec = spec_from_options(arch, input_size=input_size, num_classes=num_classes, shortcut=shortcut,
-                             widths=widths, layers=layers, placement=placement, shortcut_mode=shortcut_mode,
-                             stochastic_depth=stochastic_depth, sets=sets)
+    loading = None
+    if from_ckpt is not None:
+        spec, loading = _spec_from_checkpoint(ctx, from_ckpt, input_size)
+    else:
+        spec = spec_from_options(arch, input_size=input_size, num_classes=num_classes, shortcut=shortcut,
+                                 widths=widths, layers=layers, placement=placement, shortcut_mode=shortcut_mode,
+                                 stochastic_depth=stochastic_depth, sets=sets)
     if engine is Engine.fvcore:
         from ..analysis.fvcore_engine import count_with_fvcore
 
         report = count_with_fvcore(spec, detail=depth)
     else:
         report = count_params(spec, detail=depth)
-    emit(report, fmt, params_table, params_csv)
+    emit(report, fmt, params_table, params_csv, loading=loading)
+
+
+def _spec_from_checkpoint(ctx: typer.Context, path: Path, input_size: int | None) -> tuple[object, dict]:
+    """The spec of the network in a checkpoint (torch is imported here, to read the file) and what loading it
+    mapped. Only --input-size may change it: the weights fix everything else."""
+    fixed = options_given(ctx, "num_classes", "shortcut", "widths", "layers", "placement", "shortcut_mode",
+                          "stochastic_depth", "sets")
+    if fixed:
+        raise ResnetCliError(f"{', '.join(fixed)}: not with --from (the checkpoint's weights fix the network; "
+                             f"only --input-size can change)")
+    from ..checkpoint import load_checkpoint
+    from ..registry import get_spec
+
+    ckpt = load_checkpoint(path)
+    spec = get_spec(ckpt.spec, input_size=input_size) if input_size is not None else ckpt.spec
+    return spec, ckpt.loading_report()
 
 
 @app.command()

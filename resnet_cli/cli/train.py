@@ -21,6 +21,7 @@ from .app import (
     FormatOpt,
     InputSizeOpt,
     LayersOpt,
+    NormalizeOpt,
     QuietOpt,
     SeedOpt,
     SetOpt,
@@ -155,6 +156,7 @@ def eval_command(
     download: DownloadOpt = False,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Evaluate the first N images only.")] = None,
     input_size: InputSizeOpt = None,
+    normalize: NormalizeOpt = None,
     batch_size: BatchSizeOpt = 256,
     workers: Annotated[int, typer.Option("--workers", min=0, help="Data-loading processes for image folders.")] = 0,
     device: DeviceOpt = Device.auto,
@@ -171,7 +173,7 @@ def eval_command(
     with progress(not quiet and OutputFormat(fmt) is OutputFormat.table) as show:
         report = evaluate_checkpoint(checkpoint, arch=arch, dataset=dataset, split=split, data_dir=data_dir,
                                      download=download, limit=limit, input_size=input_size, batch_size=batch_size,
-                                     workers=workers, device=device.value, progress=show)
+                                     workers=workers, device=device.value, progress=show, normalize=normalize)
     emit(report, fmt, eval_table, eval_csv)
 
 

@@ -117,6 +117,13 @@ class TensorImageDataset(Dataset):
     def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.images[indices], self.labels[indices]
 
+    def with_info(self, info: DatasetInfo) -> TensorImageDataset:
+        """The same images normalised by ``info``'s mean and std instead (``--normalize``): these are stored
+        normalised, so undo this info's normalisation and apply the new one."""
+        mean, std = torch.tensor(self.info.mean), torch.tensor(self.info.std)
+        raw = self.images * std.view(1, -1, 1, 1) + mean.view(1, -1, 1, 1)
+        return type(self)(normalise(raw, info.mean, info.std), self.labels, info)
+
 
 class Uint8ImageDataset(TensorImageDataset):
     """Images kept as uint8 N x C x h x w (CIFAR-10's 50,000 training images: 150 MB, not 600 MB as floats),
@@ -132,6 +139,9 @@ class Uint8ImageDataset(TensorImageDataset):
 
     def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self._prepare(self.images[indices]), self.labels[indices]
+
+    def with_info(self, info: DatasetInfo) -> Uint8ImageDataset:
+        return type(self)(self.images, self.labels, info)  # normalised per batch: the info is all there is
 
 
 def mix_seed(*parts: int) -> int:

@@ -112,9 +112,18 @@ def read_split(folder: Path, source: CifarSource, split: str) -> tuple[torch.Ten
     return torch.cat(images), y
 
 
-def find_folder(data_dir: Path, source: CifarSource) -> Path | None:
+def split_files(source: CifarSource, split: str | None) -> tuple[str, ...]:
+    """The batch files a split reads; ``None``: every file (what a complete download holds)."""
+    if split is None:
+        return source.train_files + source.test_files
+    return source.train_files if split == "train" else source.test_files
+
+
+def find_folder(data_dir: Path, source: CifarSource, split: str | None = None) -> Path | None:
+    """The folder holding ``split``'s batches (all of them for ``None``). Only the split asked for must be
+    there: a user who only evaluates may keep just ``test_batch``, one who only trains just the train batches."""
     for candidate in (data_dir / source.folder, data_dir):
-        if all((candidate / f).is_file() for f in source.train_files + source.test_files):
+        if all((candidate / f).is_file() for f in split_files(source, split)):
             return candidate
     return None
 
@@ -167,10 +176,11 @@ def fetch_archive(source: CifarSource, data_dir: Path) -> Path:
 def _load(source: CifarSource, *, split: str, input_size: int | None, data_dir=None, download: bool = False,
           seed: int = 0, in_channels: int | None = None) -> tuple[TensorImageDataset, DatasetInfo]:
     root = (Path(data_dir).expanduser() if data_dir else default_data_dir()).resolve()
-    folder = find_folder(root, source)
+    folder = find_folder(root, source, split)
     if folder is None:
         if not download:
-            raise DatasetError(f"no {source.name} batches in {root} (expected {root / source.folder}/); pass "
+            raise DatasetError(f"no {source.name} {split} batches in {root} (expected "
+                               f"{', '.join(split_files(source, split))} in {root / source.folder}/); pass "
                                f"--data-dir DIR, or --download to fetch the official archive")
         folder = fetch_archive(source, root)
     raw, labels = read_split(folder, source, split)

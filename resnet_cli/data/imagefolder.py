@@ -56,6 +56,9 @@ class ImageFolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def with_info(self, info: DatasetInfo) -> ImageFolderDataset:
+        return type(self)(self.items, self.classes, info)  # normalised per item: the info is all there is
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         import numpy as np
         from PIL import Image

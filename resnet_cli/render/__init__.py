@@ -65,8 +65,11 @@ def emit(
     fmt: OutputFormat | str,
     table: Callable[[Any, Any], None],
     csv_rows: Callable[[Any], tuple[Sequence[str], Iterable[Sequence[Any]]]] | None = None,
+    loading: dict[str, Any] | None = None,
 ) -> None:
-    """Write ``result`` to stdout in the chosen format, flushed: a full disk under ``> file`` is reported here."""
+    """Write ``result`` to stdout in the chosen format, flushed: a full disk under ``> file`` is reported here.
+    ``loading`` (``Checkpoint.loading_report()``: how the arch was found, the key mappings and normalisation of
+    the checkpoint read) joins the JSON document and follows the table."""
     import errno
 
     from ..errors import ResnetCliError
@@ -74,19 +77,39 @@ def emit(
     fmt = OutputFormat(fmt)
     try:
         if fmt is OutputFormat.json:
-            sys.stdout.write(to_json(result.to_dict()) + "\n")
+            sys.stdout.write(to_json({**result.to_dict(), **(loading or {})}) + "\n")
         elif fmt is OutputFormat.csv:
             if csv_rows is None:
                 raise ValueError("this command has no CSV form")
             header, rows = csv_rows(result)
             sys.stdout.write(to_csv(header, rows))
         else:
-            table(result, stdout_console())
+            console = stdout_console()
+            table(result, console)
+            if loading:
+                loading_lines(loading, console)
         sys.stdout.flush()
     except OSError as exc:
         if exc.errno == errno.EPIPE:
             raise  # a reader that went away: cli/failures.py ends quietly
         raise ResnetCliError(f"cannot write the results to standard output: {exc.strerror or exc}") from None
+
+
+def loading_lines(loading: dict[str, Any], console: Any) -> None:
+    """How the arch was found (a bare state dict), one line listing what the loader mapped (if anything), one
+    naming the normalisation (if data was read)."""
+    if loading.get("inferred_arch") == "given":  # JSON keeps the bare marker; a person reads a sentence
+        console.print(f"[dim]note: a bare state dict, read as {safe(loading['arch'])} (--arch)[/dim]")
+    elif loading.get("inferred_arch"):
+        console.print(f"[dim]note: {safe(loading['inferred_arch'])}[/dim]")
+    mappings = loading.get("key_mappings") or []
+    if mappings:  # the entries beside the weights are the file's own names: user text
+        console.print("[dim]mapped: " + "; ".join(f"{safe(m['change'])} ({safe(m['layout'])})" for m in mappings)
+                      + "[/dim]")
+    norm = loading.get("normalization")
+    if norm:
+        values = f"mean {', '.join(f'{v:g}' for v in norm['mean'])}; std {', '.join(f'{v:g}' for v in norm['std'])}"
+        console.print(f"[dim]normalised: {safe(norm['name'])} ({values}; {safe(norm['source'])})[/dim]")
 
 
 def to_json(data: Any) -> str:

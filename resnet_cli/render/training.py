@@ -8,7 +8,7 @@ from typing import Any
 
 from rich import box
 
-from . import new_figure, safe, save_figure
+from . import loading_lines, new_figure, safe, save_figure
 
 RECORD_COLUMNS = ["epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "epoch_time_s",
                   "wall_time_s", "images_per_s"]
@@ -55,10 +55,7 @@ def eval_table(report: Any, console: Any) -> None:
     d = report.to_dict()
     console.print(f"{safe(d['arch'])} on {safe(d['dataset'])} ({d['split']} split, {d['images']:,} images): "
                   f"error {_pct(d['error'])}, accuracy {_pct(d['accuracy'])}, loss {d['loss']:.4f} nats/image")
-    if d.get("inferred_arch") == "given":  # JSON keeps the bare marker; a person reads a sentence
-        console.print(f"[dim]note: a bare state dict, read as {safe(d['arch'])} (--arch)[/dim]")
-    elif d.get("inferred_arch"):
-        console.print(f"[dim]note: {safe(d['inferred_arch'])}[/dim]")
+    loading_lines(d, console)  # how the arch was found, what was mapped, the normalisation
 
 
 def eval_csv(report: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
