@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from .checkpoint import Checkpoint
     from .spec import ArchSpec
 
 
@@ -37,4 +38,13 @@ def build_model(arch: str | ArchSpec, num_classes: int | None = None, **override
     return _build(get_spec(arch, num_classes=num_classes, **overrides))
 
 
-__all__ = ["__version__", "build_model", "get_spec", "list_archs"]
+def load_checkpoint(path: str, arch: str | None = None) -> Checkpoint:
+    """A resnet-cli checkpoint, or a state dict saved by other code (torchvision's names, DataParallel,
+    torch.compile, Lightning, akamaster's CIFAR ResNets): ``.spec``, ``.build_model()``, ``.load_data()``, and
+    ``.key_mappings`` saying what had to be renamed. ``arch`` names a bare state dict's network (else inferred)."""
+    from .checkpoint import load_checkpoint as _load
+
+    return _load(path, arch=arch)
+
+
+__all__ = ["__version__", "build_model", "get_spec", "list_archs", "load_checkpoint"]

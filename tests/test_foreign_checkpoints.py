@@ -334,6 +334,14 @@ def test_real_file_through_the_cli_as_published():
     assert doc["normalization"]["name"] == "imagenet"
 
 
+def test_the_public_api_loads_foreign_files(akamaster8, tmp_path):
+    import resnet_cli
+
+    torch.save({"state_dict": nn.DataParallel(akamaster8).state_dict()}, tmp_path / "aka.th")
+    ckpt = resnet_cli.load_checkpoint(tmp_path / "aka.th", arch="cifar_resnet8")
+    assert ckpt.inferred_arch == "given" and len(ckpt.key_mappings) == 3 and _same_logits(ckpt, akamaster8)
+
+
 def test_unwrap_rules_are_in_one_table():
     from resnet_cli.key_layouts import CONTAINER_KEYS, KEY_LAYOUTS, unwrap
 
