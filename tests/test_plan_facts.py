@@ -15,6 +15,7 @@ from resnet_cli import build_model, get_spec
 from resnet_cli.analysis import paths
 from resnet_cli.analysis.counts import count_params
 from resnet_cli.plan import plan_model
+from resnet_cli.spec import PLACEMENTS, SHORTCUT_MODES
 
 
 def _module_macs(module: torch.nn.Module, out: torch.Tensor) -> int:
@@ -46,8 +47,8 @@ class Recorder:
             h.remove()
 
 
-def check_plan_facts(name: str) -> None:
-    spec = get_spec(name, input_size=32)
+def check_plan_facts(name: str, **overrides) -> None:
+    spec = get_spec(name, input_size=32, **overrides)
     plan = plan_model(spec)
     model = build_model(spec).eval()
     refs = model.residual_blocks()
@@ -63,7 +64,7 @@ def check_plan_facts(name: str) -> None:
                 unit = blocks[ref.name]
                 planned = {layer.name for layer in unit.layers if layer.name in modules}
                 branch = {layer.name for layer in unit.role_layers("branch")}
-                kept = {layer.name for layer in unit.layers if layer.role in ("shortcut", "gate")}
+                kept = {layer.name for layer in unit.layers if layer.role in ("shortcut", "gate", "merge")}
                 # every weighted branch layer of the plan is a module of the block
                 assert {lc.name for lc in unit.role_layers("branch") if lc.kind in ("conv", "bn", "linear")} <= planned
                 forward = Recorder(module, ref.name)
@@ -92,6 +93,16 @@ def check_plan_facts(name: str) -> None:
 @pytest.mark.parametrize("name", LIGHT)
 def test_plan_facts_equal_the_module(name):
     check_plan_facts(name)
+
+
+# Variants no registered name has: every placement and shortcut variant, on a three-block CIFAR net.
+VARIANTS = [{"placement": p} for p in PLACEMENTS] + [{"shortcut_mode": m, "shortcut": "B"} for m in SHORTCUT_MODES] + [
+    {"placement": p, "shortcut_mode": "shortcut_gating", "block": "bottleneck"} for p in PLACEMENTS]
+
+
+@pytest.mark.parametrize("overrides", VARIANTS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
+def test_plan_facts_of_every_variant(overrides):
+    check_plan_facts("resnet20", layers="1,1,1", **overrides)
 
 
 @pytest.mark.slow

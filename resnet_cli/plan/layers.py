@@ -16,9 +16,10 @@ Shape = tuple[int, int, int]  # (channels, height, width) of one image
 
 # What a layer is for in the network: the planners set it, and every analysis asks it instead of guessing from
 # names. ``branch`` layers are the residual function F of a block (what a lesion or stochastic depth deletes);
-# ``shortcut`` and ``gate`` layers stay when the branch is deleted; ``transition`` layers sit between DenseNet
-# blocks; ``stem`` and ``head`` open and close the network.
-ROLES = ("stem", "branch", "shortcut", "gate", "transition", "head")
+# ``shortcut`` and ``gate`` layers stay when the branch is deleted, and so do ``merge`` layers, which follow the
+# addition (the BN of the bn_after_add placement); ``transition`` layers sit between DenseNet blocks; ``stem`` and
+# ``head`` open and close the network.
+ROLES = ("stem", "branch", "shortcut", "gate", "merge", "transition", "head")
 
 
 @dataclass(frozen=True)

@@ -70,12 +70,14 @@ def block_plan(spec: ArchSpec, name: str, stage: str, shape: Shape, planes: int,
     unit = UnitPlan(name, stage, shape, is_block=True, downsample=changes_shape)
     shared = shares_preactivation(spec, changes_shape, first)
     current = shape
-    for i, (_cin, cout, kernel, s, groups) in enumerate(block_convs(spec, shape[0], planes, stride), start=1):
+    convs = block_convs(spec, shape[0], planes, stride)
+    for i, (_cin, cout, kernel, s, groups) in enumerate(convs, start=1):
         if spec.placement == "full_preact":
             unit.add("shortcut" if shared and i == 1 else "branch", bn(f"{name}.bn{i}", current))
         c = unit.add("branch", conv(f"{name}.conv{i}", current, cout, kernel, s, groups=groups))
         if spec.placement != "full_preact":
-            unit.add("branch", bn(f"{name}.bn{i}", c.out_shape))
+            after_add = spec.placement == "bn_after_add" and spec.residual and i == len(convs)
+            unit.add("merge" if after_add else "branch", bn(f"{name}.bn{i}", c.out_shape))
         current = c.out_shape
     unit.add("shortcut", *shortcut_plan(spec, name, shape, current, stride, changes_shape))
     if spec.residual and spec.shortcut_mode in GATED_MODES:  # g = sigmoid(1x1 conv(x) + b_g), one per channel
