@@ -75,6 +75,10 @@ class ArchSpec:
     growth_rate: int = field(default=32, metadata=FAMILY_ONLY)
     bn_size: int = field(default=4, metadata=FAMILY_ONLY)
     compression: float = field(default=0.5, metadata=FAMILY_ONLY)
+    # Squeeze-and-excitation (Hu et al. 2018) at the end of each block's branch: reduction ratio r (0 = none; the
+    # paper's r = 16). Its hidden width is C / r rounded to a multiple of se_divisor (timm rounds to 8; 1 = C / r).
+    se_reduction: int = field(default=0, metadata=FAMILY_ONLY)
+    se_divisor: int = field(default=1, metadata=FAMILY_ONLY)
     description: str = field(default="", compare=False)
 
     # ----------------------------------------------------------------- derived facts

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..plan.resnet import block_convs, bottleneck_width, needs_projection, shares_preactivation
+from ..plan.resnet import block_convs, bottleneck_width, needs_projection, se_width, shares_preactivation
 from ..spec import GATED_MODES, ArchSpec
 from .base import ResidualBlock, ResidualNetwork
 
@@ -65,6 +65,19 @@ def make_shortcut(spec: ArchSpec, in_channels: int, out_channels: int, stride: i
     if changes_shape:
         return ZeroPadShortcut(in_channels, out_channels, stride)
     return None
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation (Hu et al. 2018): x * sigmoid(fc2(relu(fc1(mean of x over the map)))), fc1/fc2 1x1
+    convs with bias, as timm's ``SEModule`` (so timm's ``layerN.M.se.fc1``/``se.fc2`` keys load)."""
+
+    def __init__(self, channels: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, hidden, 1, bias=True)
+        self.fc2 = nn.Conv2d(hidden, channels, 1, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3), keepdim=True)))))
 
 
 class ResNetBlock(ResidualBlock):
@@ -110,6 +123,9 @@ class ResNetBlock(ResidualBlock):
                     ["relu"] if spec.placement in ("original", "relu_before_add") else [])
             else:
                 body.extend([f"bn{i}", "relu"])
+        if spec.se_reduction:  # the end of the branch, before the addition (timm: after bn3)
+            self.se = SqueezeExcite(out_channels, se_width(spec, out_channels))
+            body.append("se")
         self.pre_ops, self.body_ops, self.post_ops = tuple(pre), tuple(body), tuple(post)
         # Where the placement pre-activates, a block that changes shape (and the net's first block) applies
         # the pre-activation before splitting into shortcut and branch (He et al. 2016 §4.1, footnote; their

@@ -27,6 +27,22 @@ def block_convs(spec: ArchSpec, in_channels: int, planes: int, stride: int) -> l
     return [(in_channels, planes, 3, stride, 1), (planes, planes, 3, 1, 1)]
 
 
+def se_width(spec: ArchSpec, channels: int) -> int:
+    """Hidden width of a squeeze-and-excitation module on ``channels``: C / r rounded to a multiple of
+    ``se_divisor``, at least one multiple (timm's ``make_divisible(C / r, divisor, round_limit=0)``)."""
+    d = spec.se_divisor
+    return max(d, int(channels / spec.se_reduction + d / 2) // d * d)
+
+
+def se_plan(spec: ArchSpec, name: str, shape: Shape) -> list[LayerCount]:
+    """Squeeze (global average pool), excite (1x1 conv to C/r, ReLU, 1x1 conv back, sigmoid; both with bias),
+    scale the branch's maps channel by channel (Hu et al. 2018, Fig. 3; timm's ``se.fc1``/``se.fc2``)."""
+    squeezed = global_pool(f"{name}.se.pool", shape)
+    fc1 = conv(f"{name}.se.fc1", squeezed.out_shape, se_width(spec, shape[0]), 1, padding=0, bias=True)
+    fc2 = conv(f"{name}.se.fc2", fc1.out_shape, shape[0], 1, padding=0, bias=True)
+    return [squeezed, fc1, fc2, LayerCount(f"{name}.se.scale", "scale", 0, 0, shape, "x * sigmoid(excitation)")]
+
+
 def needs_projection(spec: ArchSpec, changes_shape: bool) -> bool:
     """A 1x1 conv on the shortcut: option C or the ``conv`` shortcut variant everywhere, option B where the
     shape changes."""
@@ -79,6 +95,8 @@ def block_plan(spec: ArchSpec, name: str, stage: str, shape: Shape, planes: int,
             after_add = spec.placement == "bn_after_add" and spec.residual and i == len(convs)
             unit.add("merge" if after_add else "branch", bn(f"{name}.bn{i}", c.out_shape))
         current = c.out_shape
+    if spec.se_reduction:
+        unit.add("branch", *se_plan(spec, name, current))
     unit.add("shortcut", *shortcut_plan(spec, name, shape, current, stride, changes_shape))
     if spec.residual and spec.shortcut_mode in GATED_MODES:  # g = sigmoid(1x1 conv(x) + b_g), one per channel
         unit.add("gate", conv(f"{name}.gate", shape, out_channels, 1, stride, padding=0, bias=True))
@@ -124,6 +142,8 @@ def plan_resnet(spec: ArchSpec) -> ModelPlan:
 # --------------------------------------------------------------------------- the family entries
 def check_resnet(spec: ArchSpec) -> None:
     check_stage_lengths(spec)
+    if spec.se_reduction < 0 or spec.se_divisor < 1:
+        raise SpecError("se_reduction must be at least 0 (0 = no squeeze-and-excitation) and se_divisor at least 1")
     if spec.block != "bottleneck" and (spec.groups != 1 or spec.width_per_group != 64):
         raise SpecError(f"{spec.block} blocks support only groups=1 and width_per_group=64 (use bottleneck)")
 
@@ -151,6 +171,8 @@ def resnet_kind(spec: ArchSpec) -> str:
         label = "Wide ResNet"
     else:
         label = "ResNet"
+    if spec.se_reduction:
+        label = f"SE-{label}"
     if spec.placement == "full_preact":
         label = f"pre-act {label}"
     elif spec.placement != "original":
@@ -160,7 +182,7 @@ def resnet_kind(spec: ArchSpec) -> str:
     return label
 
 
-RESNET_FIELDS = ("placement", "shortcut_mode")
+RESNET_FIELDS = ("placement", "shortcut_mode", "se_reduction", "se_divisor")
 FAMILIES = (
     Family("resnet", BLOCKS, plan_resnet, builder="resnet_cli.models.resnet:ResNet", zoo="resnet_cli.zoo.resnets",
            kind=resnet_kind, check=check_resnet, depth=resnet_depth, fields=RESNET_FIELDS),

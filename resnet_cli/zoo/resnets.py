@@ -46,6 +46,15 @@ for _name, _layers, _groups, _wpg, _desc in (
                   width_per_group=_wpg, description=_desc)
 
 
+# Squeeze-and-excitation (Hu et al. 2018) on torchvision's ResNet-50 and ResNeXt-50: timm's seresnet50 and
+# seresnext50_32x4d (r = 16, hidden widths rounded to multiples of 8; the same keys, plus layerN.M.se.fc1/fc2).
+for _name, _groups, _wpg, _desc in (("seresnet50", 1, 64, "SE-ResNet-50"),
+                                    ("seresnext50_32x4d", 32, 4, "SE-ResNeXt-50 32x4d")):
+    register_spec(_name, family="resnet", block="bottleneck", layers=IMAGENET_DEPTHS[50][1], groups=_groups,
+                  width_per_group=_wpg, se_reduction=16, se_divisor=8,
+                  description=f"{_desc} (Hu et al. 2018), r=16, timm layout")
+
+
 def cifar_spec(depth: int, *, residual: bool = True, name: str | None = None) -> ArchSpec:
     """The 6n+2-layer CIFAR network of He et al. 2015 §4.2: 3 stages of n basic blocks, 16/32/64 filters."""
     if depth < 8 or (depth - 2) % 6:
@@ -82,6 +91,14 @@ def _parse_cifar_resnet(m: re.Match[str]) -> ArchSpec:
 @register_parametric(r"cifar_plain(\d+)", "cifar_plain<depth>", "the plain twin of any 6n+2 CIFAR ResNet")
 def _parse_cifar_plain(m: re.Match[str]) -> ArchSpec:
     return cifar_spec(int(m.group(1)), residual=False)
+
+
+@register_parametric(r"se_resnet(\d+)", "se_resnet<depth>", "a 6n+2 CIFAR ResNet with squeeze-and-excitation, r=16")
+def _parse_se_resnet(m: re.Match[str]) -> ArchSpec:
+    depth = int(m.group(1))
+    spec = cifar_spec(depth, name=f"se_resnet{depth}")
+    return dataclasses.replace(spec, se_reduction=16, description=f"SE-ResNet-{depth} (Hu et al. 2018), CIFAR: "
+                               f"ResNet-{depth} with an SE module (r=16, C/16 hidden) on every block")
 
 
 # --------------------------------------------------------------------------- pre-activation ResNets
