@@ -32,6 +32,7 @@ from torch import nn
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import DatasetInfo, augment_batch, mix_seed
+from .distributed import SINGLE, World
 from .errors import ResnetCliError
 from .progress import Counter, Progress
 from .spec import ArchSpec
@@ -164,9 +165,10 @@ def iterate_batches(dataset: Any, indices: torch.Tensor, batch_size: int, worker
 
 
 def evaluate(model: nn.Module, dataset: Any, *, batch_size: int = 256, device: Any = "cpu", amp: bool = True,
-             workers: int = 0, progress: Progress | None = None) -> EvalResult:
+             workers: int = 0, progress: Progress | None = None, world: World = SINGLE) -> EvalResult:
     """Mean loss and top-1 error of ``model`` (put in eval mode, restored after) on ``dataset``; ``progress``
-    gets an "eval" event per batch."""
+    gets an "eval" event per batch. Under torchrun (``world``) each rank scores its batches and the sums are
+    combined: every rank gets the whole dataset's result."""
     device = torch.device(device)
     was_training = model.training
     model.eval()
@@ -176,17 +178,19 @@ def evaluate(model: nn.Module, dataset: Any, *, batch_size: int = 256, device: A
     correct = torch.zeros((), dtype=torch.int64, device=device)
     tick = Counter(progress, "eval", n, "images")
     use_amp = amp and device.type == "cuda"
+    lo, hi = world.part(0, n, batch_size)
     try:
         with torch.no_grad(), flush_denormals():
-            for x, y in iterate_batches(dataset, torch.arange(n), batch_size, workers):
+            for x, y in iterate_batches(dataset, torch.arange(lo, hi), batch_size, workers):
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 with torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext():
                     logits = model(x)
                 total_loss += nn.functional.cross_entropy(logits.float(), y, reduction="sum").double()
                 correct += (logits.argmax(1) == y).sum()
-                tick(len(y))
+                tick(min(len(y) * world.size, n - tick.done))  # rank 0 reports for every rank
     finally:
         model.train(was_training)
+    world.sum(total_loss), world.sum(correct)
     return EvalResult(loss=total_loss.item() / n if n else float("nan"), correct=int(correct), images=n)
 
 

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..distributed import SINGLE, World
 from ..errors import ResnetCliError
 from ..progress import Counter, Progress
 
@@ -160,12 +161,15 @@ def gradient_flow(
     progress: Progress | None = None,
     arch: str = "",
     dataset: str = "",
+    world: World = SINGLE,
 ) -> GradientResult:
     """Veit et al.'s measurement over ``images``/``labels``: ``samples`` random paths per length and batch.
 
     Lengths not in ``lengths`` (default: every length 0..n) get a magnitude interpolated log-linearly between
     the measured ones (constant beyond the ends) for the shares, and are marked ``measured: False``.
-    ``progress`` gets a "gradients" event per sampled path (batches x lengths x samples in all).
+    ``progress`` gets a "gradients" event per sampled path (batches x lengths x samples in all). Under torchrun
+    (``world``) each rank measures its batches (with the paths one process would sample for them) and the sums
+    are combined on every rank: the same result up to the order of floating-point additions.
     """
     import torch
 
@@ -180,23 +184,39 @@ def gradient_flow(
     sums = dict.fromkeys(lengths, 0.0)  # sum over (batch, sample) of the batch's summed norms
     per_sample: dict[int, list[float]] = {k: [] for k in lengths}
     seen = 0
-    tick = Counter(progress, "gradients", -(-len(images) // batch_size) * len(lengths) * samples, "paths")
+    total = -(-len(images) // batch_size) * len(lengths) * samples
+    tick = Counter(progress, "gradients", total, "paths")
+    mine = world.part(0, len(images), batch_size)
     with prepared_model(model, device, channels_last=False) as work:
         for start in range(0, len(images), batch_size):
+            # every rank draws every batch's paths, so a batch gets the same paths whichever rank measures it
+            paths = [(k, set(rng.sample(indices, k))) for k in lengths for _ in range(samples)]
+            if not mine[0] <= start < mine[1]:
+                continue
             x = images[start:start + batch_size].to(device)
             y = labels[start:start + batch_size].to(device)
-            for k in lengths:
-                for _ in range(samples):
-                    norms = path_gradient_norms(work, x, y, set(rng.sample(indices, k)), loss_fn)
-                    sums[k] += float(norms.sum())
-                    per_sample[k].append(float(norms.mean()))
-                    tick(1, phase=f"length {k}")
+            for k, on_path in paths:
+                norms = path_gradient_norms(work, x, y, on_path, loss_fn)
+                sums[k] += float(norms.sum())
+                per_sample[k].append(float(norms.mean()))
+                tick(min(world.size, total - tick.done), phase=f"length {k}")  # rank 0 reports for all
             seen += len(x)
+    sums, per_sample, seen = _combine(world, sums, per_sample, seen)
     measured = {k: sums[k] / (seen * samples) for k in lengths}
     rows, shares = _rows(measured, per_sample, n)
     return GradientResult(arch, dataset, n, seen, samples, mass, shortest_range(shares, mass), rows,
                           settings={"lengths": lengths, "batch_size": batch_size, "seed": seed,
                                     "device": str(device), "mode": "eval (batch norm uses running statistics)"})
+
+
+def _combine(world: World, sums: dict[int, float], per_sample: dict[int, list[float]],
+             seen: int) -> tuple[dict[int, float], dict[int, list[float]], int]:
+    """Every rank's sums, per-sample means (in batch order: ranks hold consecutive batches) and image count."""
+    if not world.distributed:
+        return sums, per_sample, seen
+    parts = world.gather((sums, per_sample, seen))
+    return ({k: sum(p[0][k] for p in parts) for k in sums},
+            {k: [v for p in parts for v in p[1][k]] for k in per_sample}, sum(p[2] for p in parts))
 
 
 def _check_lengths(refs: Sequence[Any], lengths: Sequence[int] | None, mass: float) -> list[int]:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..distributed import SINGLE, World
 from ..errors import ResnetCliError
 from ..progress import Counter, Progress
 from .lesion_state import StudyState, data_fingerprint, model_fingerprint
@@ -504,16 +505,18 @@ class ChunkRunner:
     """
 
     def __init__(self, layout: Layout, images: Any, labels: Any, runtime: Runtime, state: StudyState, *,
-                 engine: str, batch_size: int, save_every: float, tick: Counter, notes: list[str]) -> None:
+                 engine: str, batch_size: int, save_every: float, tick: Counter, notes: list[str],
+                 world: World = SINGLE) -> None:
         keep_on_device = runtime.on_cuda and images.numel() * images.element_size() < 2 * 1024**3
         self.images = images.to(runtime.device) if keep_on_device else images
         self.labels = labels.to(runtime.device) if keep_on_device else labels
         self.n_images = len(images)
         self.layout, self.runtime, self.state = layout, runtime, state
         self.engine, self.batch_size, self.save_every = engine, batch_size, save_every
-        self.tick, self.notes = tick, notes
+        self.tick, self.notes, self.world = tick, notes, world
         self.oom_types = _oom_error_types()
-        self.position = 0  # images of the running chunk counted so far
+        self.position = 0  # images of the running chunk counted so far (by this rank)
+        self.ticked = 0  # images of the running chunk reported to ``tick``
 
     def run(self, chunk: Chunk) -> bool:
         """Measure ``chunk`` unless it is done already; True when it ran."""
@@ -526,37 +529,48 @@ class ChunkRunner:
                             self.runtime.device)
         counts = torch.zeros(len(chunk.measurements), dtype=torch.long, device=self.runtime.device)
         start, kept = self.state.resume_point(chunk.name, chunk.keys)
-        if kept is not None:
+        if kept is not None and self.world.main:  # counted once, by rank 0
             counts += torch.tensor(kept, dtype=torch.long, device=self.runtime.device)
+        self.ticked = start
         if start:
             self.tick(start, phase=chunk.name)
+        lo, hi = self.world.part(start, self.n_images, self.batch_size)
         try:
-            self._pass(chunk, executor, counts, start)
+            self._pass(chunk, executor, counts, lo, hi)
         except KeyboardInterrupt:
             if self.state.path is None:
                 raise
+            if self.world.distributed:  # the ranks' running counts are not summed: only finished chunks count
+                raise LesionInterrupted(f"{len(self.state.done)} measurements kept in {self.state.path}") from None
             self.state.keep_partial(chunk.name, chunk.keys, self.position, counts.tolist())
             raise LesionInterrupted(f"{len(self.state.done)} measurements and {self.position} of {self.n_images} "
                                     f"images of '{chunk.name}' kept in {self.state.path}") from None
+        self.world.sum(counts)  # one all-reduce per chunk
+        if self.ticked < self.n_images:
+            self.tick(self.n_images - self.ticked, phase=chunk.name)
         self.state.finish(chunk.measurements, counts.tolist(), self.n_images)
         return True
 
-    def _pass(self, chunk: Chunk, executor: Executor, counts: Any, start: int) -> None:
+    def _pass(self, chunk: Chunk, executor: Executor, counts: Any, start: int, stop: int) -> None:
+        """Count images start..stop (this rank's part of the chunk) into ``counts``."""
         bs, last_save = self.batch_size, time.monotonic()
+        keeps_partial = self.state.path is not None and not self.world.distributed
         self.position = start
-        while self.position < self.n_images:
-            batch_counts = self._count_batch(executor, self.position, bs, counts)
+        while self.position < stop:
+            batch_counts = self._count_batch(executor, self.position, min(bs, stop - self.position), counts)
             if batch_counts is None:
                 bs = self._halve(bs)
                 continue
-            size = min(bs, self.n_images - self.position)
+            size = min(bs, stop - self.position)
             counts += batch_counts
             self.position += size
-            if (self.state.path is not None and time.monotonic() - last_save > self.save_every
-                    and self.position < self.n_images):
+            if keeps_partial and time.monotonic() - last_save > self.save_every and self.position < stop:
                 self.state.keep_partial(chunk.name, chunk.keys, self.position, counts.tolist())
                 last_save = time.monotonic()
-            self.tick(size, phase=chunk.name)
+            # rank 0 reports for every rank (they run equal parts); the rest is reported when the chunk ends
+            seen = min(size * self.world.size, self.n_images - self.ticked)
+            self.ticked += seen
+            self.tick(seen, phase=chunk.name)
 
     def _count_batch(self, executor: Executor, i: int, bs: int, like: Any) -> Any:
         """Correct counts per configuration on images i..i+bs, or None when the device ran out of memory."""
@@ -608,12 +622,17 @@ def lesion_study(
     arch: str = "",
     dataset: str = "",
     residual: bool | None = None,
+    world: World = SINGLE,
 ) -> LesionResult:
     """Run the lesion study of ``model`` on ``images`` (N x C x H x W, normalised) and ``labels`` (N).
 
     ``progress`` gets a "lesion" event after every batch (images over the whole study, the chunk as its phase;
     it may raise KeyboardInterrupt: the study then keeps its counts and raises ``LesionInterrupted``);
     ``on_chunk(state)`` gets the study's state (``StudyState.to_dict()``) after every chunk it ran.
+
+    Under torchrun (``world``, from ``resnet_cli.distributed.start``) every rank runs every chunk on its part of
+    the images, the counts are summed once per chunk, and rank 0 alone keeps ``state_path`` (give the others
+    no ``progress`` or ``on_chunk``). A study kept by any number of processes resumes with any other.
     """
     unknown = [e for e in experiments if e not in EXPERIMENTS]
     if unknown:
@@ -633,9 +652,9 @@ def lesion_study(
         study = {"arch": arch, "dataset": dataset, "images": len(images), "experiments": list(experiments),
                  "max_k": max_k, "samples": samples, "seed": seed, "model": model_fingerprint(model),
                  "data": data_fingerprint(images, labels)}
-        state = StudyState.open(state_path, study, resume)
+        state = _open_state(state_path, study, resume, world)
         runner = ChunkRunner(layout, images, labels, runtime, state, engine=engine, batch_size=batch_size,
-                             save_every=save_every, notes=notes,
+                             save_every=save_every, notes=notes, world=world,
                              tick=Counter(progress, "lesion", len(images) * len(chunks), "images"))
         for chunk in chunks:
             if runner.run(chunk) and on_chunk:
@@ -644,6 +663,25 @@ def lesion_study(
     return _result(state.done, layout.blocks, skipped, len(images), arch, dataset, bool(residual), notes,
                    settings={"experiments": list(experiments), "max_k": max_k, "samples": samples, "seed": seed,
                              "batch_size": batch_size, "engine": engine, **runtime.settings()})
+
+
+def _open_state(path: str | Path | None, study: dict[str, Any], resume: bool, world: World) -> StudyState:
+    """The study's state; under torchrun rank 0 reads it and sends it to the others (who keep no file)."""
+    if not world.distributed:
+        return StudyState.open(path, study, resume)
+    outcome: Any = None
+    if world.main:
+        try:
+            state = StudyState.open(path, study, resume)
+            outcome = (state.done, state.partial)
+        except ResnetCliError as exc:
+            outcome = exc
+    outcome = world.share(outcome)
+    if isinstance(outcome, ResnetCliError):
+        if world.main:
+            raise outcome
+        raise SystemExit(outcome.exit_code)  # rank 0 says why
+    return state if world.main else StudyState(study, None, *outcome)
 
 
 def _result(done: dict[str, Any], blocks: list[BlockInfo], skipped: list[dict[str, Any]], n_images: int,

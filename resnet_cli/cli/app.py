@@ -64,8 +64,11 @@ class Interrupted(ResnetCliError):
 
 
 def _fail(message: str, code: int) -> int:
-    if message:  # a closed stdout ends quietly, with no message
-        typer.echo(f"Error: {failures.one_line(message)}", err=True)
+    from ..distributed import error_prefix
+
+    prefix = error_prefix()  # under torchrun: rank 0 speaks for the identical errors of every rank
+    if message and prefix is not None:  # a closed stdout ends quietly, with no message
+        typer.echo(f"Error: {prefix}{failures.one_line(message)}", err=True)
     return code
 
 

@@ -53,6 +53,7 @@ def gradients(
 
     Every other block passes the gradient through its shortcut; the magnitude is the gradient norm at the input.
     """
+    from .. import distributed
     from ..analysis.gradients import gradient_flow
     from ..analysis.inputs import load_study_inputs
     from ..devices import resolve_device
@@ -71,12 +72,15 @@ def gradients(
         check_writable(out, "--out", folder=True)
     torch_device = resolve_device(device.value)
     inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, split, normalize=normalize)
+    world, torch_device = distributed.start(torch_device)  # under torchrun; rank 0 alone shows and writes
     n = len(inputs.model.residual_blocks())
     lengths = sorted(set(range(0, n + 1, step)) | {n})
-    with progress(not quiet and fmt is OutputFormat.table) as show:
+    with progress(world.main and not quiet and fmt is OutputFormat.table) as show:
         result = gradient_flow(inputs.model, inputs.images, inputs.labels, lengths=lengths, samples=samples,
                                batch_size=batch_size, seed=seed, mass=mass, device=torch_device, progress=show,
-                               arch=inputs.checkpoint.arch, dataset=inputs.dataset)
+                               arch=inputs.checkpoint.arch, dataset=inputs.dataset, world=world)
+    if not world.main:
+        return
     if out is not None:
         atomic_write_text(out / "gradients.json", to_json(result.to_dict()) + "\n")
         gradients_plots(result, out)

@@ -59,6 +59,7 @@ def lesion(
 
     On a plain net an identity replaces a layer where the shapes allow.
     """
+    from .. import distributed
     from ..analysis.inputs import load_study_inputs
     from ..analysis.lesion import lesion_study
     from ..devices import resolve_device
@@ -70,18 +71,21 @@ def lesion(
     chosen = _check_options(ctx, experiments, engine, resume, out)
     torch_device = resolve_device(device.value)
     inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, normalize=normalize)
+    world, torch_device = distributed.start(torch_device)  # under torchrun; rank 0 alone shows and writes
 
     def write_measurements(state: dict[str, Any]) -> None:
         atomic_write_text(out / "measurements.csv", to_csv(*measurements_csv(state)))  # type: ignore[operator]
 
-    with progress(not quiet and fmt is OutputFormat.table) as show, _errors_in_option_terms():
+    with progress(world.main and not quiet and fmt is OutputFormat.table) as show, _errors_in_option_terms():
         result = lesion_study(
             inputs.model, inputs.images, inputs.labels, experiments=chosen, max_k=max_k, samples=samples,
             seed=seed, batch_size=batch_size, device=torch_device, engine=engine,
             state_path=out / "measurements.json" if out is not None else None, resume=resume, progress=show,
-            on_chunk=write_measurements if out is not None else None,
+            on_chunk=write_measurements if out is not None and world.main else None, world=world,
             arch=inputs.checkpoint.arch, dataset=inputs.dataset, residual=inputs.checkpoint.spec.residual,
         )
+    if not world.main:
+        return
     if out is not None:
         atomic_write_text(out / "lesion.json", to_json(result.to_dict()) + "\n")
         plots = lesion_plots(result, out)

@@ -164,17 +164,21 @@ def eval_command(
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Test error and accuracy of a checkpoint on its dataset (or --dataset)."""
+    from .. import distributed
     from ..analysis.evaluation import evaluate_checkpoint
     from ..render.progress import progress
     from ..render.training import eval_csv, eval_table
 
     if split not in ("test", "train"):
         raise ResnetCliError(f"--split must be test or train, not {split!r}")
-    with progress(not quiet and OutputFormat(fmt) is OutputFormat.table) as show:
+    main = distributed.from_environment().main  # under torchrun rank 0 alone shows and prints
+    with progress(main and not quiet and OutputFormat(fmt) is OutputFormat.table) as show:
         report = evaluate_checkpoint(checkpoint, arch=arch, dataset=dataset, split=split, data_dir=data_dir,
                                      download=download, limit=limit, input_size=input_size, batch_size=batch_size,
-                                     workers=workers, device=device.value, progress=show, normalize=normalize)
-    emit(report, fmt, eval_table, eval_csv)
+                                     workers=workers, device=device.value, progress=show, normalize=normalize,
+                                     distributed=True)
+    if main:
+        emit(report, fmt, eval_table, eval_csv)
 
 
 @app.command("plot-record")
