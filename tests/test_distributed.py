@@ -1,0 +1,97 @@
+"""lesion, gradients and eval under torchrun (2 processes, gloo on the CPU) against one process; a crashed rank
+ends the launch with one line and ``--resume`` finishes the study.
+
+Why the counts are identical, not merely close: the ranks get whole batches of the very batching one process
+uses (``World.part``), and on the CPU a batch's logits do not depend on which process computes them. Gradient
+shares differ only by the order of floating-point additions (per-rank sums added after), hence 1e-9.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from lesion_nets import one_thread, trained, write_checkpoint
+from typer.testing import CliRunner
+
+from resnet_cli.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+LESION = ["--limit", "120", "-b", "16", "--experiments", "single,multi", "--max-k", "3", "--samples", "2",
+          "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    spec, model, info = trained("cifar_resnet14")
+    return write_checkpoint(tmp_path_factory.mktemp("dist") / "resnet14.pt", spec, model, info)
+
+
+def torchrun(commands, out_dir, env=None, timeout=180):
+    """``torchrun --standalone --nproc-per-node 2 -m dist_run``: ``commands`` in one launch; returns the process
+    and each command's stdout on rank 0 (after checking that rank 1 printed nothing)."""
+    environ = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", "OMP_NUM_THREADS": "1",
+               "COMMANDS": json.dumps([list(map(str, c)) for c in commands]), "OUT_DIR": str(out_dir),
+               **(env or {})}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "dist_run"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=timeout)
+    outs = []
+    for i in range(len(commands)):
+        if (out_dir / f"{i}.out.0").exists():
+            assert (out_dir / f"{i}.out.1").read_text() == ""  # rank 0 alone prints
+            outs.append((out_dir / f"{i}.out.0").read_text())
+    return proc, outs
+
+
+def one_process(*args):
+    with one_thread():
+        res = CliRunner().invoke(app, list(map(str, args)))
+    assert res.exit_code == 0, res.output
+    return res
+
+
+def test_lesion_gradients_and_eval_in_two_processes_measure_what_one_does(ckpt, tmp_path):
+    gradients = ["gradients", ckpt, "--limit", "48", "-b", "8", "--samples", "2", "--device", "cpu", "-f", "json"]
+    evaluate = ["eval", ckpt, "--limit", "100", "-b", "16", "--device", "cpu", "-f", "json"]
+    proc, (lesion_out, gradients_out, eval_out) = torchrun(
+        [["lesion", ckpt, *LESION, "--out", tmp_path / "two", "-f", "json"], gradients, evaluate], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+
+    one = json.loads(one_process("lesion", ckpt, *LESION, "-f", "json").stdout)
+    assert json.loads(lesion_out) == one  # the same counts, errors and configurations, exactly
+    assert json.loads((tmp_path / "two" / "lesion.json").read_text()) == one
+    assert one["multi"] and len(one["single"]) == 6
+
+    a, b = json.loads(one_process(*gradients).stdout), json.loads(gradients_out)
+    assert a["images"] == b["images"] == 48
+    assert a["effective_range"]["low"] == b["effective_range"]["low"]
+    for x, y in zip(a["lengths"], b["lengths"], strict=True):
+        assert math.isclose(x["share"], y["share"], rel_tol=1e-9, abs_tol=1e-15)
+        assert math.isclose(x["magnitude_std"], y["magnitude_std"], rel_tol=1e-9, abs_tol=1e-15)
+
+    a, b = json.loads(one_process(*evaluate).stdout), json.loads(eval_out)
+    assert (b["correct"], b["images"]) == (a["correct"], 100)
+    assert math.isclose(a["loss"], b["loss"], rel_tol=1e-12)
+
+
+def test_a_killed_rank_ends_the_launch_and_resume_finishes_the_study(ckpt, tmp_path):
+    out = tmp_path / "study"
+    started = time.monotonic()
+    crashed, _ = torchrun([["lesion", ckpt, *LESION, "--out", out, "-q"]], tmp_path,
+                          env={"DIE_AT_CHUNK": "3", "RESNET_CLI_DIST_TIMEOUT": "30"})
+    assert crashed.returncode != 0 and time.monotonic() - started < 60
+    ours = [line for line in crashed.stderr.splitlines() if line.startswith("Error:")]
+    assert len(ours) == 1 and "rank 0" not in ours[0], crashed.stderr  # rank 0 speaks, once
+    assert "another process" in ours[0]
+    kept = json.loads((out / "measurements.json").read_text())
+    # chunks 1 (baseline + single) and 2 (multi k=1) were summed and kept; chunk 3 died with rank 1
+    assert {d["experiment"] for d in kept["done"].values()} == {"baseline", "single", "multi"}
+    assert {d["k"] for d in kept["done"].values() if d["experiment"] == "multi"} == {1}
+    assert kept["partial"] is None
+    resumed = one_process("lesion", ckpt, *LESION, "--out", out, "--resume", "-f", "json")
+    whole = one_process("lesion", ckpt, *LESION, "-f", "json")
+    assert json.loads(resumed.stdout) == json.loads(whole.stdout)  # nothing measured twice, nothing lost
