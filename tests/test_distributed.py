@@ -63,7 +63,8 @@ def test_lesion_gradients_and_eval_in_two_processes_measure_what_one_does(ckpt, 
 
     one = json.loads(one_process("lesion", ckpt, *LESION, "-f", "json").stdout)
     assert json.loads(lesion_out) == one  # the same counts, errors and configurations, exactly
-    assert json.loads((tmp_path / "two" / "lesion.json").read_text()) == one
+    saved = json.loads((tmp_path / "two" / "lesion.json").read_text())  # (stdout adds how the checkpoint loaded)
+    assert {"baseline_error", "single", "multi"} <= set(saved) and saved == {k: one[k] for k in saved}
     assert one["multi"] and len(one["single"]) == 6
 
     a, b = json.loads(one_process(*gradients).stdout), json.loads(gradients_out)
