@@ -1,38 +1,71 @@
 """The Typer application, its error handling and the options every command shares.
 
-Commands live in one module each (cli/params.py, ...) and register on ``app``. Errors: a ``ResnetCliError``
-from the core, or a bad option, becomes one line on stderr and exit code 2 — never a traceback.
+Commands live in one module each (cli/params.py, ...) and register on ``app``; ``COMMANDS`` names the module of
+each, and only the invoked command's module is imported (start-up in a blink, issue 15). Errors: a
+``ResnetCliError`` from the core, or a bad option, becomes one line on stderr and exit code 2 — never a traceback.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer._click import exceptions as click_exc  # typer >= 0.29 vendors click; pinned in pyproject.toml
 from typer.core import TyperGroup
 
 from ..errors import ResnetCliError
 from ..render import OutputFormat
-from . import failures
+from . import clickapi, failures
+
+# Each command and the module of resnet_cli.cli that defines it, in the order --help lists them.
+COMMANDS = {
+    "lesion": "lesion",
+    "gradients": "gradients",
+    "archs": "params",
+    "params": "params",
+    "compare": "params",
+    "paths": "paths",
+    "train": "train",
+    "eval": "train",
+    "plot-record": "train",
+}
 
 
 class ResnetCliGroup(TyperGroup):
-    """Runs commands with one-line errors: usage mistakes and core errors exit 2 with ``Error: ...``."""
+    """Runs commands with one-line errors (usage mistakes and core errors exit 2 with ``Error: ...``) and imports
+    a command's module only when that command is asked for."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(f"{__package__}.{COMMANDS[cmd_name]}")  # registers its commands on ``app``
+            self.commands.update(typer.main.get_command(app).commands)
+        return self.commands.get(cmd_name)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        # A typo: suggest among all commands, not only those built so far (which typer and click would do).
+        if args and args[0] not in COMMANDS:
+            matches = difflib.get_close_matches(args[0], list(COMMANDS))
+            hint = f" Did you mean {', '.join(repr(m) for m in matches)}?" if matches else ""
+            raise clickapi.UsageError(f"No such command {args[0]!r}.{hint}", ctx)
+        return super().resolve_command(ctx, args)
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click_exc.NoArgsIsHelpError:
+        except clickapi.NoArgsIsHelpError:
             rv = 0  # the help was already printed
-        except click_exc.UsageError as exc:
+        except clickapi.UsageError as exc:
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
             rv = _fail(f"{exc.format_message()}{hint}", exc.exit_code)
-        except click_exc.ClickException as exc:
+        except clickapi.ClickException as exc:
             rv = _fail(exc.format_message(), exc.exit_code)
         except ResnetCliError as exc:
             rv = _fail(str(exc), exc.exit_code)
@@ -78,9 +111,17 @@ app = typer.Typer(
     help="Take residual networks apart the way the ResNet papers do: sizes, paths, lesions, training.",
     no_args_is_help=True,
     add_completion=False,
+    suggest_commands=False,  # ResnetCliGroup.resolve_command suggests
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+@app.callback()
+def _group() -> None:
+    # A callback makes typer build a group however many commands are registered so far (one, after importing
+    # cli/paths.py alone); the group's help is the ``help`` above.
+    pass
 
 
 class Device(str, Enum):
@@ -142,9 +183,7 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override any sp
 def options_given(ctx: typer.Context, *names: str) -> list[str]:
     """The options among the parameters ``names`` that the user typed (not left at their defaults), spelled as
     on the command line, for refusing options that a mode of a command would otherwise silently ignore."""
-    from typer._click.core import ParameterSource
-
-    typed = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    typed = (clickapi.ParameterSource.COMMANDLINE, clickapi.ParameterSource.ENVIRONMENT)
     return [max(p.opts, key=len) for p in ctx.command.params
             if p.name in names and ctx.get_parameter_source(p.name) in typed]
 

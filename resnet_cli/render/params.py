@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from rich import box
-
 from . import fmt_int, fmt_shape, fmt_si, safe
 
 
 def params_table(report: Any, console: Any) -> None:
+    from rich import box  # here, not at the top: JSON and CSV start faster without rich
     from rich.table import Table
 
     title = (f"{safe(report.arch)}  ·  input {report.input_size}x{report.input_size}  ·  "
@@ -55,6 +54,7 @@ def params_table(report: Any, console: Any) -> None:
 
 
 def _fvcore_modules_table(fv: dict[str, Any], console: Any) -> None:
+    from rich import box
     from rich.table import Table
 
     table = Table(title="fvcore, per module (flops = fused multiply-adds by fvcore's default handles)",
@@ -103,6 +103,7 @@ def params_csv(report: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
 
 
 def block_table(report: Any, console: Any) -> None:
+    from rich import box
     from rich.table import Table
 
     table = Table(title=f"{report.block} block, {report.channels} channels, "
@@ -130,6 +131,7 @@ def block_csv(report: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
 
 
 def compare_table(report: Any, console: Any) -> None:
+    from rich import box
     from rich.table import Table
 
     data = report.to_dict()
@@ -158,6 +160,7 @@ def compare_csv(report: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
 
 
 def archs_table(report: Any, console: Any) -> None:
+    from rich import box
     from rich.table import Table
 
     table = Table(title=f"{len(report.rows)} architectures (MACs at each one's default input)",
