@@ -43,8 +43,8 @@ except SystemExit as exc:
 else:
     code = 0
 roots = sorted({name.partition('.')[0] for name in sys.modules})
-commands = sorted(name for name in sys.modules if name.startswith('resnet_cli.cli.') and name not in
-            ('resnet_cli.cli.app', 'resnet_cli.cli.clickapi'))
+from resnet_cli.cli.app import COMMANDS
+commands = sorted({f'resnet_cli.cli.{module}' for module in COMMANDS.values()} & set(sys.modules))
 print(json.dumps({'exit': code, 'modules': roots, 'command_modules': commands}), file=sys.stderr)
 """
 
