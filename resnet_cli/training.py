@@ -154,7 +154,12 @@ def iterate_batches(dataset: Any, indices: torch.Tensor, batch_size: int, worker
                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of ``dataset`` in the order of ``indices``: tensor datasets are indexed directly (``get_batch``),
     others go through a DataLoader with exactly these batches."""
-    chunks = list(torch.split(indices, batch_size))
+    return iterate_chunks(dataset, list(torch.split(indices, batch_size)), workers)
+
+
+def iterate_chunks(dataset: Any, chunks: list[torch.Tensor], workers: int = 0,
+                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One batch of ``dataset`` per tensor of indices in ``chunks``."""
     if hasattr(dataset, "get_batch"):
         for chunk in chunks:
             yield dataset.get_batch(chunk)
@@ -238,11 +243,21 @@ class Trainer:
                  config: TrainConfig = TrainConfig(), *, device: Any = "cpu", checkpoint: str | Path | None = None,
                  best_checkpoint: str | Path | None = None, progress: Progress | None = None,
                  log: Callable[[str], None] | None = None,
-                 on_step: Callable[[Trainer, int, int], None] | None = None) -> None:
+                 on_step: Callable[[Trainer, int, int], None] | None = None, world: World = SINGLE,
+                 sync_bn: bool = False) -> None:
         self.config = config.validate()
         self.spec, self.info = spec, info
         self.device = torch.device(device)
+        self.world = world
         self.model = model.to(self.device)
+        if world.distributed and sync_bn:
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        #: what the steps run: under torchrun the DistributedDataParallel wrapper (gradients averaged over the
+        #: ranks); ``model`` stays the bare network (evaluation, checkpoints without "module." keys)
+        self.net = self.model
+        if world.distributed:
+            self.net = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
         self.train_set, self.test_set = train_set, test_set
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.best_checkpoint = Path(best_checkpoint) if best_checkpoint else None
@@ -268,7 +283,7 @@ class Trainer:
             "epoch": self.epoch, "step": self.step, "partial": dict(self.partial),
             "best_error": self.best_error, "best_epoch": self.best_epoch,
             "rng_cpu": torch.get_rng_state(), "interrupted": interrupted,
-            "device": str(self.device), "data": dict(self.data_options),
+            "device": str(self.device), "data": dict(self.data_options), "world_size": self.world.size,
         }
         if self.scaler is not None:
             extra["scaler"] = self.scaler.state_dict()
@@ -281,6 +296,7 @@ class Trainer:
         try:
             self.optimizer.load_state_dict(extra["optimizer"])
             self.epoch, self.step = int(extra["epoch"]), int(extra["step"])
+            saved_world = int(extra.get("world_size", 1))
             self.partial = dict(extra.get("partial") or self.partial)
             self.best_error, self.best_epoch = extra.get("best_error"), extra.get("best_epoch")
             if "rng_cpu" in extra:
@@ -288,6 +304,10 @@ class Trainer:
         except (KeyError, ValueError, TypeError, RuntimeError) as exc:
             raise ResnetCliError(f"the checkpoint cannot be resumed: its training state is incomplete ({exc})"
                                  ) from None
+        if self.step and saved_world != self.world.size:
+            raise ResnetCliError(f"this checkpoint stopped inside an epoch of {saved_world} process(es), whose "
+                                 f"steps {self.world.size} would cut differently: continue it with "
+                                 f"{saved_world} (a checkpoint from the end of an epoch continues with any number)")
         if self.scaler is not None and "scaler" in extra:
             self.scaler.load_state_dict(extra["scaler"])
         if self.device.type == "cuda" and "rng_cuda" in extra:
@@ -295,6 +315,8 @@ class Trainer:
         self.record = [dict(r) for r in record]
 
     def save(self, path: Path, interrupted: bool = False) -> None:
+        if not self.world.main:  # under torchrun rank 0 alone writes (every rank holds the same weights)
+            return
         save_checkpoint(path, spec=self.spec, state_dict=self.model.state_dict(), dataset=self.info,
                         record=self.record, extra=self.extra_state(interrupted))
 
@@ -323,22 +345,24 @@ class Trainer:
         lr = cfg.lr_at(epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        order = self.epoch_order(epoch)
-        batches = list(torch.split(order, cfg.batch_size))
-        if len(batches) > 1 and len(batches[-1]) == 1:
-            batches.pop()  # batch norm cannot train on a single image
+        # a step is one global batch of batch_size images per rank, dealt out in equal parts
+        w = self.world.size
+        batches = list(torch.split(self.epoch_order(epoch), cfg.batch_size * w))
+        if len(batches) > 1 and len(batches[-1]) < 2 * w:
+            batches.pop()  # batch norm cannot train on a single image (per rank)
         n_steps = len(batches)
         phase = f"epoch {epoch + 1}/{cfg.epochs}"
         # every epoch has the same number of steps: the run's total is known from the first
         tick = Counter(self.progress, "train", n_steps * cfg.epochs, "steps", done=n_steps * epoch + self.step)
         tick(0, phase=phase)
         self.model.train()
-        remaining = torch.cat(batches[self.step:]) if self.step < n_steps else torch.empty(0, dtype=torch.int64)
+        mine = [torch.tensor_split(b, w)[self.world.rank] for b in batches[self.step:]]
         t_start = time.perf_counter()
         p = self.partial
-        for x, y in iterate_batches(self.train_set, remaining, cfg.batch_size, cfg.workers):
+        for x, y in iterate_chunks(self.train_set, mine, cfg.workers):
             if cfg.augment and (self.info.crop_padding or self.info.flip):
-                g = torch.Generator().manual_seed(mix_seed(cfg.seed, epoch, self.step))
+                parts = (cfg.seed, epoch, self.step) + ((self.world.rank,) if self.world.distributed else ())
+                g = torch.Generator().manual_seed(mix_seed(*parts))
                 x = augment_batch(x, self.info, g)
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             loss, correct = self._step(x, y)
@@ -358,13 +382,13 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if self.use_amp:
             with torch.autocast("cuda", dtype=torch.float16):
-                logits = self.model(x)
+                logits = self.net(x)
                 loss = nn.functional.cross_entropy(logits, y)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
-            logits = self.model(x)
+            logits = self.net(x)
             loss = nn.functional.cross_entropy(logits, y)
             loss.backward()
             self.optimizer.step()
@@ -376,11 +400,20 @@ class Trainer:
                                  f"try a lower --lr")
         return value, int(n_correct)
 
+    def _summed_partial(self) -> dict[str, float]:
+        """The epoch's training loss, correct count and images over every rank (time: this rank's)."""
+        p = self.partial
+        if not self.world.distributed:
+            return p
+        sums = self.world.sum(torch.tensor([p["loss"], p["correct"], p["seen"]], dtype=torch.float64,
+                                           device=self.device)).tolist()
+        return {"loss": sums[0], "correct": sums[1], "seen": sums[2], "time": p["time"]}
+
     def _end_epoch(self) -> None:
-        cfg, p = self.config, self.partial
+        cfg, p = self.config, self._summed_partial()
         t0 = time.perf_counter()
         test = evaluate(self.model, self.test_set, batch_size=cfg.eval_batch_size, device=self.device,
-                        amp=cfg.amp, workers=cfg.workers)
+                        amp=cfg.amp, workers=cfg.workers, world=self.world)
         eval_time = time.perf_counter() - t0
         seen = max(1, int(p["seen"]))
         prev_wall = self.record[-1]["wall_time_s"] if self.record else 0.0
@@ -416,6 +449,9 @@ class Trainer:
         where = f"epoch {self.epoch + 1}, step {self.step}"
         if self.checkpoint is None:
             raise TrainingInterrupted(f"interrupted at {where}; no checkpoint path was given, nothing was saved")
+        if self.world.distributed:  # the ranks' running statistics of the epoch are not summed
+            raise TrainingInterrupted(f"interrupted at {where}; the checkpoint of the last finished epoch is in "
+                                      f"{self.checkpoint}")
         self.save(self.checkpoint, interrupted=True)
         raise TrainingInterrupted(f"interrupted at {where}; resumable checkpoint written to {self.checkpoint} "
                                   f"(continue with: resnet-cli train --resume {self.checkpoint})")
@@ -446,25 +482,50 @@ def saved_epochs(checkpoint: Checkpoint) -> int:
     return int((checkpoint.extra.get("config") or {}).get("epochs", 0)) or 30
 
 
+def _network(spec: ArchSpec, state: Checkpoint | None, info: DatasetInfo, seed: int,
+             notes: list[str]) -> tuple[ArchSpec, nn.Module]:
+    """The network to train: a new one (its classes fitted to the data, seeded weights) or the checkpoint's."""
+    from .models import build_model
+
+    if state is None:
+        if spec.num_classes != info.num_classes:
+            spec = spec.replace(num_classes=info.num_classes)
+            notes.append(f"num_classes set to {info.num_classes} to fit {info.name}")
+        torch.manual_seed(seed)
+        return spec, build_model(spec)
+    if info.num_classes != spec.num_classes:
+        raise ResnetCliError(f"the data has {info.num_classes} classes; the checkpoint's network has "
+                             f"{spec.num_classes}")
+    model = state.build_model()
+    model.train()
+    return spec, model
+
+
 def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, device: str = "auto",
           data_dir: str | None = None, download: bool = False, train_limit: int | None = None,
           test_limit: int | None = None, checkpoint: str | Path | None = None,
           best_checkpoint: str | Path | None = None, resume: str | Path | Checkpoint | None = None,
           progress: Progress | None = None,
           log: Callable[[str], None] | None = None,
-          on_step: Callable[[Trainer, int, int], None] | None = None) -> TrainResult:
+          on_step: Callable[[Trainer, int, int], None] | None = None, distributed: bool = False,
+          sync_bn: bool = False) -> TrainResult:
     """Train ``spec`` on ``dataset`` (or continue ``resume``), with checkpoints; the CLI's ``train``.
 
     The network's classes, input size and channels follow the data (``num_classes`` from the dataset; the
     input size from the spec unless the dataset fixes it). With ``resume``, the spec, data and configuration come
-    from the checkpoint; ``config.epochs`` may extend the run.
+    from the checkpoint; ``config.epochs`` may extend the run. With ``distributed``, join the run torchrun
+    launched (if it did): DistributedDataParallel, ``config.batch_size`` images per rank and step, each rank a
+    disjoint part of every epoch's seeded order, ``sync_bn`` for SyncBatchNorm; rank 0 writes the checkpoints.
     """
+    from . import distributed as dist
     from .data import load_dataset
     from .devices import resolve_device
-    from .models import build_model
 
     notes: list[str] = []
     dev = resolve_device(device)
+    if sync_bn and dist.from_environment().distributed and dev.type != "cuda":
+        raise ResnetCliError("SyncBatchNorm works on CUDA only (torch's gloo backend on the CPU has none)")
+    world, dev = dist.start(dev) if distributed else (dist.SINGLE, dev)
     state = None
     if resume is not None:
         state = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
@@ -491,20 +552,13 @@ def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, 
                                    limit=train_limit, seed=config.seed, in_channels=in_channels)
     test_set, _ = load_dataset(dataset, "test", input_size=input_size, data_dir=data_dir, limit=test_limit,
                                in_channels=in_channels)
-    if state is None:
-        if spec.num_classes != info.num_classes:
-            spec = spec.replace(num_classes=info.num_classes)
-            notes.append(f"num_classes set to {info.num_classes} to fit {info.name}")
-        torch.manual_seed(config.seed)
-        model = build_model(spec)
-    else:
-        if info.num_classes != spec.num_classes:
-            raise ResnetCliError(f"the data has {info.num_classes} classes; the checkpoint's network has "
-                                 f"{spec.num_classes}")
-        model = state.build_model()
-        model.train()
+    spec, model = _network(spec, state, info, config.seed, notes)
     trainer = Trainer(model, spec, train_set, test_set, info, config, device=dev, checkpoint=checkpoint,
-                      best_checkpoint=best_checkpoint, progress=progress, log=log, on_step=on_step)
+                      best_checkpoint=best_checkpoint, progress=progress, log=log, on_step=on_step, world=world,
+                      sync_bn=sync_bn)
+    if world.distributed:
+        notes.append(f"{world.size} processes: a step is a global batch of {config.batch_size * world.size} "
+                     f"images ({config.batch_size} per process)" + (", SyncBatchNorm" if sync_bn else ""))
     trainer.data_options = {"train_limit": train_limit, "test_limit": test_limit}
     resumed_from = 0
     if state is not None:

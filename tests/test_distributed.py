@@ -54,29 +54,59 @@ def one_process(*args):
     return res
 
 
-def test_lesion_gradients_and_eval_in_two_processes_measure_what_one_does(ckpt, tmp_path):
-    gradients = ["gradients", ckpt, "--limit", "48", "-b", "8", "--samples", "2", "--device", "cpu", "-f", "json"]
-    evaluate = ["eval", ckpt, "--limit", "100", "-b", "16", "--device", "cpu", "-f", "json"]
-    proc, (lesion_out, gradients_out, eval_out) = torchrun(
-        [["lesion", ckpt, *LESION, "--out", tmp_path / "two", "-f", "json"], gradients, evaluate], tmp_path)
-    assert proc.returncode == 0, proc.stderr
+GRADIENTS = ["--limit", "48", "-b", "8", "--samples", "2", "--device", "cpu", "-f", "json"]
+EVAL = ["--limit", "100", "-b", "16", "--device", "cpu", "-f", "json"]
+TRAIN = ["--arch", "cifar_resnet8", "--dataset", "synthetic", "--limit", "64", "--test-limit", "32", "--epochs", "1",
+         "-b", "8", "--device", "cpu", "--no-best", "-f", "json"]
 
+
+@pytest.fixture(scope="module")
+def launch(ckpt, tmp_path_factory):
+    """One torchrun launch of lesion, gradients, eval and train (3 torch start-ups instead of 12)."""
+    tmp = tmp_path_factory.mktemp("launch")
+    proc, outs = torchrun([["lesion", ckpt, *LESION, "--out", tmp / "two", "-f", "json"],
+                           ["gradients", ckpt, *GRADIENTS], ["eval", ckpt, *EVAL],
+                           ["train", *TRAIN, "-o", tmp / "ddp.pt"]], tmp)
+    assert proc.returncode == 0, proc.stderr
+    return dict(zip(("lesion", "gradients", "eval", "train"), outs)), tmp
+
+
+def test_lesion_in_two_processes_counts_exactly_what_one_counts(ckpt, launch):
+    outs, tmp = launch
     one = json.loads(one_process("lesion", ckpt, *LESION, "-f", "json").stdout)
-    assert json.loads(lesion_out) == one  # the same counts, errors and configurations, exactly
-    saved = json.loads((tmp_path / "two" / "lesion.json").read_text())  # (stdout adds how the checkpoint loaded)
+    assert json.loads(outs["lesion"]) == one  # the same counts, errors and configurations, exactly
+    saved = json.loads((tmp / "two" / "lesion.json").read_text())  # (stdout adds how the checkpoint loaded)
     assert {"baseline_error", "single", "multi"} <= set(saved) and saved == {k: one[k] for k in saved}
     assert one["multi"] and len(one["single"]) == 6
 
-    a, b = json.loads(one_process(*gradients).stdout), json.loads(gradients_out)
+
+def test_gradients_and_eval_in_two_processes_measure_what_one_does(ckpt, launch):
+    outs, _ = launch
+    a, b = json.loads(one_process("gradients", ckpt, *GRADIENTS).stdout), json.loads(outs["gradients"])
     assert a["images"] == b["images"] == 48
     assert a["effective_range"]["low"] == b["effective_range"]["low"]
     for x, y in zip(a["lengths"], b["lengths"], strict=True):
         assert math.isclose(x["share"], y["share"], rel_tol=1e-9, abs_tol=1e-15)
         assert math.isclose(x["magnitude_std"], y["magnitude_std"], rel_tol=1e-9, abs_tol=1e-15)
 
-    a, b = json.loads(one_process(*evaluate).stdout), json.loads(eval_out)
+    a, b = json.loads(one_process("eval", ckpt, *EVAL).stdout), json.loads(outs["eval"])
     assert (b["correct"], b["images"]) == (a["correct"], 100)
     assert math.isclose(a["loss"], b["loss"], rel_tol=1e-12)
+
+
+def test_two_process_training_writes_a_checkpoint_one_process_evaluates_and_continues(launch):
+    outs, tmp = launch
+    ddp = json.loads(outs["train"])
+    assert any("global batch of 16 images (8 per process)" in n for n in ddp["notes"])
+    assert ddp["record"][0]["train_images"] == 64  # both ranks' disjoint halves of the epoch, summed
+    ckpt = tmp / "ddp.pt"
+    evaluated = json.loads(one_process("eval", ckpt, "--device", "cpu", "--limit", "32", "-f", "json").stdout)
+    assert evaluated["images"] == 32
+    assert math.isclose(evaluated["error"], ddp["record"][0]["test_error"], abs_tol=1e-12)  # the same weights
+    resumed = json.loads(one_process("train", "--resume", ckpt, "--epochs", "2", "--device", "cpu",
+                                     "-f", "json").stdout)
+    assert resumed["resumed_from_epoch"] == 1 and [r["epoch"] for r in resumed["record"]] == [1, 2]
+    assert resumed["record"][0] == ddp["record"][0]
 
 
 def test_a_killed_rank_ends_the_launch_and_resume_finishes_the_study(ckpt, tmp_path):

@@ -78,10 +78,13 @@ def train(
                                               "pdf, svg).")] = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = Device.auto,
+    sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Under torchrun: batch norm statistics over every "
+                                          "process's batch (SyncBatchNorm).")] = False,
     quiet: QuietOpt = False,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Train a network with the ResNet paper's recipe; checkpoints every epoch, best checkpoint, --resume."""
+    from .. import distributed
     from ..render.progress import progress
     from ..render.training import plot_records, record_csv, train_table
     from ..training import TrainConfig
@@ -99,18 +102,17 @@ def train(
         output = output or Path("checkpoint.pt")
         config = TrainConfig(epochs=epochs or 30, batch_size=batch_size, lr=lr, momentum=momentum,
                              weight_decay=weight_decay, augment=augment, seed=seed, amp=amp, workers=workers)
-    best = _best_path(output, best, no_best)
-    # Every output path is checked before the first epoch, not found wrong after the last one.
-    check_writable(output, "--output")
-    if best is not None:
-        check_writable(best, "--best")
-    if plot is not None:
-        check_figure_path(plot)
-    console = stderr_console(quiet)
-    with progress(not quiet and OutputFormat(fmt) is OutputFormat.table, None if quiet else console) as show:
+    best = _check_outputs(output, best, no_best, plot)
+    main = distributed.from_environment().main  # under torchrun rank 0 alone shows, prints and writes
+    console = stderr_console(quiet or not main)
+    with progress(main and not quiet and OutputFormat(fmt) is OutputFormat.table,
+                  None if quiet or not main else console) as show:
         result = run_training(spec, dataset or "synthetic", config, device=device.value, data_dir=data_dir,
                               download=download, train_limit=limit, test_limit=test_limit, checkpoint=output,
-                              best_checkpoint=best, resume=saved, progress=show, log=show.log)
+                              best_checkpoint=best, resume=saved, progress=show, log=show.log, distributed=True,
+                              sync_bn=sync_bn)
+    if not main:
+        return
     if plot is not None:
         plot_records([(result.spec.name, result.record)], plot,
                      title=f"{result.spec.name} on {result.dataset.name}")
@@ -136,14 +138,19 @@ def _resume_config(ctx: typer.Context, resume: Path, arch: str | None, dataset: 
     return saved, TrainConfig(epochs=epochs or saved_epochs(saved), workers=workers)
 
 
-def _best_path(output: Path, best: Path | None, no_best: bool) -> Path | None:
-    """Where the best epoch's checkpoint goes: --best, or OUTPUT with .best before the suffix; None with
-    --no-best."""
+def _check_outputs(output: Path, best: Path | None, no_best: bool, plot: Path | None) -> Path | None:
+    """Where the best epoch's checkpoint goes (--best, or OUTPUT with .best before the suffix; None with
+    --no-best), after checking that every output can be written: before the first epoch, not after the last."""
     if no_best and best is not None:
         raise ResnetCliError("give --best FILE or --no-best, not both")
-    if no_best:
-        return None
-    return best or output.with_name(f"{output.stem}.best{output.suffix or '.pt'}")
+    if not no_best:
+        best = best or output.with_name(f"{output.stem}.best{output.suffix or '.pt'}")
+    check_writable(output, "--output")
+    if best is not None:
+        check_writable(best, "--best")
+    if plot is not None:
+        check_figure_path(plot)
+    return best
 
 
 @app.command("eval")
