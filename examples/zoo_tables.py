@@ -23,8 +23,8 @@ TABLES = [
         ("resnet56", "0.85M", ""), ("resnet110", "1.7M", ""), ("resnet1202", "19.4M", ""),
     ]),
     ("He et al. 2016 (identity mappings) — pre-activation ResNets, CIFAR-10", [
-        ("preact_resnet110", "1.7M", ""),
-        ("preact_resnet164", "1.7M", ""),
+        ("preact_resnet110", "1.7M", "fb.resnet.torch preresnet.lua, its CIFAR default: option A"),
+        ("preact_resnet164", "1.7M", "KaimingHe/resnet-1k-layers: the stride in the first 1x1"),
         ("preact_resnet1001", "10.2M", "the paper leaves out BN's scales and shifts: 10,178,490 without them"),
     ]),
     ("Xie et al. 2017, Table 7 — ResNeXt-29 on CIFAR", [
@@ -34,8 +34,20 @@ TABLES = [
     ("Zagoruyko & Komodakis 2016 — Wide ResNets on CIFAR", [
         ("wrn40_4", "8.9M", WRN_NOTE), ("wrn16_8", "11.0M", WRN_NOTE), ("wrn28_10", "36.5M", WRN_NOTE),
     ]),
+    ("He et al. 2015 Table 1, He et al. 2019, Hu et al. 2018 — ImageNet layouts as the authors' code has them", [
+        ("resnet50_v1", "25,557,032", "stride in the first 1x1; MACs = Table 1's 3.8 GFLOPs"),
+        ("resnet101_v1", "44,549,160", "MACs = Table 1's 7.6 GFLOPs"),
+        ("resnet152_v1", "60,192,808", "MACs = Table 1's 11.3 GFLOPs"),
+        ("resnet50d", "25,576,264", "timm resnet50d"),
+        ("seresnet50", "28,088,024", "timm seresnet50"),
+        ("seresnext50_32x4d", "27,559,896", "timm seresnext50_32x4d"),
+        ("preact_resnet18", "11,687,720", "fb.resnet.torch preresnet.lua; timm resnetv2 count"),
+        ("preact_resnet50", "25,549,352", "fb.resnet.torch preresnet.lua; timm resnetv2_50"),
+        ("preact_resnet200", "64,666,152", "fb.resnet.torch preresnet.lua (the paper's ResNet-200)"),
+    ]),
     ("Huang et al. 2017, Table 2 — DenseNets on CIFAR", [
-        ("densenet40_12", "1.0M", ""), ("densenet_bc100_12", "0.8M", ""),
+        ("densenet40_12", "1.0M", "the paper's 16-channel stem (the authors' code: 2k = 24, 1,059,298)"),
+        ("densenet_bc100_12", "0.8M", ""),
         ("densenet_bc250_24", "15.3M", ""), ("densenet_bc190_40", "25.6M", ""),
     ]),
     ("torchvision — DenseNets on ImageNet (documented num_params)", [
@@ -73,7 +85,7 @@ def main() -> None:
     print("| placement | ResNet-110 | ResNet-164 |")
     print("|---|---:|---:|")
     for placement in ("original", "bn_after_add", "relu_before_add", "relu_preact", "full_preact"):
-        r110 = plan_model(get_spec("preact_resnet110", placement=placement)).params
+        r110 = plan_model(get_spec("preact_resnet110", placement=placement, shortcut="B")).params
         r164 = plan_model(get_spec("preact_resnet164", placement=placement)).params
         print(f"| {placement} | {r110:,} | {r164:,} |")
     print()

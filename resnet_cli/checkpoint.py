@@ -408,6 +408,12 @@ def infer_arch(state: dict[str, Any], *, residual_only: str | None = None) -> tu
     if residual_only and plain and len(plain) < len(fits):
         fits = [s for s in fits if s.residual]
         dropped = f" ({', '.join(plain)} fits too, but {residual_only} builds only residual nets)"
+    # Where a bottleneck strides leaves no trace in the weights: resnet50 and resnet50_v1 have equal state dicts.
+    # A bare state dict is read in torchvision's (and timm's) layout, the stride in the 3x3, unless --arch says.
+    v15 = [s for s in fits if not s.stride_in_1x1]
+    if len(fits) > 1 and len(v15) == 1:
+        others = ", ".join(s.name for s in fits if s.stride_in_1x1)
+        fits, dropped = v15, f"{dropped} ({others} has the same weights, strided in the first 1x1: pass --arch for it)"
     if len(fits) > 1:
         raise CheckpointError(f"the state dict fits several architectures ({', '.join(s.name for s in fits)}); "
                               f"pass --arch to choose")

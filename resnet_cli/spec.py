@@ -19,7 +19,10 @@ from typing import Any
 from .errors import SpecError, did_you_mean
 from .limits import check_spec
 
-STEMS = ("imagenet", "cifar")
+# imagenet: 7x7/2 conv (+ BN-ReLU) + 3x3/2 max-pool; cifar: one 3x3 conv; deep: ResNet-D's three 3x3 convs
+# (stem_width / 2, stem_width / 2, stem_width; the first at stride 2) + BN-ReLU + max-pool (He et al. 2019,
+# "Bag of Tricks", Fig. 2; timm's stem_type='deep').
+STEMS = ("imagenet", "cifar", "deep")
 # Shortcut options of He et al. 2015 (§3.3 and §4.2): A zero-pads the identity where the shape changes
 # (no parameters), B projects with a 1x1 conv + BN only where the shape changes, C projects on every block.
 SHORTCUTS = ("A", "B", "C")
@@ -79,6 +82,17 @@ class ArchSpec:
     # paper's r = 16). Its hidden width is C / r rounded to a multiple of se_divisor (timm rounds to 8; 1 = C / r).
     se_reduction: int = field(default=0, metadata=FAMILY_ONLY)
     se_divisor: int = field(default=1, metadata=FAMILY_ONLY)
+    # Where a bottleneck strides: False = in the 3x3 (torchvision's "v1.5"); True = in the first 1x1, as in the
+    # ResNet paper's models (He et al. 2015, Table 1) and He et al.'s pre-activation CIFAR code.
+    stride_in_1x1: bool = field(default=False, metadata=FAMILY_ONLY)
+    # ResNet-D's shortcut (He et al. 2019, Fig. 2c): a projection that strides average-pools 2x2 first, then
+    # projects with a stride-1 1x1 conv (timm's avg_down; downsample.0 pool, .1 conv, .2 BN).
+    avg_down: bool = field(default=False, metadata=FAMILY_ONLY)
+    # Whether the stem ends in BN-ReLU. None = the authors' layout: yes, except a CIFAR stem under full
+    # pre-activation (the first block's BN-ReLU follows the conv). Under full pre-activation the first block
+    # pre-activates exactly when the stem does not: False on an ImageNet stem is timm's resnetv2 (conv, max-pool,
+    # then the first block's BN-ReLU); the default is fb.resnet.torch's preresnet.lua (conv-BN-ReLU-max-pool).
+    stem_norm: bool | None = field(default=None, metadata=FAMILY_ONLY)
     description: str = field(default="", compare=False)
 
     # ----------------------------------------------------------------- derived facts

@@ -23,7 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..plan.resnet import block_convs, bottleneck_width, needs_projection, se_width, shares_preactivation
+from ..plan.resnet import (
+    block_convs,
+    bottleneck_width,
+    deep_stem_convs,
+    first_block_preacts,
+    needs_projection,
+    se_width,
+    shares_preactivation,
+    stem_has_norm,
+)
 from ..spec import GATED_MODES, ArchSpec
 from .base import ResidualBlock, ResidualNetwork
 
@@ -55,13 +64,20 @@ def make_shortcut(spec: ArchSpec, in_channels: int, out_channels: int, stride: i
 
     Under full pre-activation the projection is a bare 1x1 conv (its input is already batch-normalised), as in
     He et al.'s pre-activation code and Zagoruyko & Komodakis' Wide ResNets; otherwise conv + BN (torchvision).
+    With ``avg_down`` (ResNet-D) a 2x2 average pool comes first and the conv does not stride: ``downsample.0``
+    pool, ``.1`` conv, ``.2`` BN, timm's names.
     """
     changes_shape = stride != 1 or in_channels != out_channels
     if needs_projection(spec, changes_shape):
-        conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
-        if spec.placement == "full_preact":
-            return nn.Sequential(conv)
-        return nn.Sequential(conv, nn.BatchNorm2d(out_channels))
+        layers: list[nn.Module] = []
+        if spec.avg_down:  # ResNet-D, timm's downsample_avg: pool (or nothing at stride 1), then a 1x1/1 conv
+            layers.append(nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False) if stride != 1
+                          else nn.Identity())
+            stride = 1
+        layers.append(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False))
+        if spec.placement != "full_preact":
+            layers.append(nn.BatchNorm2d(out_channels))
+        return nn.Sequential(*layers)
     if changes_shape:
         return ZeroPadShortcut(in_channels, out_channels, stride)
     return None
@@ -102,9 +118,10 @@ class ResNetBlock(ResidualBlock):
         pre: list[str] = ["relu"] if spec.placement == "relu_preact" else []
         body: list[str] = []
         post: list[str] = []
+        no_preact = first and not first_block_preacts(spec)  # after a stem that ends in BN-ReLU
         for i, (cin, cout, kernel, s, groups) in enumerate(convs, start=1):
             last = i == len(convs)
-            if preact:
+            if preact and not (i == 1 and no_preact):
                 self.add_module(f"bn{i}", nn.BatchNorm2d(cin))
                 (pre if i == 1 else body).extend([f"bn{i}", "relu"])
             if last and self.drop > 0:
@@ -243,22 +260,33 @@ class Bottleneck(ResNetBlock):
 
 
 class ResNet(ResidualNetwork):
-    """stem (ImageNet 7x7/2 + max-pool, or CIFAR 3x3/1) -> stages of blocks -> global average pool -> fc.
+    """stem (ImageNet 7x7/2 + max-pool, ResNet-D's deep stem + max-pool, or CIFAR 3x3/1) -> stages of blocks ->
+    global average pool -> fc.
 
     Under full pre-activation the CIFAR stem is the conv alone (the first block's BN-ReLU follows it, He et al.
-    2016 §4.1) and the head starts with BN-ReLU (``head_bn``), since no block ends with an activation.
+    2016 §4.1) and the head starts with BN-ReLU (``head_bn``), since no block ends with an activation. The
+    ImageNet pre-activation stem ends in BN-ReLU and the first block has none (fb.resnet.torch's preresnet.lua,
+    the code of He et al.'s ImageNet ResNet-200); ``stem_norm=False`` gives timm's resnetv2 instead.
+
+    Correspondence to timm's key names (the checkpoint loader maps them; see checkpoint.py):
+
+    - ``resnet50d`` (ResNet-D): the same keys as timm: ``conv1.0/.1/.3/.4/.6`` (deep stem), ``bn1``,
+      ``layerN.M.conv1..3/bn1..3``, ``layerN.0.downsample.0`` (AvgPool2d, no weights), ``.1`` conv, ``.2`` BN, ``fc``.
+    - ``resnetv2_*`` (pre-activation, ``stem_norm=False``): ``stem.conv`` -> ``conv1``;
+      ``stages.{N-1}.blocks.M.norm1/conv1/norm2/conv2/norm3/conv3`` -> ``layerN.M.bn1/conv1/bn2/conv2/bn3/conv3``;
+      ``stages.{N-1}.blocks.0.downsample.conv`` -> ``layerN.0.downsample.0``; ``norm`` -> ``head_bn``;
+      ``head.fc`` -> ``fc``.
     """
 
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
         self.spec = spec
         block_cls = Bottleneck if spec.block == "bottleneck" else BasicBlock
-        self.conv1 = nn.Conv2d(spec.in_channels, spec.stem_width, *((7, 2, 3) if spec.stem == "imagenet"
-                                                                     else (3, 1, 1)), bias=False)
-        self.stem_norm = not (spec.stem == "cifar" and spec.placement == "full_preact")
+        self.conv1 = stem_conv(spec)
+        self.stem_norm = stem_has_norm(spec)
         if self.stem_norm:
             self.bn1 = nn.BatchNorm2d(spec.stem_width)
-        self.maxpool: nn.Module = (nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if spec.stem == "imagenet"
+        self.maxpool: nn.Module = (nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if spec.stem != "cifar"
                                    else nn.Identity())
         channels = spec.stem_width
         names = []
@@ -289,6 +317,22 @@ class ResNet(ResidualNetwork):
         if self.head_bn is not None:
             x = F.relu(self.head_bn(x))
         return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def stem_conv(spec: ArchSpec) -> nn.Module:
+    """``conv1``: ImageNet's 7x7/2, CIFAR's 3x3, or ResNet-D's deep stem as timm builds it, a Sequential of
+    conv-BN-ReLU-conv-BN-ReLU-conv (keys conv1.0, conv1.1, conv1.3, conv1.4, conv1.6; ``bn1`` follows)."""
+    if spec.stem != "deep":
+        kernel, stride, padding = (7, 2, 3) if spec.stem == "imagenet" else (3, 1, 1)
+        return nn.Conv2d(spec.in_channels, spec.stem_width, kernel, stride, padding, bias=False)
+    layers: list[nn.Module] = []
+    channels = spec.in_channels
+    for i, (_name, width, stride) in enumerate(deep_stem_convs(spec)):
+        layers.append(nn.Conv2d(channels, width, 3, stride, 1, bias=False))
+        if i < 2:
+            layers += [nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        channels = width
+    return nn.Sequential(*layers)
 
 
 def init_weights(model: nn.Module) -> None:

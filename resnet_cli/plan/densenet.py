@@ -27,7 +27,7 @@ def transition_width(spec: ArchSpec, channels: int) -> int:
 
 def plan_densenet(spec: ArchSpec) -> ModelPlan:
     # CIFAR DenseNets start with the conv alone: each dense layer begins with its own BN-ReLU
-    stem = stem_plan(spec, ("features.conv0", "features.norm0", "features.pool0"), cifar_bn=False)
+    stem = stem_plan(spec, ("features.conv0", "features.norm0", "features.pool0"), norm=spec.stem == "imagenet")
     units = [stem]
     shape = stem.out_shape
     k = spec.growth_rate
@@ -62,6 +62,8 @@ def plan_densenet(spec: ArchSpec) -> ModelPlan:
 
 
 def check_densenet(spec: ArchSpec) -> None:
+    if spec.stem == "deep":
+        raise SpecError("the deep stem is ResNet-D's; a DenseNet's stem is imagenet or cifar")
     if spec.stochastic_depth is not None:
         raise SpecError("stochastic depth drops residual blocks; a DenseNet has none (use a resnet family)")
     if spec.growth_rate < 1 or spec.bn_size < 0:

@@ -20,10 +20,12 @@ def bottleneck_width(spec: ArchSpec, planes: int) -> int:
 
 
 def block_convs(spec: ArchSpec, in_channels: int, planes: int, stride: int) -> list[ConvArgs]:
-    """The branch's convolutions in order: basic = 3x3, 3x3; bottleneck = 1x1, 3x3 (stride, groups), 1x1."""
+    """The branch's convolutions in order: basic = 3x3, 3x3; bottleneck = 1x1, 3x3 (groups), 1x1, the stride in the
+    3x3 or (``stride_in_1x1``) in the first 1x1."""
     if spec.block == "bottleneck":
         width, out = bottleneck_width(spec, planes), planes * 4
-        return [(in_channels, width, 1, 1, 1), (width, width, 3, stride, spec.groups), (width, out, 1, 1, 1)]
+        s1, s3 = (stride, 1) if spec.stride_in_1x1 else (1, stride)
+        return [(in_channels, width, 1, s1, 1), (width, width, 3, s3, spec.groups), (width, out, 1, 1, 1)]
     return [(in_channels, planes, 3, stride, 1), (planes, planes, 3, 1, 1)]
 
 
@@ -55,23 +57,47 @@ def shares_preactivation(spec: ArchSpec, changes_shape: bool, first: bool) -> bo
     return spec.residual and spec.placement in ("full_preact", "relu_preact") and (changes_shape or first)
 
 
+def stem_has_norm(spec: ArchSpec) -> bool:
+    """Whether the stem ends in BN-ReLU (``spec.stem_norm``; by default all but a CIFAR pre-activation stem)."""
+    if spec.stem_norm is not None:
+        return spec.stem_norm
+    return not (spec.stem == "cifar" and spec.placement == "full_preact")
+
+
+def first_block_preacts(spec: ArchSpec) -> bool:
+    """Under full pre-activation, the first block has its own BN-ReLU only where the stem has none (He et al.'s
+    CIFAR code, timm's resnetv2); after a stem that ends in BN-ReLU it has none (fb.resnet.torch's 'no_preact')."""
+    return not stem_has_norm(spec)
+
+
+def deep_stem_convs(spec: ArchSpec) -> list[tuple[str, int, int]]:
+    """(name, out channels, stride) of ResNet-D's stem convs, as timm names them inside ``conv1`` (its BNs are
+    conv1.1 and conv1.4, its ReLUs conv1.2 and conv1.5)."""
+    half = spec.stem_width // 2
+    return [("conv1.0", half, 2), ("conv1.3", half, 1), ("conv1.6", spec.stem_width, 1)]
+
+
 def stem_plan(spec: ArchSpec, names: tuple[str, str, str] = ("conv1", "bn1", "maxpool"),
-              cifar_bn: bool | None = None) -> UnitPlan:
-    """The stem: ImageNet's 7x7/2 conv, BN, 3x3/2 max-pool, or CIFAR's 3x3 conv (with a BN unless ``cifar_bn`` is
-    false; by default, unless full pre-activation puts the first block's BN-ReLU after it). ``names`` are the
-    modules' names (a DenseNet's are features.conv0, features.norm0, features.pool0)."""
+              norm: bool | None = None) -> UnitPlan:
+    """The stem: ImageNet's 7x7/2 conv, ResNet-D's three 3x3 convs or CIFAR's 3x3 conv; then BN(-ReLU) where
+    ``norm`` (default ``stem_has_norm``), and a 3x3/2 max-pool unless CIFAR. ``names`` are the modules' names
+    (a DenseNet's are features.conv0, features.norm0, features.pool0)."""
     conv_name, bn_name, pool_name = names
     shape: Shape = (spec.in_channels, spec.input_size, spec.input_size)
     unit = UnitPlan("stem", "stem", shape)
-    if spec.stem == "imagenet":
-        c1 = conv(conv_name, shape, spec.stem_width, 7, stride=2, padding=3)
-        unit.add("stem", c1, bn(bn_name, c1.out_shape), pool(pool_name, c1.out_shape, 3, 2, 1))
+    if spec.stem == "deep":
+        for i, (name, width, stride) in enumerate(deep_stem_convs(spec)):
+            shape = unit.add("stem", conv(name, shape, width, 3, stride)).out_shape
+            if i < 2:
+                unit.add("stem", bn(f"conv1.{3 * i + 1}", shape))
+    elif spec.stem == "imagenet":
+        shape = unit.add("stem", conv(conv_name, shape, spec.stem_width, 7, stride=2, padding=3)).out_shape
     else:
-        c1 = unit.add("stem", conv(conv_name, shape, spec.stem_width, 3))
-        if cifar_bn is None:
-            cifar_bn = spec.placement != "full_preact"
-        if cifar_bn:
-            unit.add("stem", bn(bn_name, c1.out_shape))
+        shape = unit.add("stem", conv(conv_name, shape, spec.stem_width, 3)).out_shape
+    if stem_has_norm(spec) if norm is None else norm:
+        unit.add("stem", bn(bn_name, shape))
+    if spec.stem != "cifar":
+        unit.add("stem", pool(pool_name, shape, 3, 2, 1))
     return unit
 
 
@@ -87,8 +113,9 @@ def block_plan(spec: ArchSpec, name: str, stage: str, shape: Shape, planes: int,
     shared = shares_preactivation(spec, changes_shape, first)
     current = shape
     convs = block_convs(spec, shape[0], planes, stride)
+    no_preact = first and not first_block_preacts(spec)  # the stem's BN-ReLU pre-activates the first block
     for i, (_cin, cout, kernel, s, groups) in enumerate(convs, start=1):
-        if spec.placement == "full_preact":
+        if spec.placement == "full_preact" and not (i == 1 and no_preact):
             unit.add("shortcut" if shared and i == 1 else "branch", bn(f"{name}.bn{i}", current))
         c = unit.add("branch", conv(f"{name}.conv{i}", current, cout, kernel, s, groups=groups))
         if spec.placement != "full_preact":
@@ -108,10 +135,18 @@ def shortcut_plan(spec: ArchSpec, name: str, shape: Shape, out_shape: Shape, str
     if not spec.residual:
         return []
     if needs_projection(spec, changes_shape):
-        proj = conv(f"{name}.downsample.0", shape, out_shape[0], 1, stride, padding=0)
-        if spec.placement == "full_preact":
-            return [proj]
-        return [proj, bn(f"{name}.downsample.1", proj.out_shape)]
+        out: list[LayerCount] = []
+        if spec.avg_down:  # 2x2 average pool (ceil mode: the same size as a strided conv's), then a 1x1/1 conv
+            if stride != 1:
+                out.append(LayerCount(f"{name}.downsample.0", "pool", 0, 0, (shape[0], *out_shape[1:]),
+                                      "2x2/2 average", kernel=2, stride=2))
+            proj = conv(f"{name}.downsample.1", out[-1].out_shape if out else shape, out_shape[0], 1, 1, padding=0)
+        else:
+            proj = conv(f"{name}.downsample.0", shape, out_shape[0], 1, stride, padding=0)
+        out.append(proj)
+        if spec.placement != "full_preact":
+            out.append(bn(f"{name}.downsample.{2 if spec.avg_down else 1}", proj.out_shape))
+        return out
     if changes_shape:  # option A: subsample and zero-pad channels, no parameters
         return [LayerCount(f"{name}.downsample", "shortcut", 0, 0, out_shape, "zero-pad (option A)", stride=stride)]
     return []
@@ -142,6 +177,13 @@ def plan_resnet(spec: ArchSpec) -> ModelPlan:
 # --------------------------------------------------------------------------- the family entries
 def check_resnet(spec: ArchSpec) -> None:
     check_stage_lengths(spec)
+    if spec.stride_in_1x1 and spec.block != "bottleneck":
+        raise SpecError("stride_in_1x1 moves a bottleneck's stride; a basic block strides in its first 3x3 anyway")
+    if spec.stem_norm is False and spec.placement != "full_preact":
+        raise SpecError("a stem without BN-ReLU needs full_preact blocks (the first block normalises instead)")
+    if spec.stem == "deep" and spec.stem_width % 2:
+        raise SpecError(f"a deep stem's first convs are stem_width / 2 wide: stem_width must be even, "
+                        f"not {spec.stem_width}")
     if spec.se_reduction < 0 or spec.se_divisor < 1:
         raise SpecError("se_reduction must be at least 0 (0 = no squeeze-and-excitation) and se_divisor at least 1")
     if spec.block != "bottleneck" and (spec.groups != 1 or spec.width_per_group != 64):
@@ -171,6 +213,10 @@ def resnet_kind(spec: ArchSpec) -> str:
         label = "Wide ResNet"
     else:
         label = "ResNet"
+    if spec.stem == "deep" or spec.avg_down:
+        label += "-D"
+    if spec.stride_in_1x1 and spec.placement == "original":
+        label += " v1"
     if spec.se_reduction:
         label = f"SE-{label}"
     if spec.placement == "full_preact":
@@ -182,7 +228,8 @@ def resnet_kind(spec: ArchSpec) -> str:
     return label
 
 
-RESNET_FIELDS = ("placement", "shortcut_mode", "se_reduction", "se_divisor")
+RESNET_FIELDS = ("placement", "shortcut_mode", "se_reduction", "se_divisor", "stride_in_1x1", "avg_down",
+                 "stem_norm")
 FAMILIES = (
     Family("resnet", BLOCKS, plan_resnet, builder="resnet_cli.models.resnet:ResNet", zoo="resnet_cli.zoo.resnets",
            kind=resnet_kind, check=check_resnet, depth=resnet_depth, fields=RESNET_FIELDS),

@@ -103,25 +103,48 @@ def _parse_se_resnet(m: re.Match[str]) -> ArchSpec:
 
 # --------------------------------------------------------------------------- pre-activation ResNets
 # He et al. 2016, "Identity Mappings in Deep Residual Networks": full pre-activation units (BN-ReLU-conv, nothing
-# after the addition). CIFAR: 110 = 6n+2 with basic units; 164 and 1001 = 9n+2 with bottleneck units (16, 32, 64
-# planes; 64, 128, 256 channels out), 1x1 projection shortcuts where the shape changes (option B, a bare conv).
-PREACT_CIFAR = {110: ("basic", 18), 164: ("bottleneck", 18), 1001: ("bottleneck", 111)}
-for _depth, (_block, _n) in PREACT_CIFAR.items():
+# after the addition), laid out as the authors' code has them (examples/zoo_tables.md says what each count was
+# checked against):
+# - CIFAR 164 and 1001 = 9n+2 with bottleneck units (16, 32, 64 planes; 64, 128, 256 channels out), as in
+#   KaimingHe/resnet-1k-layers' resnet-pre-act.lua: the stride in the first 1x1, the BN-ReLU shared with the
+#   shortcut where the shape changes, a bare 1x1 conv projection there (option B);
+# - CIFAR 110 = 6n+2 with basic units, as fb.resnet.torch's preresnet.lua with its CIFAR default, option A.
+PREACT_CIFAR = {110: ("basic", 18, "A"), 164: ("bottleneck", 18, "B"), 1001: ("bottleneck", 111, "B")}
+for _depth, (_block, _n, _shortcut) in PREACT_CIFAR.items():
     register_spec(
         f"preact_resnet{_depth}", family="resnet", block=_block, layers=(_n, _n, _n), widths=(16, 32, 64),
-        strides=(1, 2, 2), stem="cifar", stem_width=16, shortcut="B", placement="full_preact", num_classes=10,
-        input_size=32,
+        strides=(1, 2, 2), stem="cifar", stem_width=16, shortcut=_shortcut, placement="full_preact",
+        stride_in_1x1=_block == "bottleneck", num_classes=10, input_size=32,
         description=f"pre-activation ResNet-{_depth} (He et al. 2016), CIFAR, {_n} {_block} units per stage",
     )
 
-# ImageNet pre-activation ResNets: torchvision's stages, full pre-activation units, the stem kept as
-# conv-BN-ReLU-maxpool, a final BN-ReLU before the pool. ResNet-200 is the paper's ImageNet model (Table 5).
+# ImageNet pre-activation ResNets as fb.resnet.torch's preresnet.lua (the code of the paper's ImageNet ResNet-200,
+# Table 5): torchvision's stages, the stride in the 3x3, a conv-BN-ReLU-max-pool stem after which the first block
+# has no BN-ReLU of its own, bare 1x1 conv projections, a final BN-ReLU before the pool. The same counts as timm's
+# resnetv2_* (whose stem has no BN and whose first block has one instead: ``stem_norm=False``).
 PREACT_IMAGENET = {**IMAGENET_DEPTHS, 200: ("bottleneck", (3, 24, 36, 3))}
 for _depth, (_block, _layers) in PREACT_IMAGENET.items():
     register_spec(
         f"preact_resnet{_depth}", family="resnet", block=_block, layers=_layers, placement="full_preact",
-        description=f"pre-activation ResNet-{_depth} (He et al. 2016), ImageNet, torchvision's stages",
+        description=f"pre-activation ResNet-{_depth} (He et al. 2016), ImageNet, fb.resnet.torch's layout",
     )
+
+
+# --------------------------------------------------------------------------- the ResNet paper's layout, ResNet-D
+# ResNet v1 as in He et al. 2015, Table 1 (the released Caffe models): the bottleneck strides in its first 1x1.
+# Its MACs are Table 1's FLOPs (3.8, 7.6, 11.3 x 10^9); torchvision's "v1.5" (stride in the 3x3) has more.
+# ResNet-18/34 have no such variant: a basic block's first conv is its 3x3.
+for _depth in (50, 101, 152):
+    register_spec(
+        f"resnet{_depth}_v1", family="resnet", block="bottleneck", layers=IMAGENET_DEPTHS[_depth][1],
+        stride_in_1x1=True, description=f"ResNet-{_depth} v1 (He et al. 2015, Table 1): stride in the first 1x1",
+    )
+# ResNet-D (He et al. 2019, "Bag of Tricks", Fig. 2c) as timm's resnet50d: a deep stem of three 3x3 convs
+# (32, 32, 64) and average-pool downsampling shortcuts.
+register_spec(
+    "resnet50d", family="resnet", block="bottleneck", layers=IMAGENET_DEPTHS[50][1], stem="deep", avg_down=True,
+    description="ResNet-50-D (He et al. 2019): deep 3x3 stem, avg-pool shortcuts, timm layout",
+)
 
 
 # --------------------------------------------------------------------------- ResNeXt on CIFAR
