@@ -100,8 +100,8 @@ def test_compare_ratios_to_the_first():
 def test_archs_glob_and_json():
     doc = run_json("archs", "resnet1*")
     names = [a["name"] for a in doc["archs"]]
-    assert names == ["resnet18", "resnet101", "resnet110", "resnet152", "resnet1202"]
-    r110 = doc["archs"][2]
+    assert names == ["resnet18", "resnet101", "resnet101_v1", "resnet110", "resnet152", "resnet152_v1", "resnet1202"]
+    r110 = doc["archs"][3]
     assert (r110["residual_blocks"], r110["params"], r110["depth"]) == (54, 1_727_962, 110)
 
 
