@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 from ..spec import ArchSpec
@@ -26,7 +25,7 @@ class UnitPlan:
             raise ValueError(f"unknown layer role {role!r}")
         block = self.name if self.is_block else ""
         for layer in layers:
-            self.layers.append(dataclasses.replace(layer, role=role, block=block))
+            self.layers.append(layer.placed(role, block))
         return self.layers[-1]
 
     @property
