@@ -7,8 +7,8 @@ command's median over the median of ``python -c pass`` (issue 15 asks for at mos
 ``sys.executable`` itself (a pyenv shim would add a shell script to every run), with this checkout first on
 ``PYTHONPATH``.
 
-Then ``python -X importtime`` of the slowest command, a few times: the top-level imports by cumulative time
-(medians), which is where a start-up goes before any work is done.
+Then ``python -X importtime`` of the slowest command, a few times: the top-level imports by cumulative time, each
+with its largest direct imports (medians): where a start-up goes before any work is done.
 
 Prints the tables and writes JSON (``--out``, default benchmarks/results/startup.json).
 
@@ -71,28 +71,60 @@ def time_rounds(runs: dict[str, list[str]], repeats: int, env: dict[str, str]) -
     return times
 
 
+def import_tree(stderr: str) -> list[dict]:
+    """``-X importtime`` lines as a tree: each import with its cumulative microseconds and the imports it made
+    (Python prints an import's children before it, indented two spaces deeper)."""
+    pending: dict[int, list[dict]] = {}
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or line.count("|") != 2:
+            continue
+        _self, cum, name = line.removeprefix("import time:").split("|")
+        if not cum.strip().isdigit():
+            continue  # the header line
+        depth = (len(name) - len(name.lstrip()) - 1) // 2
+        node = {"module": name.strip(), "us": int(cum), "children": pending.pop(depth + 1, [])}
+        pending.setdefault(depth, []).append(node)
+    return pending.get(0, [])
+
+
 def import_breakdown(argv: list[str], repeats: int, env: dict[str, str], top: int) -> list[dict]:
-    """Top-level imports of ``python -X importtime ARGV`` by cumulative microseconds, medians over ``repeats``."""
-    cumulative: dict[str, list[int]] = {}
+    """The top-level imports of ``python -X importtime ARGV`` by cumulative ms, each with its largest direct
+    imports, medians over ``repeats`` runs."""
+    times: dict[tuple[str, ...], list[int]] = {}
+
+    def record(node: dict, path: tuple[str, ...]) -> None:
+        path = (*path, node["module"])
+        times.setdefault(path, []).append(node["us"])
+        for child in node["children"]:
+            record(child, path)
+
     for _ in range(repeats):
         proc = subprocess.run([sys.executable, "-X", "importtime", *argv], cwd=ROOT, env=env, check=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for line in proc.stderr.splitlines():
-            if not line.startswith("import time:") or "|" not in line:
-                continue
-            _self, cum, name = line.removeprefix("import time:").split("|")
-            if cum.strip().isdigit() and not name.startswith("  "):  # depth 0: imported by the command itself
-                cumulative.setdefault(name.strip(), []).append(int(cum))
-    rows = [{"module": name, "cumulative_ms": statistics.median(us) / 1000} for name, us in cumulative.items()]
-    rows.sort(key=lambda r: -r["cumulative_ms"])
-    return rows[:top]
+        for node in import_tree(proc.stderr):
+            record(node, ())
+    ms = {path: statistics.median(us) / 1000 for path, us in times.items()}
+
+    def children(path: tuple[str, ...]) -> list[tuple[tuple[str, ...], float]]:
+        return sorted(((p, v) for p, v in ms.items() if len(p) == len(path) + 1 and p[:-1] == path),
+                      key=lambda kv: -kv[1])
+
+    rows = []
+    for path, total in sorted(((p, v) for p, v in ms.items() if len(p) == 1), key=lambda kv: -kv[1])[:top]:
+        below = children(path)
+        while len(below) >= 1 and below[0][1] >= 0.9 * total:  # one import is nearly all of it: look inside
+            below = children(below[0][0])
+        rows.append({"module": path[0], "cumulative_ms": total,
+                     "largest_imports": [{"module": " > ".join(p[1:]), "cumulative_ms": v}
+                                         for p, v in below[:4] if v >= 2.0]})
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=21, help="Rounds (each runs every command once).")
     parser.add_argument("--importtime-repeats", type=int, default=5)
-    parser.add_argument("--top", type=int, default=15, help="Rows of the import-time breakdown.")
+    parser.add_argument("--top", type=int, default=8, help="Rows of the import-time breakdown.")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "startup.json")
     args = parser.parse_args()
 
@@ -122,9 +154,10 @@ def main() -> None:
     breakdown = import_breakdown(["-m", "resnet_cli", *COMMANDS[name]], args.importtime_repeats, env, args.top)
     print(f"\nimports of the slowest, 'resnet-cli {name}' (python -X importtime, top level, cumulative, median "
           f"of {args.importtime_repeats}):")
-    mod_width = max(len(r["module"]) for r in breakdown)
     for r in breakdown:
-        print(f"  {r['module']:<{mod_width}}  {r['cumulative_ms']:>7.1f} ms")
+        print(f"  {r['module']:<34}  {r['cumulative_ms']:>7.1f} ms")
+        for child in r["largest_imports"]:
+            print(f"      {child['module']:<30}  {child['cumulative_ms']:>7.1f} ms")
 
     result = {"benchmark": "startup", "unit": "seconds (median of interleaved rounds)", "repeats": args.repeats,
               "python": platform.python_version(), "machine": platform.machine(), "cores": os.cpu_count(),
