@@ -119,3 +119,33 @@ def _parse_parametric(name: str) -> ArchSpec | None:
 
 def _natural_key(name: str) -> list[Any]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+# --------------------------------------------------------------------------- what was built
+# Fields that say how a spec is described rather than what is built: never reported as overrides.
+_NOT_OVERRIDES = ("name", "description")
+
+
+def spec_overrides(spec: ArchSpec) -> dict[str, Any]:
+    """The fields of ``spec`` that differ from the registered (or parametric) architecture of its name, as data
+    (JSON-ready: tuples become lists). Empty for an unmodified spec or a name the registry does not know."""
+    try:
+        base = get_spec(spec.name)
+    except SpecError:
+        return {}
+    mine, theirs = spec.to_dict(), base.to_dict()
+    return {k: v for k, v in mine.items() if k not in _NOT_OVERRIDES and v != theirs.get(k)}
+
+
+def spec_label(spec: ArchSpec) -> str:
+    """What was built, in words: the arch name and its overrides, e.g. ``resnet110 (shortcut_mode=conv)``.
+
+    Two different nets never share a label; an unmodified arch is its bare name."""
+    return label_with_overrides(spec.name, spec_overrides(spec))
+
+
+def label_with_overrides(name: str, overrides: dict[str, Any]) -> str:
+    if not overrides:
+        return name
+    parts = [f"{k}={','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in overrides.items()]
+    return f"{name} ({', '.join(parts)})"

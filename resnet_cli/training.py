@@ -105,6 +105,11 @@ class EvalResult:
     loss: float  # mean cross-entropy, nats per image
     correct: int
     images: int
+    # With ``evaluate(..., detailed=True)``: images whose label is among the 5 highest logits (where there are
+    # more than 5 classes), and per class (index = label) the images and the correct ones.
+    top5_correct: int | None = None
+    class_images: list[int] | None = None
+    class_correct: list[int] | None = None
 
     @property
     def accuracy(self) -> float:
@@ -112,7 +117,8 @@ class EvalResult:
 
     @property
     def error(self) -> float:
-        return 1.0 - self.accuracy
+        # one division of exact counts: the float nearest the true fraction (1 - accuracy adds rounding noise)
+        return (self.images - self.correct) / self.images if self.images else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         return {"error": self.error, "accuracy": self.accuracy, "loss": self.loss, "correct": self.correct,
@@ -170,10 +176,12 @@ def iterate_chunks(dataset: Any, chunks: list[torch.Tensor], workers: int = 0,
 
 
 def evaluate(model: nn.Module, dataset: Any, *, batch_size: int = 256, device: Any = "cpu", amp: bool = True,
-             workers: int = 0, progress: Progress | None = None, world: World = SINGLE) -> EvalResult:
+             workers: int = 0, progress: Progress | None = None, world: World = SINGLE,
+             detailed: bool = False) -> EvalResult:
     """Mean loss and top-1 error of ``model`` (put in eval mode, restored after) on ``dataset``; ``progress``
     gets an "eval" event per batch. Under torchrun (``world``) each rank scores its batches and the sums are
-    combined: every rank gets the whole dataset's result."""
+    combined: every rank gets the whole dataset's result. ``detailed`` adds the top-5 count (more than 5
+    classes) and per-class counts."""
     device = torch.device(device)
     was_training = model.training
     model.eval()
@@ -182,6 +190,8 @@ def evaluate(model: nn.Module, dataset: Any, *, batch_size: int = 256, device: A
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     tick = Counter(progress, "eval", n, "images")
+    top5 = torch.zeros((), dtype=torch.int64, device=device)
+    class_images = class_correct = None
     use_amp = amp and device.type == "cuda"
     lo, hi = world.part(0, n, batch_size)
     try:
@@ -191,12 +201,33 @@ def evaluate(model: nn.Module, dataset: Any, *, batch_size: int = 256, device: A
                 with torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext():
                     logits = model(x)
                 total_loss += nn.functional.cross_entropy(logits.float(), y, reduction="sum").double()
-                correct += (logits.argmax(1) == y).sum()
+                hit = logits.argmax(1) == y
+                correct += hit.sum()
+                if detailed:
+                    top5, class_images, class_correct = _detail(logits, y, hit, top5, class_images, class_correct)
                 tick(min(len(y) * world.size, n - tick.done))  # rank 0 reports for every rank
     finally:
         model.train(was_training)
     world.sum(total_loss), world.sum(correct)
-    return EvalResult(loss=total_loss.item() / n if n else float("nan"), correct=int(correct), images=n)
+    result = EvalResult(loss=total_loss.item() / n if n else float("nan"), correct=int(correct), images=n)
+    if detailed and class_images is not None:
+        world.sum(top5), world.sum(class_images), world.sum(class_correct)
+        result.class_images, result.class_correct = class_images.tolist(), class_correct.tolist()
+        result.top5_correct = int(top5) if len(result.class_images) > 5 else None
+    return result
+
+
+def _detail(logits: Any, y: Any, hit: Any, top5: Any, class_images: Any, class_correct: Any) -> tuple[Any, Any, Any]:
+    """Top-5 and per-class counts of one batch added on the device (no host sync)."""
+    classes = logits.shape[1]
+    if class_images is None:
+        class_images = torch.zeros(classes, dtype=torch.int64, device=logits.device)
+        class_correct = torch.zeros(classes, dtype=torch.int64, device=logits.device)
+    if classes > 5:
+        top5 = top5 + (logits.topk(5, dim=1).indices == y[:, None]).any(1).sum()
+    class_images = class_images + torch.bincount(y, minlength=classes)[:classes]
+    class_correct = class_correct + torch.bincount(y[hit], minlength=classes)[:classes]
+    return top5, class_images, class_correct
 
 
 _flush_depth = 0
@@ -421,10 +452,12 @@ class Trainer:
             "epoch": self.epoch + 1,
             "lr": cfg.lr_at(self.epoch),
             "train_loss": p["loss"] / seen,
-            "train_error": 1.0 - p["correct"] / seen,
+            "train_error": (seen - int(p["correct"])) / seen,
             "test_loss": test.loss,
             "test_error": test.error,
+            "train_correct": int(p["correct"]),
             "train_images": int(p["seen"]),
+            "test_correct": test.correct,
             "test_images": test.images,
             "train_time_s": p["time"],
             "images_per_s": p["seen"] / p["time"] if p["time"] > 0 else None,

@@ -198,7 +198,7 @@ def test_paths_stochastic_depth_and_survival_are_exclusive():
 
 
 def test_lesion_refuses_sampling_options_without_a_sampled_experiment(tmp_path):
-    one_line_error(run("lesion", tmp_path / "none.pt", "-e", "single", "--samples", "5", "--max-k", "3"),
+    one_line_error(run("lesion", tmp_path / "none.pt", "--experiments", "single", "--samples", "5", "--max-k", "3"),
                    "--max-k, --samples", "only with multi or reorder")
 
 
@@ -207,8 +207,8 @@ def test_eval_help_says_the_default_dataset_is_the_checkpoints():
     assert "instead of the checkpoint's" in text and "the default for train" not in text
 
 
-@pytest.mark.parametrize("args", [["--arch", "densenet121", "-d", "3"],
-                                  ["--arch", "resnext50_32x4d", "-d", "3", "--engine", "fvcore"]])
+@pytest.mark.parametrize("args", [["--arch", "densenet121", "--depth", "3"],
+                                  ["--arch", "resnext50_32x4d", "--depth", "3", "--engine", "fvcore"]])
 def test_params_table_at_80_columns_cuts_no_number(args):
     doc = json.loads(run("params", *args, "-f", "json").stdout)
     table = run("params", *args, env={"COLUMNS": "80"}).stdout

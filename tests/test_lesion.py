@@ -340,8 +340,8 @@ def test_engines_agree_on_a_network_with_a_module_between_blocks():
 
 def test_cli_csv(resnet_ckpt):
     with one_thread():
-        res = CliRunner().invoke(app, ["lesion", str(resnet_ckpt), "--limit", "20", "-e", "single", "--format",
-                                       "csv", "--device", "cpu"])
+        res = CliRunner().invoke(app, ["lesion", str(resnet_ckpt), "--limit", "20", "--experiments", "single",
+                                       "--format", "csv", "--device", "cpu"])
     assert res.exit_code == 0, res.output
     lines = res.stdout.strip().splitlines()
     assert lines[0] == "experiment,k,block,index,downsample,sample,error" and len(lines) == 1 + 1 + 6

@@ -13,6 +13,7 @@ from typing import Any
 from ..plan import ModelPlan, plan_model
 from ..plan.layers import LayerCount, Shape
 from ..plan.resnet import block_plan
+from ..registry import spec_overrides
 from ..spec import ArchSpec
 
 CONVENTIONS = (
@@ -55,6 +56,15 @@ class ParamsReport:
     # (sum of p_l; (3L - 1)/4 for p_L = 0.5) and the expected training MACs per image (each block's MACs times
     # its survival probability; the shortcut's projection always runs).
     stochastic_depth: dict[str, Any] | None = None
+    # What was built beyond the name: spec fields that differ from the registered arch (``--set`` and the named
+    # options), and the label that says so (``resnet110 (shortcut_mode=conv)``; the bare name when unmodified).
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        from ..registry import label_with_overrides
+
+        return label_with_overrides(self.arch, self.overrides)
 
     @property
     def flops(self) -> int:
@@ -67,6 +77,8 @@ class ParamsReport:
     def to_dict(self) -> dict[str, Any]:
         out = {
             "arch": self.arch,
+            "label": self.label,
+            "overrides": self.overrides,
             "engine": self.engine,
             "input_size": self.input_size,
             "num_classes": self.num_classes,
@@ -119,7 +131,7 @@ def count_params(spec: ArchSpec, detail: int = 1, plan: ModelPlan | None = None)
         arch=spec.name, engine="analytic", input_size=spec.input_size, num_classes=spec.num_classes,
         params=plan.params, trainable_params=plan.params, macs=plan.macs,
         residual_blocks=len(plan.blocks), depth=spec.depth, rows=rows, spec=spec.to_dict(),
-        stochastic_depth=_stochastic_depth(spec, plan),
+        stochastic_depth=_stochastic_depth(spec, plan), overrides=spec_overrides(spec),
     )
 
 
@@ -216,11 +228,13 @@ class CompareReport:
     def to_dict(self) -> dict[str, Any]:
         base = self.reports[0]
         return {
-            "baseline": base.arch,
+            "baseline": base.label,
             "conventions": CONVENTIONS,
             "archs": [
                 {
                     "arch": r.arch,
+                    "label": r.label,
+                    "overrides": r.overrides,
                     "depth": r.depth,
                     "residual_blocks": r.residual_blocks,
                     "input_size": r.input_size,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..progress import Progress
@@ -25,9 +25,26 @@ class EvalReport:
     #: ``Checkpoint.loading_report()``'s: what the loader mapped, and the normalisation used.
     key_mappings: list[dict[str, str]]
     normalization: dict[str, Any] | None
+    overrides: dict[str, Any] = field(default_factory=dict)  # spec fields that differ from the registered arch
+    top5_error: float | None = None  # where there are more than 5 classes
+    top5_correct: int | None = None
+    per_class: list[dict[str, Any]] | None = None  # per label: class, images, correct, error
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    @classmethod
+    def of(cls, result: Any, **fields: Any) -> EvalReport:
+        """The report of an ``evaluate(..., detailed=True)`` result: each error beside the counts it comes from
+        (one division of counts: no rounding noise)."""
+        n, top5 = result.images, result.top5_correct
+        per_class = None
+        if result.class_images is not None:
+            per_class = [{"class": c, "images": m, "correct": k, "error": (m - k) / m if m else None}
+                         for c, (m, k) in enumerate(zip(result.class_images, result.class_correct))]
+        return cls(error=result.error, accuracy=result.accuracy, loss=result.loss, correct=result.correct,
+                   images=n, top5_error=(n - top5) / n if top5 is not None and n else None, top5_correct=top5,
+                   per_class=per_class, **fields)
 
 
 def evaluate_checkpoint(path: str | os.PathLike[str], *, arch: str | None = None, dataset: str | None = None,
@@ -43,6 +60,7 @@ def evaluate_checkpoint(path: str | os.PathLike[str], *, arch: str | None = None
     from .. import distributed as dist
     from ..checkpoint import load_checkpoint
     from ..devices import resolve_device
+    from ..registry import spec_overrides
     from ..training import evaluate
 
     ckpt = load_checkpoint(path, arch=arch)
@@ -52,9 +70,9 @@ def evaluate_checkpoint(path: str | os.PathLike[str], *, arch: str | None = None
     world, device = dist.start(device) if distributed else (dist.SINGLE, device)
     model = ckpt.build_model(device)
     result = evaluate(model, data, batch_size=batch_size, device=device, workers=workers, progress=progress,
-                      world=world)
+                      world=world, detailed=True)
     loading = ckpt.loading_report()
-    return EvalReport(checkpoint=str(path), arch=ckpt.spec.name, dataset=info.name, split=split,
-                      error=result.error, accuracy=result.accuracy, loss=result.loss, correct=result.correct,
-                      images=result.images, device=str(device), inferred_arch=ckpt.inferred_arch,
-                      key_mappings=loading["key_mappings"], normalization=loading["normalization"])
+    return EvalReport.of(result, checkpoint=str(path), arch=ckpt.spec.name, dataset=info.name, split=split,
+                         device=str(device), inferred_arch=ckpt.inferred_arch,
+                         key_mappings=loading["key_mappings"], normalization=loading["normalization"],
+                         overrides=spec_overrides(ckpt.spec))

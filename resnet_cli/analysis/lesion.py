@@ -330,6 +330,7 @@ class KRow:
     k: int
     errors: list[float]
     configs: list[dict[str, Any]]
+    correct: list[int] = field(default_factory=list)
 
     @property
     def mean(self) -> float:
@@ -354,21 +355,28 @@ class LesionResult:
     skipped: list[dict[str, Any]]
     settings: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    # What was built: the spec fields that differ from the registered arch, and the classes (for chance level).
+    overrides: dict[str, Any] = field(default_factory=dict)
+    num_classes: int | None = None
+    baseline_correct: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         def krows(rows: list[KRow]) -> list[dict[str, Any]]:
-            return [{"k": r.k, "errors": r.errors, "mean": r.mean, "std": r.std, "configs": r.configs}
-                    for r in rows]
+            return [{"k": r.k, "errors": r.errors, "correct": r.correct, "mean": r.mean, "std": r.std,
+                     "configs": r.configs} for r in rows]
 
         return {
             "arch": self.arch,
+            "overrides": self.overrides,
             "residual": self.residual,
             "dataset": self.dataset,
+            "num_classes": self.num_classes,
             "images": self.images,
             "units": {"error": ERROR_UNIT, "k": "blocks deleted (multi) or pairs swapped (reorder)"},
             "baseline_error": self.baseline_error,
+            "baseline_correct": self.baseline_correct,
             "single": [{"block": r.block, "index": r.index, "stage": r.stage, "downsample": r.downsample,
-                        "error": r.error} for r in self.single],
+                        "error": r.error, "correct": r.correct} for r in self.single],
             "multi": krows(self.multi),
             "reorder": krows(self.reorder),
             "skipped": self.skipped,
@@ -660,9 +668,15 @@ def lesion_study(
             if runner.run(chunk) and on_chunk:
                 on_chunk(state.to_dict())
 
-    return _result(state.done, layout.blocks, skipped, len(images), arch, dataset, bool(residual), notes,
-                   settings={"experiments": list(experiments), "max_k": max_k, "samples": samples, "seed": seed,
-                             "batch_size": batch_size, "engine": engine, **runtime.settings()})
+    result = _result(state.done, layout.blocks, skipped, len(images), arch, dataset, bool(residual), notes,
+                     settings={"experiments": list(experiments), "max_k": max_k, "samples": samples,
+                               "seed": seed, "batch_size": batch_size, "engine": engine, **runtime.settings()})
+    spec = getattr(model, "spec", None)
+    if spec is not None:
+        from ..registry import spec_overrides
+
+        result.overrides, result.num_classes = spec_overrides(spec), spec.num_classes
+    return result
 
 
 def _open_state(path: str | Path | None, study: dict[str, Any], resume: bool, world: World) -> StudyState:
@@ -687,7 +701,8 @@ def _open_state(path: str | Path | None, study: dict[str, Any], resume: bool, wo
 def _result(done: dict[str, Any], blocks: list[BlockInfo], skipped: list[dict[str, Any]], n_images: int,
             arch: str, dataset: str, residual: bool, notes: list[str], settings: dict[str, Any]) -> LesionResult:
     def err(key: str) -> float:
-        return 1.0 - done[key]["correct"] / done[key]["images"]
+        # one division of exact counts: the float nearest the true fraction (1 - c/n adds rounding noise)
+        return (done[key]["images"] - done[key]["correct"]) / done[key]["images"]
 
     single = [SingleRow(b.name, b.index, b.stage, b.downsample, err(f"single/{b.index}"), done[f"single/{b.index}"]
                         ["correct"]) for b in blocks if f"single/{b.index}" in done]
@@ -698,8 +713,9 @@ def _result(done: dict[str, Any], blocks: list[BlockInfo], skipped: list[dict[st
             if d["experiment"] == experiment:
                 row = by_k.setdefault(d["k"], KRow(d["k"], [], []))
                 row.errors.append(err(key))
+                row.correct.append(d["correct"])
                 row.configs.append(d["config"]["deleted"] if experiment == "multi" else d["config"]["swaps"])
         return [by_k[k] for k in sorted(by_k)]
 
     return LesionResult(arch, residual, dataset, n_images, err("baseline"), single, krows("multi"),
-                        krows("reorder"), skipped, settings, notes)
+                        krows("reorder"), skipped, settings, notes, baseline_correct=done["baseline"]["correct"])

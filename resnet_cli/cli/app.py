@@ -45,7 +45,7 @@ class ResnetCliGroup(TyperGroup):
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             importlib.import_module(f"{__package__}.{COMMANDS[cmd_name]}")  # registers its commands on ``app``
             self.commands.update(typer.main.get_command(app).commands)
-        return self.commands.get(cmd_name)
+        return _flags_without_metavar(self.commands.get(cmd_name))
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         # A typo: suggest among all commands, not only those built so far (which typer and click would do).
@@ -76,6 +76,9 @@ class ResnetCliGroup(TyperGroup):
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
 
+    def get_help_option(self, ctx: Any) -> Any:
+        return _flag_without_metavar(super().get_help_option(ctx))
+
     def invoke(self, ctx: Any) -> Any:
         # Every failure of a command is put into one line here (cli/failures.py decides the words and the exit
         # code); typer would otherwise turn a KeyboardInterrupt into a silent exit 130 and anything else into a
@@ -89,6 +92,29 @@ class ResnetCliGroup(TyperGroup):
             raise reported from None
         except KeyboardInterrupt:
             raise Interrupted("interrupted") from None
+
+
+def _flags_without_metavar(command: Any) -> Any:
+    """The command, its flags (and its --help) shown without a value in --help (typer would print '<bool>')."""
+    if command is None or getattr(command, "_flags_fixed", False):
+        return command
+    for param in command.params:
+        _flag_without_metavar(param)
+    real_help_option = command.get_help_option
+
+    def get_help_option(ctx: Any) -> Any:
+        return _flag_without_metavar(real_help_option(ctx))
+
+    command.get_help_option = get_help_option
+    command._flags_fixed = True
+    return command
+
+
+def _flag_without_metavar(param: Any) -> Any:
+    """A flag takes no value: its line in --help shows none (typer would print '<bool>')."""
+    if getattr(param, "is_flag", False) and param.metavar is None:
+        param.metavar = ""
+    return param
 
 
 class Interrupted(ResnetCliError):
@@ -202,8 +228,10 @@ def parse_sets(sets: list[str] | None) -> dict[str, str]:
 def spec_from_options(arch: str, *, input_size: int | None = None, num_classes: int | None = None,
                       shortcut: str | None = None, widths: str | None = None, layers: str | None = None,
                       stochastic_depth: float | None = None, placement: str | None = None,
-                      shortcut_mode: str | None = None, sets: list[str] | None = None):
-    """The spec a command works on: the named architecture with the user's overrides applied."""
+                      shortcut_mode: str | None = None, sets: list[str] | None = None,
+                      last: dict[str, str] | None = None):
+    """The spec a command works on: the named architecture with the user's overrides applied (``last``, e.g. one
+    column's overrides in ``compare``, over all the others)."""
     from ..registry import get_spec
 
     overrides: dict[str, Any] = parse_sets(sets)
@@ -214,4 +242,4 @@ def spec_from_options(arch: str, *, input_size: int | None = None, num_classes: 
                        ("shortcut_mode", shortcut_mode.lower().replace("-", "_") if shortcut_mode else None)):
         if value is not None:
             overrides[key] = value
-    return get_spec(arch, **overrides)
+    return get_spec(arch, **{**overrides, **(last or {})})

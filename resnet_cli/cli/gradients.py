@@ -23,6 +23,7 @@ from .app import (
     SeedOpt,
     app,
 )
+from .lesion import FigureTypeOpt, figure_types
 
 
 @app.command()
@@ -43,7 +44,8 @@ def gradients(
     device: DeviceOpt = Device.auto,
     batch_size: BatchSizeOpt = 32,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for gradients.json and "
-                                             "gradients.png.")] = None,
+                                             "its figure.")] = None,
+    figure_type: FigureTypeOpt = "png",
     fmt: FormatOpt = OutputFormat.table,
     quiet: QuietOpt = False,
 ) -> None:
@@ -62,6 +64,7 @@ def gradients(
     from ..render.lesion import gradients_csv, gradients_plots, gradients_table
     from ..render.progress import progress
 
+    suffixes = figure_types(figure_type)
     if split not in ("train", "test"):
         raise ResnetCliError(f"--split must be train or test, not {split!r}")
     if not 0 < mass <= 1:
@@ -83,7 +86,7 @@ def gradients(
         return
     if out is not None:
         atomic_write_text(out / "gradients.json", to_json(result.to_dict()) + "\n")
-        gradients_plots(result, out)
+        plots = [p for suffix in suffixes for p in gradients_plots(result, out, suffix)]
         stderr_console(quiet or fmt is not OutputFormat.table).print(
-            f"wrote {out / 'gradients.json'} and {out / 'gradients.png'}")
+            f"wrote {out / 'gradients.json'} and {', '.join(str(p) for p in plots)}")
     emit(result, fmt, gradients_table, gradients_csv, loading=inputs.checkpoint.loading_report())

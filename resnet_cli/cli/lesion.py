@@ -27,6 +27,20 @@ from .app import (
     options_given,
 )
 
+FigureTypeOpt = Annotated[str, typer.Option("--figure-type", help="File type of the figures written to --out: png, "
+                                            "pdf, svg, ... (several: comma-separated, e.g. png,pdf).")]
+
+
+def figure_types(value: str) -> list[str]:
+    """``png,pdf`` -> ['png', 'pdf'], refused before any work when matplotlib cannot write one of them."""
+    from ..render import FIGURE_SUFFIXES
+
+    types = [t.strip().lstrip(".").lower() for t in value.split(",") if t.strip()]
+    bad = [t for t in types if t not in FIGURE_SUFFIXES]
+    if bad or not types:
+        raise ResnetCliError(f"--figure-type takes {', '.join(FIGURE_SUFFIXES)} (comma-separated), not {value!r}")
+    return types
+
 
 @app.command()
 def lesion(
@@ -37,7 +51,7 @@ def lesion(
     data_dir: DataDirOpt = None,
     normalize: NormalizeOpt = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Use the first N test images.")] = None,
-    experiments: Annotated[str, typer.Option("--experiments", "-e", help="Comma-separated: single, multi, "
+    experiments: Annotated[str, typer.Option("--experiments", help="Comma-separated: single, multi, "
                                              "reorder.")] = "single,multi,reorder",
     max_k: Annotated[int, typer.Option("--max-k", min=1, help="multi/reorder: up to K blocks deleted or K pairs "
                                        "swapped.")] = 10,
@@ -50,6 +64,7 @@ def lesion(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for every measurement (JSON, CSV), the "
                                              "results and the plots; kept when interrupted.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the study kept in --out.")] = False,
+    figure_type: FigureTypeOpt = "png",
     fmt: FormatOpt = OutputFormat.table,
     quiet: QuietOpt = False,
 ) -> None:
@@ -69,6 +84,7 @@ def lesion(
     from ..render.progress import progress
 
     chosen = _check_options(ctx, experiments, engine, resume, out)
+    suffixes = figure_types(figure_type)
     torch_device = resolve_device(device.value)
     inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, normalize=normalize)
     world, torch_device = distributed.start(torch_device)  # under torchrun; rank 0 alone shows and writes
@@ -88,7 +104,7 @@ def lesion(
         return
     if out is not None:
         atomic_write_text(out / "lesion.json", to_json(result.to_dict()) + "\n")
-        plots = lesion_plots(result, out)
+        plots = [p for suffix in suffixes for p in lesion_plots(result, out, suffix)]
         stderr_console(quiet or fmt is not OutputFormat.table).print(
             f"wrote {out / 'lesion.json'}, {out / 'measurements.csv'} and {', '.join(p.name for p in plots)} "
             f"to {out}")
@@ -134,3 +150,38 @@ def _errors_in_option_terms() -> Iterator[None]:
     except StudyMismatchError as exc:
         raise StudyMismatchError(f"{exc}: resume with the same checkpoint and options, or choose another "
                                  f"--out") from None
+
+
+@app.command("plot-lesion")
+def plot_lesion(
+    studies: Annotated[list[Path], typer.Argument(help="Studies written by 'lesion --out' (their folders or "
+                                                 "lesion.json files); several are drawn in one figure each.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for single, multi and reorder figures.")]
+    = Path("lesion-plots"),
+    figure_type: FigureTypeOpt = "png",
+    quiet: QuietOpt = False,
+) -> None:
+    """Draw saved lesion studies together: a ResNet and its plain twin in one figure (Veit et al. 2016 Fig. 3)."""
+    import json
+
+    from ..fileio import check_writable
+    from ..render import stderr_console
+    from ..render.lesion import lesion_plots
+
+    suffixes = figure_types(figure_type)
+    loaded = []
+    for path in studies:
+        file = path / "lesion.json" if path.is_dir() else path
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ResnetCliError(f"{file}: no such file (give a folder written by 'lesion --out' or its "
+                                 f"lesion.json)") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ResnetCliError(f"{file}: not a lesion study ({exc})") from None
+        if not isinstance(data, dict) or "baseline_error" not in data:
+            raise ResnetCliError(f"{file}: not a lesion study written by 'lesion' (no baseline_error)")
+        loaded.append(data)
+    check_writable(out, "--out", folder=True)
+    plots = [p for suffix in suffixes for p in lesion_plots(loaded, out, suffix)]
+    stderr_console(quiet).print(f"wrote {', '.join(p.name for p in plots)} to {out}")

@@ -67,7 +67,7 @@ def params(
     shortcut_mode: ShortcutModeOpt = None,
     stochastic_depth: StochasticDepthOpt = None,
     sets: SetOpt = None,
-    depth: Annotated[int, typer.Option("--depth", "-d", min=1, max=3,
+    depth: Annotated[int, typer.Option("--depth", min=1, max=3,
                                        help="Rows down to: 1 stages, 2 blocks, 3 layers.")] = 1,
     engine: Annotated[Engine, typer.Option("--engine", help="analytic: arithmetic from the spec (fast, no "
                                            "torch); fvcore: build the module and run fvcore over it too.")]
@@ -143,7 +143,9 @@ def _spec_from_checkpoint(ctx: typer.Context, path: Path, input_size: int | None
 
 @app.command()
 def compare(
-    names: Annotated[list[str], typer.Argument(help="Two or more architectures; ratios are to the first.")],
+    names: Annotated[list[str], typer.Argument(help="Two or more architectures; ratios are to the first. One column's "
+                                               "own overrides follow its name: NAME:FIELD=VALUE[:FIELD=VALUE...], "
+                                               "e.g. resnet110:shortcut_mode=conv.", metavar="ARCH[:FIELD=VALUE]...")],
     input_size: InputSizeOpt = None,
     num_classes: NumClassesOpt = None,
     shortcut: ShortcutOpt = None,
@@ -152,13 +154,33 @@ def compare(
     sets: SetOpt = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
-    """Compare architectures side by side: depth, blocks, params, MACs and ratios to the first."""
+    """Compare architectures side by side: depth, blocks, params, MACs and ratios to the first.
+
+    The options apply to every column; a column's own FIELD=VALUE overrides (after its name) apply over them.
+    """
     from ..analysis.counts import CompareReport, count_params
     from ..render.params import compare_csv, compare_table
 
     if len(names) < 2:
         raise ResnetCliError("compare takes two or more architectures (for one, see 'resnet-cli params --arch')")
-    reports = [count_params(spec_from_options(n, input_size=input_size, num_classes=num_classes, shortcut=shortcut,
-                                              placement=placement, shortcut_mode=shortcut_mode, sets=sets))
-               for n in names]
+    reports = []
+    for column in names:
+        name, own = column_overrides(column)
+        reports.append(count_params(spec_from_options(
+            name, input_size=input_size, num_classes=num_classes, shortcut=shortcut, placement=placement,
+            shortcut_mode=shortcut_mode, sets=sets, last=own)))
     emit(CompareReport(reports), fmt, compare_table, compare_csv)
+
+
+def column_overrides(column: str) -> tuple[str, dict[str, str]]:
+    """``resnet110:shortcut_mode=conv:widths=16,32,64`` -> ('resnet110', {'shortcut_mode': 'conv', 'widths':
+    '16,32,64'}): colons separate the overrides, since values such as widths hold commas."""
+    name, *pairs = column.split(":")
+    own: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ResnetCliError(f"{column!r}: a column's overrides are NAME:FIELD=VALUE[:FIELD=VALUE...], "
+                                 f"e.g. resnet110:shortcut_mode=conv ({pair!r} has no '=')")
+        own[key.strip()] = value.strip()
+    return name, own

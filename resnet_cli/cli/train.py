@@ -85,6 +85,7 @@ def train(
 ) -> None:
     """Train a network with the ResNet paper's recipe; checkpoints every epoch, best checkpoint, --resume."""
     from .. import distributed
+    from ..registry import spec_label
     from ..render.progress import progress
     from ..render.training import plot_records, record_csv, train_table
     from ..training import TrainConfig
@@ -114,8 +115,8 @@ def train(
     if not main:
         return
     if plot is not None:
-        plot_records([(result.spec.name, result.record)], plot,
-                     title=f"{result.spec.name} on {result.dataset.name}")
+        plot_records([(spec_label(result.spec), result.record)], plot,
+                     title=f"{spec_label(result.spec)} on {result.dataset.name}: training record")
         console.print(f"plot written to {plot}")
     emit(result, fmt, train_table, record_csv)
 
@@ -193,19 +194,25 @@ def plot_record(
     checkpoints: Annotated[list[Path], typer.Argument(help="Checkpoints from 'train' (several: one line each).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Image file (png, pdf, svg).")] = Path("record.png"),
     title: Annotated[str | None, typer.Option("--title", help="Figure title.")] = None,
+    log: Annotated[bool, typer.Option("--log", help="Error on a log scale (where errors span decades).")] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Plot train (dashed) and test (solid) error per epoch from checkpoints' training records."""
     from ..checkpoint import load_checkpoint
+    from ..registry import spec_label
     from ..render.training import plot_records
 
     check_figure_path(output, "--output")
-    series = []
+    series, datasets = [], []
     for path in checkpoints:
         ckpt = load_checkpoint(path)
         if not ckpt.record:
             raise ResnetCliError(f"{path} has no training record (it was not written by 'train')")
-        series.append((f"{ckpt.spec.name} ({path.name})" if len(checkpoints) > 1 else ckpt.spec.name, ckpt.record))
-    default_title = "training record" if len(checkpoints) > 1 else f"{series[0][0]} training record"
-    plot_records(series, output, title=title or default_title)
+        name = spec_label(ckpt.spec)
+        series.append((f"{name} ({path.name})" if len(checkpoints) > 1 else name, ckpt.record))
+        datasets.append(ckpt.dataset.name)
+    data = ", ".join(dict.fromkeys(datasets))
+    default_title = (f"training record on {data}" if len(checkpoints) > 1
+                     else f"{series[0][0]} on {data}: training record")
+    plot_records(series, output, title=title or default_title, log=log)
     stderr_console(quiet).print(f"plot written to {output}")

@@ -16,6 +16,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from .style import new_figure, save_figure
+
+__all__ = ["OutputFormat", "emit", "new_figure", "save_figure", "to_csv", "to_json"]
+
 
 class OutputFormat(str, Enum):
     table = "table"
@@ -173,30 +177,3 @@ def _figure_path(path: str | Path, option: str) -> Path:
         raise ResnetCliError(f"{option} {path}: the file type follows the suffix, one of "
                              f"{', '.join('.' + s for s in FIGURE_SUFFIXES)}")
     return path
-
-
-def save_figure(fig: Any, path: str | Path) -> None:
-    """Save a matplotlib figure atomically; the format follows the file's suffix (png, pdf, svg)."""
-    from ..errors import ResnetCliError
-    from ..fileio import atomic_open
-
-    path = _figure_path(path, "figure")
-    try:
-        with atomic_open(path, "wb") as fh:
-            fig.savefig(fh, format=path.suffix.lstrip(".").lower(), bbox_inches="tight", dpi=150)
-    except OSError as exc:
-        raise ResnetCliError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
-
-
-def new_figure(*args: Any, **kwargs: Any):
-    """A matplotlib figure on the non-interactive Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(*args, **kwargs)

@@ -72,43 +72,136 @@ def measurements_csv(state: dict[str, Any]) -> tuple[list[str], list[list[Any]]]
     return header, rows
 
 
-def lesion_plots(result: Any, out_dir: str | Path) -> list[Path]:
-    """error per deleted block (downsampling blocks marked); error against k for multi and reorder."""
+def study_label(study: dict[str, Any]) -> str:
+    """What a study measured, for titles and legends: the arch with its overrides (``resnet20 (input_size=16)``)."""
+    from ..registry import label_with_overrides
+
+    label = label_with_overrides(study.get("arch") or "network", study.get("overrides") or {})
+    return label.replace("$", r"\$")  # a user's name: a '$' would start matplotlib's mathtext
+
+
+def _as_study(result: Any) -> dict[str, Any]:
+    return result.to_dict() if hasattr(result, "to_dict") else result
+
+
+def _color(study: dict[str, Any], i: int) -> str:
+    from .style import PLAIN_COLOR, RESIDUAL_COLOR
+
+    if i < 2:  # the usual pair, a ResNet and its plain twin, in the colours every figure uses
+        return RESIDUAL_COLOR if study.get("residual", True) else PLAIN_COLOR
+    return f"C{i}"
+
+
+def _figure_title(studies: Sequence[dict[str, Any]], what: str, width: float) -> str:
+    from .style import title
+
+    datasets = sorted({s.get("dataset") or "" for s in studies} - {""})
+    names = " vs ".join(study_label(s) for s in studies)
+    return title(names, ", ".join(datasets) or None, what, width)
+
+
+def lesion_plots(results: Any, out_dir: str | Path, suffix: str = "png") -> list[Path]:
+    """The figures of Veit et al. 2016 Fig. 3 and 5: error per deleted block, error against k deleted blocks
+    and k swapped pairs. ``results``: one study or several (a ``LesionResult`` or its saved ``lesion.json``
+    dict), drawn in one figure each (a ResNet and its plain twin: the contrast the paper draws)."""
+    studies = [_as_study(r) for r in (results if isinstance(results, (list, tuple)) else [results])]
     out_dir = Path(out_dir)
     written = []
-    if result.single:
-        fig, ax = new_figure(figsize=(max(6.0, 0.22 * len(result.single)), 3.6))
-        xs = [r.index for r in result.single]
-        ax.plot(xs, [100 * r.error for r in result.single], "o-", color="tab:blue", ms=3, label="block deleted")
-        down = [r for r in result.single if r.downsample]
+    if any(s.get("single") for s in studies):
+        written.append(_single_plot(studies, out_dir / f"single.{suffix}"))
+    for name in ("multi", "reorder"):
+        if any(s.get(name) for s in studies):
+            written.append(_k_plot(studies, name, out_dir / f"{name}.{suffix}"))
+    return written
+
+
+def _block_names(studies: Sequence[dict[str, Any]]) -> dict[int, str]:
+    """Block index -> name over every study (measured blocks and those that could not be removed)."""
+    names: dict[int, str] = {}
+    for s in studies:
+        for r in [*s.get("single", []), *s.get("skipped", [])]:
+            names.setdefault(int(r["index"]), r["block"])
+    return dict(sorted(names.items()))
+
+
+def _single_plot(studies: Sequence[dict[str, Any]], path: Path) -> Path:
+    from .style import BASELINE_STYLE, COLUMN, HEIGHT, PAGE, chance_line, legend_below, new_figure, save_figure
+
+    names = _block_names(studies)
+    width = COLUMN if len(names) <= 24 else PAGE
+    fig, ax = new_figure(figsize=(width, HEIGHT + 0.4))
+    for i, s in enumerate(studies):
+        color = _color(s, i)
+        by_index = {int(r["index"]): r for r in s.get("single", [])}
+        # a layer that cannot be removed is a gap in the line (NaN), never bridged, and marked on the axis
+        ys = [100 * by_index[k]["error"] if k in by_index else float("nan") for k in names]
+        label = study_label(s) if len(studies) > 1 else "one block deleted"
+        ax.plot(list(names), ys, "o-", color=color, label=label)
+        down = [r for r in s.get("single", []) if r.get("downsample")]
         if down:
-            ax.plot([r.index for r in down], [100 * r.error for r in down], "s", color="tab:red", ms=6,
-                    label="downsampling block")
-        ax.axhline(100 * result.baseline_error, color="grey", ls="--", lw=1, label="no deletion")
-        ax.set_xlabel("deleted block (index in forward order)")
-        ax.set_ylabel("test error (%)")
-        ax.set_title(f"{result.arch}: deleting single blocks")
-        ax.legend(fontsize=8)
-        path = out_dir / "single.png"
-        save_figure(fig, path)
-        written.append(path)
-    for name, rows, xlabel in (("multi", result.multi, "blocks deleted (k)"),
-                               ("reorder", result.reorder, "pairs of blocks swapped (k)")):
+            ax.plot([r["index"] for r in down], [100 * r["error"] for r in down], "s", color=color, ms=5,
+                    mfc="none", mew=1.2, label="downsampling block")
+        for j, r in enumerate(s.get("skipped", [])):
+            ax.axvspan(r["index"] - 0.4, r["index"] + 0.4, color=color, alpha=0.15, lw=0,
+                       label=f"{study_label(s)}: cannot be removed" if j == 0 else None)
+        base = 100 * s["baseline_error"]
+        ax.axhline(base, **{**BASELINE_STYLE, "color": color},
+                   label=f"no deletion ({base:.1f}%)" if len(studies) == 1 else f"{study_label(s)}, none deleted")
+    chance_line(ax, studies[0].get("num_classes"))
+    ax.set_xticks(list(names), list(names.values()), rotation=90)
+    ax.set_xlim(min(names) - 0.6, max(names) + 0.6)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("deleted block (forward order)")
+    ax.set_ylabel("test error (%)")
+    ax.set_title(_figure_title(studies, "one block deleted at a time", width))
+    legend_below(fig, [ax])
+    save_figure(fig, path)
+    return path
+
+
+_K_LABELS = {"multi": ("blocks deleted at random, k", "k blocks deleted"),
+             "reorder": ("pairs of blocks swapped at random, k", "k pairs swapped")}
+
+
+def _k_plot(studies: Sequence[dict[str, Any]], name: str, path: Path) -> Path:
+    from .style import (
+        BASELINE_STYLE,
+        COLUMN,
+        chance_line,
+        integer_axis,
+        legend_below,
+        new_figure,
+        percent_bars,
+        save_figure,
+    )
+
+    xlabel, what = _K_LABELS[name]
+    fig, ax = new_figure()
+    ks_all: list[int] = []
+    for i, s in enumerate(studies):
+        rows = s.get(name) or []
         if not rows:
             continue
-        fig, ax = new_figure(figsize=(5.5, 3.6))
-        ks = [r.k for r in rows]
-        ax.errorbar(ks, [100 * r.mean for r in rows], yerr=[100 * r.std for r in rows], fmt="o-", capsize=3,
-                    label="mean ± std over samples")
-        ax.axhline(100 * result.baseline_error, color="grey", ls="--", lw=1, label="no lesion")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("test error (%)")
-        ax.set_title(f"{result.arch}: {name}")
-        ax.legend(fontsize=8)
-        path = out_dir / f"{name}.png"
-        save_figure(fig, path)
-        written.append(path)
-    return written
+        color = _color(s, i)
+        # k = 0 is the intact network: the curve starts at the baseline, as the paper's does
+        ks = [0] + [r["k"] for r in rows]
+        means = [100 * s["baseline_error"]] + [100 * r["mean"] for r in rows]
+        stds = [0.0] + [100 * r["std"] for r in rows]
+        ks_all += ks
+        label = (f"{study_label(s)}: " if len(studies) > 1 else "") + "mean ± std over samples"
+        ax.errorbar(ks, means, yerr=percent_bars(means, stds), fmt="o-", color=color, capsize=2, label=label)
+    if len(studies) == 1:
+        base = 100 * studies[0]["baseline_error"]
+        ax.axhline(base, **BASELINE_STYLE, label=f"intact network ({base:.1f}%)")
+    chance_line(ax, studies[0].get("num_classes"))
+    integer_axis(ax.xaxis, ks_all)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test error (%)")
+    ax.set_title(_figure_title(studies, what, COLUMN))
+    legend_below(fig, [ax], ncol=1 if len(studies) > 1 else 2)
+    save_figure(fig, path)
+    return path
 
 
 # --------------------------------------------------------------------------- gradients
@@ -141,23 +234,31 @@ def gradients_csv(result: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
                     for r in result.rows]
 
 
-def gradients_plots(result: Any, out_dir: str | Path) -> list[Path]:
+def gradients_plots(result: Any, out_dir: str | Path, suffix: str = "png") -> list[Path]:
+    """Veit et al. 2016 Fig. 6: the gradient magnitude of one path of length k (log scale), and each length's
+    share of the total gradient (the magnitude times C(n, k))."""
+    from .style import HEIGHT, PAGE, integer_axis, legend_below, title
+
     out_dir = Path(out_dir)
     ks = [r.k for r in result.rows]
-    fig, (ax1, ax2) = new_figure(1, 2, figsize=(10, 3.6))
+    fig, (ax1, ax2) = new_figure(1, 2, figsize=(PAGE, HEIGHT))
     meas = [r for r in result.rows if r.measured]
-    ax1.semilogy([r.k for r in meas], [max(r.magnitude, 1e-300) for r in meas], "o-", ms=3)
-    ax1.set_xlabel("path length (blocks)")
-    ax1.set_ylabel("gradient magnitude at input")
+    ax1.semilogy([r.k for r in meas], [max(r.magnitude, 1e-300) for r in meas], "o-", label="measured")
+    ax1.set_xlabel("path length k (residual branches passed)")
+    ax1.set_ylabel("gradient norm at the input, one path")
     ax1.set_title("one path of length k")
-    ax2.bar(ks, [100 * r.share for r in result.rows], color="tab:blue")
+    ax2.bar(ks, [100 * r.share for r in result.rows], color="C0", width=0.8)
     lo, hi = result.effective_range
     held = sum(r.share for r in result.rows[lo:hi + 1])
-    ax2.axvspan(lo - 0.5, hi + 0.5, color="tab:orange", alpha=0.2, label=f"lengths {lo}-{hi}: {_pct(held)}")
-    ax2.set_xlabel("path length (blocks)")
-    ax2.set_ylabel("share of total gradient (%)")
+    ax2.axvspan(lo - 0.5, hi + 0.5, color="tab:orange", alpha=0.2, lw=0, label=f"lengths {lo}-{hi}: {_pct(held)}")
+    ax2.set_xlabel("path length k (residual branches passed)")
+    ax2.set_ylabel("share of the total gradient (%)")
     ax2.set_title("all paths of length k")
-    ax2.legend(fontsize=8)
-    path = out_dir / "gradients.png"
+    for ax in (ax1, ax2):
+        integer_axis(ax.xaxis, ks)
+    what = (getattr(result, "label", None) or result.arch).replace("$", r"\$")  # no mathtext in a user's name
+    fig.suptitle(title(what, getattr(result, "dataset", None) or None, "gradient by path length", PAGE))
+    legend_below(fig, [ax1, ax2])
+    path = out_dir / f"gradients.{suffix}"
     save_figure(fig, path)
     return [path]

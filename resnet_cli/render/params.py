@@ -12,7 +12,7 @@ def params_table(report: Any, console: Any) -> None:
     from rich import box  # here, not at the top: JSON and CSV start faster without rich
     from rich.table import Table
 
-    title = (f"{safe(report.arch)}  ·  input {report.input_size}x{report.input_size}  ·  "
+    title = (f"{safe(report.label)}  ·  input {report.input_size}x{report.input_size}  ·  "
              f"{report.num_classes} classes  ·  engine: {report.engine}")
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     rows = [("  " * (row.level - 1) + row.name, fmt_shape(row.out_shape), fmt_int(row.params), fmt_int(row.macs),
@@ -140,7 +140,7 @@ def compare_table(report: Any, console: Any) -> None:
                   box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True)
     # Names are never cut: the arch column is as wide as the longest name, the numbers are short (SI units;
     # the exact integers are in --format json/csv).
-    rows = [[safe(a["arch"]), str(a["depth"]), str(a["residual_blocks"]), str(a["input_size"]), fmt_si(a["params"]),
+    rows = [[safe(a["label"]), str(a["depth"]), str(a["residual_blocks"]), str(a["input_size"]), fmt_si(a["params"]),
              f"{a['params_ratio']:.2f}", fmt_si(a["macs"]), f"{a['macs_ratio']:.2f}"] for a in data["archs"]]
     # Numbers are never cut: each number column is as wide as its widest cell ("470.…" on 80 columns before).
     # Names are never cut either: on a terminal too narrow for everything, the arch column folds its names.
@@ -155,7 +155,7 @@ def compare_table(report: Any, console: Any) -> None:
 
 def compare_csv(report: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
     data = report.to_dict()["archs"]
-    header = list(data[0])
+    header = [h for h in data[0] if h != "overrides"]  # the label says them in a cell; JSON has them as data
     return header, [[a[h] for h in header] for a in data]
 
 

@@ -76,52 +76,57 @@ def _groups(report: Any, max_rows: int) -> list[tuple[int, int]]:
     return [(a, min(a + width - 1, last)) for a in range(first, last + 1, width)]
 
 
+def _title(report: Any) -> str:
+    n = report.blocks
+    name = f"{safe(report.arch)}: " if report.arch else ""
+    if report.residual:
+        return f"{name}{n} residual block{'s' if n != 1 else ''} → 2^{n} = {fmt_count(report.total, 40)} paths"
+    return f"{name}{n} blocks without shortcuts → 1 path"
+
+
+def _columns(report: Any, groups: list[tuple[int, int]]) -> dict[str, list[str]]:
+    """The table's text columns (all but the histogram), by header: one cell per group of lengths."""
+    counts = [sum(report.counts[a:b + 1]) for a, b in groups]
+    grouped = any(a != b for a, b in groups)
+    columns = {
+        "lengths" if grouped else "length": [_span(a, b) for a, b in groups],
+        "paths": [fmt_count(count) for count in counts],
+        "share": [fmt_share(count / report.total, _log10_ratio(count, report.total)) for count in counts],
+    }
+    sd = report.stochastic
+    if sd:
+        columns["P(depth)"] = [fmt_share(math.fsum(sd.depth[a:b + 1])) for a, b in groups]
+        columns["alive share"] = [fmt_share(math.fsum(sd.alive_share[a:b + 1])) for a, b in groups]
+    return columns
+
+
 def paths_table(report: Any, console: Any, max_rows: int = 60) -> None:
     from rich import box
     from rich.table import Table
 
-    n = report.blocks
-    name = f"{safe(report.arch)}: " if report.arch else ""
-    if report.residual:
-        title = f"{name}{n} residual block{'s' if n != 1 else ''} → 2^{n} = {fmt_count(report.total, 40)} paths"
-    else:
-        title = f"{name}{n} blocks without shortcuts → 1 path"
     groups = _groups(report, max(1, max_rows))
-    grouped = any(a != b for a, b in groups)
-    sd = report.stochastic
+    columns = _columns(report, groups)
     counts = [sum(report.counts[a:b + 1]) for a, b in groups]
     peak = max(counts) or 1
     central = report.central
-
-    labels = [_span(a, b) for a, b in groups]
-    count_cells = [fmt_count(count) for count in counts]
-    share_cells = [fmt_share(count / report.total, _log10_ratio(count, report.total)) for count in counts]
-    sd_cells = [[fmt_share(math.fsum(sd.depth[a:b + 1])), fmt_share(math.fsum(sd.alive_share[a:b + 1]))]
-                for a, b in groups] if sd else [[] for _ in groups]
     # The histogram takes the width the other columns leave: a SIMPLE_HEAD row costs 3 cells between columns
     # and 2 at each edge.
-    widths = [max(len(h), max(len(c) for c in cells)) for h, cells in (
-        ("lengths" if grouped else "length", labels), ("paths", count_cells), ("share", share_cells))]
-    if sd:
-        widths += [max(len("P(depth)"), max(len(c[0]) for c in sd_cells)),
-                   max(len("alive share"), max(len(c[1]) for c in sd_cells))]
-    columns = len(widths) + 1
-    width = max(8, min(BAR_WIDTH, console.width - sum(widths) - 3 * columns - 1))
+    widths = [max(len(head), *(len(c) for c in cells)) for head, cells in columns.items()]
+    width = max(8, min(BAR_WIDTH, console.width - sum(widths) - 3 * (len(widths) + 1) - 1))
 
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column("lengths" if grouped else "length", justify="right", no_wrap=True)
-    table.add_column("paths", justify="right", no_wrap=True)
-    table.add_column("share", justify="right", no_wrap=True)
+    table = Table(title=_title(report), title_justify="left", box=box.SIMPLE_HEAD)
+    heads = list(columns)
+    for head in heads[:3]:
+        table.add_column(head, justify="right", no_wrap=True)
     table.add_column("histogram", no_wrap=True, min_width=width, max_width=width)
-    if sd:
-        table.add_column("P(depth)", justify="right", no_wrap=True)
-        table.add_column("alive share", justify="right", no_wrap=True)
-    for (a, b), label, count, count_cell, share_cell, extra in zip(groups, labels, counts, count_cells,
-                                                                   share_cells, sd_cells):
+    for head in heads[3:]:
+        table.add_column(head, justify="right", no_wrap=True)
+    for row, ((a, b), count) in enumerate(zip(groups, counts)):
         inside = central.first <= a and b <= central.last
-        table.add_row(label, count_cell, share_cell,
-                      f"[{'cyan' if inside else 'dim'}]{bar(count / peak, width)}[/]", *extra)
+        cells = [columns[h][row] for h in heads]
+        table.add_row(*cells[:3], f"[{'cyan' if inside else 'dim'}]{bar(count / peak, width)}[/]", *cells[3:])
     console.print(table)
+    grouped = any(a != b for a, b in groups)
     for line in summary_lines(report, grouped_by=groups[0][1] - groups[0][0] + 1 if grouped else 1):
         console.print(line)
 
@@ -207,44 +212,50 @@ def paths_csv(report: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
 
 # --------------------------------------------------------------------------- plot
 def paths_plot(report: Any, path: Any, scale: str = "linear") -> None:
-    from . import new_figure, save_figure
+    """The share of paths of each length (Veit et al. 2016 Fig. 2's distribution), its central range, the
+    ranges asked for and, with stochastic depth, the depth and alive-path distributions of a training step."""
+    from .style import PAGE, legend_below, new_figure, save_figure, title
 
-    fig, ax = new_figure(figsize=(8, 4.5))
+    fig, ax = new_figure(figsize=(PAGE / 1.4, 2.8))
     ks = list(report.shown)
-    shares = [report.share(k) for k in ks]
-    if scale == "log":
-        pairs = [(k, s) for k, s in zip(ks, shares) if s > 0]
-        ks_plot, shares_plot = [p[0] for p in pairs], [p[1] for p in pairs]
-    else:
-        ks_plot, shares_plot = ks, shares
+    pairs = [(k, report.share(k)) for k in ks]
+    if scale == "log":  # a share of 0 has no place on a log axis
+        pairs = [(k, share) for k, share in pairs if share > 0]
     c = report.central
-    ax.axvspan(c.first - 0.5, c.last + 0.5, color="tab:blue", alpha=0.12,
+    ax.axvspan(c.first - 0.5, c.last + 0.5, color="C0", alpha=0.12, lw=0,
                label=f"{report.mass:.4g} central range {_span(c.first, c.last)} ({_pct(c.share)})")
-    ax.bar(ks_plot, shares_plot, width=1.0 if len(ks) > 80 else 0.8, color="tab:blue",
+    ax.bar([p[0] for p in pairs], [p[1] for p in pairs], width=1.0 if len(ks) > 80 else 0.8, color="C0",
            label="share of all paths")
+    _plot_ranges(ax, report)
+    _plot_stochastic(ax, report, ks, scale)
+    ax.set_yscale(scale)
+    if scale == "log" and pairs:
+        # Stochastic-depth curves reach far smaller values than the paths' shares; keep the bars readable.
+        ax.set_ylim(bottom=min(p[1] for p in pairs) / 10)
+    ax.set_xlabel("path length (residual blocks passed through)")
+    ax.set_ylabel("share of paths" + (" (log scale)" if scale == "log" else ""))
+    name = report.arch or f"{report.blocks} blocks"
+    ax.set_title(title(name, extra=f"2^{report.blocks} paths by length" if report.residual else "one path",
+                       width=PAGE / 1.4))
+    legend_below(fig, [ax])  # outside the axes: on a log scale the bars reach every corner
+    save_figure(fig, path)
+
+
+def _plot_ranges(ax: Any, report: Any) -> None:
     for r in report.ranges:
         ax.axvline(r.first - 0.5, color="tab:red", ls="--", lw=1)
         ax.axvline(r.last + 0.5, color="tab:red", ls="--", lw=1,
                    label=f"range {_span(r.first, r.last)} ({_pct(r.share)})")
-    sd = report.stochastic
-    if sd:
-        for values, label, color in ((sd.depth, f"depth in a step ({sd.schedule})", "tab:orange"),
-                                     (sd.alive_share, "alive paths in a step", "tab:green")):
-            pts = [(k, values[k]) for k in ks if scale != "log" or values[k] > 0]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, lw=1.5, label=label)
-    ax.set_yscale(scale)
-    if scale == "log" and shares_plot:
-        # Stochastic-depth curves reach far smaller values than the paths' shares; keep the bars readable.
-        ax.set_ylim(bottom=min(shares_plot) / 10)
-    ax.set_xlabel("path length (residual blocks passed through)")
-    ax.set_ylabel("share of paths" + (" (log scale)" if scale == "log" else ""))
-    name = report.arch or f"{report.blocks} blocks"
-    ax.set_title(f"{name}: 2^{report.blocks} paths by length" if report.residual else f"{name}: one path")
-    ax.legend(fontsize=8)
-    save_figure(fig, path)
-    import matplotlib.pyplot as plt
 
-    plt.close(fig)
+
+def _plot_stochastic(ax: Any, report: Any, ks: Sequence[int], scale: str) -> None:
+    sd = report.stochastic
+    if not sd:
+        return
+    for values, label, color in ((sd.depth, f"depth in a step ({sd.schedule})", "tab:orange"),
+                                 (sd.alive_share, "alive paths in a step", "tab:green")):
+        pts = [(k, values[k]) for k in ks if scale != "log" or values[k] > 0]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, lw=1.5, label=label)
 
 
 # --------------------------------------------------------------------------- listings

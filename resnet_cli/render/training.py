@@ -8,7 +8,7 @@ from typing import Any
 
 from rich import box
 
-from . import loading_lines, new_figure, safe, save_figure
+from . import loading_lines, safe, save_figure
 
 RECORD_COLUMNS = ["epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "epoch_time_s",
                   "wall_time_s", "images_per_s"]
@@ -52,56 +52,85 @@ def record_csv(result: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
 
 
 def eval_table(report: Any, console: Any) -> None:
+    from ..registry import label_with_overrides
+
     d = report.to_dict()
-    console.print(f"{safe(d['arch'])} on {safe(d['dataset'])} ({d['split']} split, {d['images']:,} images): "
-                  f"error {_pct(d['error'])}, accuracy {_pct(d['accuracy'])}, loss {d['loss']:.4f} nats/image")
+    top5 = f", top-5 error {_pct(d['top5_error'])}" if d.get("top5_error") is not None else ""
+    name = safe(label_with_overrides(d["arch"], d.get("overrides") or {}))
+    console.print(f"{name} on {safe(d['dataset'])} ({d['split']} split, {d['images']:,} images): "
+                  f"error {_pct(d['error'])} ({d['images'] - d['correct']:,} "
+                  f"wrong){top5}, accuracy {_pct(d['accuracy'])}, loss {d['loss']:.4f} nats/image")
+    if d.get("per_class"):
+        worst = max(d["per_class"], key=lambda c: c["error"] if c["error"] is not None else -1)
+        console.print(f"[dim]per class: error from {_pct(min(c['error'] for c in d['per_class'] if c['images']))}"
+                      f" to {_pct(worst['error'])} (class {worst['class']}); every class in --format json[/dim]")
     loading_lines(d, console)  # how the arch was found, what was mapped, the normalisation
 
 
 def eval_csv(report: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
     d = report.to_dict()
-    header = ["checkpoint", "arch", "dataset", "split", "images", "correct", "error", "accuracy", "loss"]
+    header = ["checkpoint", "arch", "dataset", "split", "images", "correct", "error", "accuracy", "loss",
+              "top5_correct", "top5_error"]
     return header, [[d[k] for k in header]]
 
 
 def plot_records(series: Sequence[tuple[str, list[dict[str, Any]]]], path: str | Path, *,
-                 title: str = "training record", panels: bool = False) -> None:
-    """Train error (dashed) and test error (solid) per epoch, one colour per run.
+                 title: str = "training record", panels: bool = False, log: bool = False) -> None:
+    """Train error (dashed) and test error (solid) in % per epoch, one colour per run, as He et al. 2015 Fig. 1/6.
 
     ``panels=True`` draws one panel per group of labels sharing the text before ':' (the degradation figure's
-    "plain" | "residual" side by side, as in He et al. 2015 Fig. 1/6).
+    "plain" | "residual" side by side). The error axis runs from 0 to just above the largest error, or with
+    ``log`` on a log scale down to the smallest error above 0 (an error of exactly 0 sits on the axis's floor,
+    drawn hollow), where final errors span decades.
     """
     # Names are the user's: a '$' would start matplotlib's mathtext (and fail the plot after the training).
     series = [(label.replace("$", r"\$"), record) for label, record in series]
     title = title.replace("$", r"\$")
+    from .style import COLUMN, HEIGHT, integer_axis, legend_below, new_figure
+    from .style import title as fold
+
     groups: dict[str, list[tuple[str, list[dict[str, Any]]]]] = {}
     for label, record in series:
         key = label.split(":", 1)[0] if panels and ":" in label else ""
         groups.setdefault(key, []).append((label.split(":", 1)[1].strip() if key else label, record))
-    from matplotlib.ticker import MaxNLocator
-
-    fig, axes = new_figure(1, len(groups), figsize=(5.5 * len(groups), 4), squeeze=False, sharey=True)
+    errors = [100 * r[key] for _, record in series for r in record for key in ("train_error", "test_error")
+              if r.get(key) is not None]
+    floor = min((e for e in errors if e > 0), default=0.01) / 2
+    width = COLUMN * max(1, 0.9 * len(groups))
+    fig, axes = new_figure(1, len(groups), figsize=(width, HEIGHT + 0.3),
+                           squeeze=False, sharey=True)
     for ax, (group, runs) in zip(axes[0], groups.items()):
         for i, (label, record) in enumerate(runs):
-            color = f"C{i}"
-            epochs = [r["epoch"] for r in record]
-            marker = "o" if len(record) < 20 else None  # a one-epoch record is a point, invisible as a bare line
-            ax.plot(epochs, [100 * r["train_error"] for r in record], "--", color=color, marker=marker,
-                    fillstyle="none", label=f"{label} train")
-            ax.plot(epochs, [100 * r["test_error"] for r in record], "-", color=color, marker=marker,
-                    label=f"{label} test")
+            _plot_run(ax, f"C{i}", label, record, floor if log else None)
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers, never 0.96
-        shown = sorted({r["epoch"] for _, record in runs for r in record})
-        if 0 < len(shown) < 3:  # too few for the locator to find whole numbers inside the axis
-            ax.set_xticks(shown)
-        ax.set_title(group or title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[0][0].set_ylabel("error (%)")
+        integer_axis(ax.xaxis, [r["epoch"] for _, record in runs for r in record])  # never epoch 0.96
+        if group:
+            ax.set_title(group)
+    _error_axis(axes[0][0], errors, floor if log else None)
     if len(groups) > 1:
-        fig.suptitle(title, y=1.03)
+        fig.suptitle(fold(title, width=width))
+    else:
+        axes[0][0].set_title(fold(title, width=width))
+    legend_below(fig, axes[0], ncol=2)
     save_figure(fig, path)
-    import matplotlib.pyplot as plt
 
-    plt.close(fig)
+
+def _error_axis(ax: Any, errors: Sequence[float], floor: float | None) -> None:
+    """0 to just above the largest error in %; with a ``floor``, a log scale from it."""
+    top = max(errors, default=100.0)
+    if floor is not None:
+        ax.set_yscale("log")
+        ax.set_ylim(floor / 1.5, min(100.0, top * 1.5))
+    else:
+        ax.set_ylim(0, min(100.0, top * 1.08) or 1.0)
+    ax.set_ylabel("error (%)" + (", log scale" if floor is not None else ""))
+
+
+def _plot_run(ax: Any, color: str, label: str, record: list[dict[str, Any]], floor: float | None) -> None:
+    epochs = [r["epoch"] for r in record]
+    marker = "o" if len(record) < 20 else None  # a one-epoch record is a point, invisible as a bare line
+    for key, ls, what, fill in (("train_error", "--", "train", "none"), ("test_error", "-", "test", "full")):
+        ys = [100 * r[key] if r.get(key) is not None else float("nan") for r in record]
+        if floor is not None:  # log scale: an error of 0 has no place on it; it sits on the floor instead
+            ys = [max(y, floor) for y in ys]
+        ax.plot(epochs, ys, ls, color=color, marker=marker, fillstyle=fill, label=f"{label} {what}")

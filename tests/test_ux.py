@@ -1,0 +1,190 @@
+"""What a user sees: figures drawn like the papers' (checked on the matplotlib objects, not by eye), names that say
+what was built, help without noise, eval's top-5 and per-class counts."""
+
+import json
+import math
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from resnet_cli.cli import app
+
+runner = CliRunner()
+
+
+def run(*args, **kw):
+    return runner.invoke(app, [str(a) for a in args], **kw)
+
+
+def _study(residual: bool, errors: list[float], skipped: tuple[int, ...] = (), classes: int = 10) -> dict:
+    """A lesion study as ``lesion --out`` saves it: 450 images, blocks layer1.0 ... in forward order."""
+    names = [f"layer{1 + i // 3}.{i % 3}" for i in range(len(errors))]
+    single = [{"block": n, "index": i, "stage": 1 + i // 3, "downsample": i % 3 == 0 and i > 0, "error": e,
+               "correct": round(450 * (1 - e))} for i, (n, e) in enumerate(zip(names, errors)) if i not in skipped]
+    return {"arch": "cifar_resnet9" if residual else "cifar_plain9", "overrides": {"input_size": 16},
+            "residual": residual, "dataset": "digits", "num_classes": classes, "images": 450,
+            "baseline_error": 0.02, "single": single,
+            "skipped": [{"block": names[i], "index": i, "reason": "shape changes"} for i in skipped],
+            "multi": [{"k": k, "errors": [0.01 * k, 0.03 * k], "mean": 0.02 * k, "std": 0.05, "configs": []}
+                      for k in (1, 2, 3)],
+            "reorder": []}
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """Figures as drawn, instead of files."""
+    import resnet_cli.render.style as style
+    import resnet_cli.render.training as training
+
+    drawn = []
+    monkeypatch.setattr(style, "save_figure", lambda fig, path: drawn.append(fig))
+    monkeypatch.setattr(training, "save_figure", lambda fig, path: drawn.append(fig))
+    return drawn
+
+
+def test_single_deletion_figure_names_blocks_marks_chance_and_leaves_gaps(figures, tmp_path):
+    from resnet_cli.render.lesion import lesion_plots
+
+    resnet = _study(True, [0.5, 0.1, 0.05, 0.3, 0.04, 0.03, 0.2, 0.03, 0.02])
+    plain = _study(False, [0.9] * 9, skipped=(3, 6))
+    lesion_plots([resnet, plain], tmp_path)
+    ax = figures[0].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()][:4] == ["layer1.0", "layer1.1", "layer1.2", "layer2.0"]
+    lines = {line.get_label(): line for line in ax.lines}
+    plain_line = next(v for k, v in lines.items() if k.startswith("cifar_plain9"))
+    ys = list(plain_line.get_ydata())
+    assert math.isnan(ys[3]) and math.isnan(ys[6]) and ys[2] == pytest.approx(90.0)  # gaps, not bridged
+    chance = next(v for k, v in lines.items() if k.startswith("chance"))
+    assert list(chance.get_ydata()) == [pytest.approx(90.0)] * 2  # 1 - 1/10 of 10 classes
+    assert "cifar_resnet9 (input_size=16) vs cifar_plain9 (input_size=16) on digits" in ax.get_title().replace(
+        "\n", " ")
+    assert ax.get_legend() is None and figures[0].legends  # the legend is outside the axes
+
+
+def test_k_figure_has_whole_k_ticks_and_bars_clipped_at_zero(figures, tmp_path):
+    from resnet_cli.render.lesion import lesion_plots
+
+    lesion_plots(_study(True, [0.1] * 9), tmp_path)
+    ax = figures[1].axes[0]
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    # mean 2% with std 5%: the bar runs from 0 (not -3%) to 7%
+    segments = [seg for coll in ax.collections for seg in coll.get_segments()]
+    lows = [min(p[1] for p in seg) for seg in segments]
+    assert min(lows) == pytest.approx(0.0) and all(low >= 0 for low in lows)
+    assert max(max(p[1] for p in seg) for seg in segments) == pytest.approx(6 + 5)  # k = 3: 6% + 5%
+
+
+def test_record_plot_in_percent_with_a_log_option(figures, tmp_path):
+    from resnet_cli.render.training import plot_records
+
+    record = [{"epoch": e, "train_error": te, "test_error": 0.5 / e} for e, te in ((1, 0.6), (2, 0.01), (3, 0.0))]
+    plot_records([("resnet20", record)], tmp_path / "r.png", log=True)
+    ax = figures[0].axes[0]
+    assert ax.get_yscale() == "log"
+    low, high = ax.get_ylim()
+    assert 0 < low < 1.0 and high <= 100  # the 0% final train error sits on the floor, not off the axis
+    assert "log" in ax.get_ylabel() and "%" in ax.get_ylabel()
+    plot_records([("resnet20", record)], tmp_path / "r.png")
+    assert figures[1].axes[0].get_ylim() == (0.0, pytest.approx(60 * 1.08))
+
+
+def test_log_path_histogram_keeps_its_legend_off_the_data(figures, tmp_path):
+    from resnet_cli.analysis.paths import path_lengths
+    from resnet_cli.render.paths import paths_plot
+
+    paths_plot(path_lengths(54), tmp_path / "p.png", scale="log")
+    assert figures[0].axes[0].get_legend() is None and figures[0].legends
+
+
+def test_plot_lesion_overlays_saved_studies_in_png_and_pdf(tmp_path):
+    for name, study in (("a", _study(True, [0.1] * 9)), ("b", _study(False, [0.9] * 9, skipped=(3,)))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "lesion.json").write_text(json.dumps(study))
+    result = run("plot-lesion", tmp_path / "a", tmp_path / "b" / "lesion.json", "--out", tmp_path / "fig",
+                 "--figure-type", "png,pdf")
+    assert result.exit_code == 0, result.output
+    for stem in ("single", "multi"):
+        assert (tmp_path / "fig" / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (tmp_path / "fig" / f"{stem}.pdf").read_bytes()[:4] == b"%PDF"
+    bad = run("plot-lesion", tmp_path / "none", "--out", tmp_path / "fig")
+    assert bad.exit_code == 2 and "no such file" in bad.output
+
+
+# --------------------------------------------------------------------------- names, flags, help
+def test_compare_never_prints_two_nets_under_one_name():
+    result = run("compare", "resnet110", "resnet110:shortcut_mode=conv", "-f", "json")
+    assert result.exit_code == 0, result.output
+    archs = json.loads(result.output)["archs"]
+    assert [a["label"] for a in archs] == ["resnet110", "resnet110 (shortcut_mode=conv)"]
+    assert [a["overrides"] for a in archs] == [{}, {"shortcut_mode": "conv"}]
+    assert archs[0]["params"] != archs[1]["params"]
+    # the global option applies to every column, and each column is named with it
+    table = run("compare", "resnet110", "resnet110", "--shortcut-mode", "conv").output
+    assert table.count("shortcut_mode=conv") == 3  # the title's baseline and both rows
+
+
+def test_params_labels_what_was_built():
+    data = json.loads(run("params", "--arch", "resnet20", "--set", "widths=8,16,32", "-f", "json").output)
+    assert data["label"] == "resnet20 (widths=8,16,32)" and data["overrides"] == {"widths": [8, 16, 32]}
+    plain = json.loads(run("params", "--arch", "resnet20", "-f", "json").output)
+    assert plain["label"] == "resnet20" and plain["overrides"] == {}
+
+
+def test_a_column_override_without_a_value_is_one_line_of_error():
+    result = run("compare", "resnet20", "resnet20:widths")
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and "FIELD=VALUE" in result.output
+
+
+def test_short_flags_mean_one_thing_across_the_tool():
+    from typer.main import get_command
+
+    from resnet_cli.cli.app import app as typer_app
+
+    group = get_command(typer_app)
+    meaning: dict[str, set[str]] = {}
+    for command in group.commands.values():
+        for param in command.params:
+            longs = [o for o in param.opts if o.startswith("--")]
+            for short in (o for o in param.opts if re.fullmatch(r"-[a-zA-Z]", o)):
+                meaning.setdefault(short, set()).update(longs)
+    # --out and --output are both "where to write"; every other short flag names one long option
+    assert meaning["-o"] <= {"--out", "--output"}
+    assert {k: v for k, v in meaning.items() if len(v) > 1 and k != "-o"} == {}
+    assert meaning["-d"] == {"--dataset"} and meaning["-e"] == {"--epochs"}
+
+
+@pytest.mark.parametrize("command", ["train", "lesion", "params", "paths", "eval", "plot-record", "plot-lesion"])
+def test_flags_show_no_bool_metavar(command):
+    result = run(command, "--help", terminal_width=160)
+    assert result.exit_code == 0
+    assert "<bool>" not in result.output and "BOOLEAN" not in result.output
+
+
+# --------------------------------------------------------------------------- eval
+def test_eval_reports_top5_and_per_class_counts(tmp_path):
+    import torch
+
+    from resnet_cli.training import evaluate
+
+    class Fixed(torch.nn.Module):
+        """Logits ranking classes label + r, label + r - 1, ... (mod 10) from the top, for an image x = (label, r):
+        top-1 right for r = 0 only, top-5 right for r < 5."""
+
+        def forward(self, x):
+            n = x.shape[0]
+            labels, r = x[:, 0].long(), x[:, 1].long()
+            logits = torch.zeros(n, 10)
+            for rank in range(10):
+                logits[torch.arange(n), (labels + r - rank) % 10] = 10.0 - rank
+            return logits
+
+    labels = torch.arange(70) % 10
+    data = torch.utils.data.TensorDataset(torch.stack([labels, torch.arange(70) % 7], 1).float(), labels)
+    result = evaluate(Fixed(), data, batch_size=16, detailed=True)
+    # image i has label i % 10 and r = i % 7: top-1 right where r = 0 (10 images), top-5 where r < 5 (50)
+    assert (result.correct, result.top5_correct, result.images) == (10, 50, 70)
+    assert result.class_images == [7] * 10
+    assert sum(result.class_correct) == 10
+    assert result.class_correct == [sum(1 for i in range(70) if i % 10 == c and i % 7 == 0) for c in range(10)]
