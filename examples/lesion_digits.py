@@ -3,11 +3,13 @@
 Trains a CIFAR-style ResNet-20 and its plain twin (the same 18 convolutions without shortcuts) on scikit-learn's
 handwritten digits at 16x16 pixels, saves both as checkpoints, then runs the lesion study on each (every block
 deleted in turn, k random blocks deleted, k pairs swapped) and the gradient-by-path-length measurement on the
-ResNet. 33 s on 2 idle cores (several minutes on a busy machine). The same studies from the shell, on the
-checkpoints written here:
+ResNet. Figures: OUT/lesion-resnet20/, OUT/lesion-plain20/, both nets in one figure each (Veit et al. Fig. 3) in
+OUT/lesion-both/, and OUT/gradients.png. 33 s on 2 idle cores (several minutes on a busy machine; a status line
+on stderr says where it is). The same studies from the shell, on the checkpoints written here:
 
     resnet-cli lesion OUT/resnet20.pt --out OUT/lesion-resnet20
     resnet-cli lesion OUT/plain20.pt --experiments single --out OUT/lesion-plain20
+    resnet-cli plot-lesion OUT/lesion-resnet20 OUT/lesion-plain20 --out OUT/lesion-both --figure-type png,pdf
     resnet-cli gradients OUT/resnet20.pt --out OUT/gradients
 
     python examples/lesion_digits.py [--epochs 15] [--out lesion-digits]
@@ -39,6 +41,11 @@ from resnet_cli.training import flush_denormals
 SIZE = 16
 
 
+def status(message: str) -> None:
+    """A short status line on stderr, so that a run in a log file is never silent for minutes."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def train(arch: str, epochs: int, x: torch.Tensor, y: torch.Tensor):
     torch.manual_seed(0)
     spec = get_spec(arch, input_size=SIZE, in_channels=1, num_classes=10)
@@ -49,12 +56,14 @@ def train(arch: str, epochs: int, x: torch.Tensor, y: torch.Tensor):
     g = torch.Generator().manual_seed(0)
     model.train()
     with flush_denormals():  # as the trainer does: deep plain nets make denormals, which are slow on CPUs
-        _epochs(model, opt, sched, epochs, x, y, g)
+        _epochs(model, opt, sched, epochs, x, y, g, arch)
     return spec, model.eval()
 
 
-def _epochs(model, opt, sched, epochs: int, x: torch.Tensor, y: torch.Tensor, g: torch.Generator) -> None:
-    for _ in range(epochs):
+def _epochs(model, opt, sched, epochs: int, x: torch.Tensor, y: torch.Tensor, g: torch.Generator, arch: str) -> None:
+    start = time.time()
+    for epoch in range(epochs):
+        status(f"{arch}: training, epoch {epoch + 1}/{epochs} ({time.time() - start:.0f} s)")
         perm = torch.randperm(len(x), generator=g)
         for i in range(0, len(x), 64):
             idx = perm[i:i + 64]
@@ -66,6 +75,19 @@ def _epochs(model, opt, sched, epochs: int, x: torch.Tensor, y: torch.Tensor, g:
             loss.backward()
             opt.step()
             sched.step()
+
+
+class Every:
+    """``on_progress`` for the lesion study: a status line at most every ``seconds``."""
+
+    def __init__(self, seconds: float, what: str) -> None:
+        self.seconds, self.what, self.images, self.last = seconds, what, 0, time.time()
+
+    def __call__(self, images: int, label: str) -> None:
+        self.images += images
+        if time.time() - self.last >= self.seconds:
+            self.last = time.time()
+            status(f"{self.what}: {self.images:,} images run ({label})")
 
 
 def main() -> None:
@@ -85,10 +107,13 @@ def main() -> None:
         spec, model = train(arch, args.epochs, x, y)
         short = arch.replace("cifar_", "")
         save_checkpoint(out / f"{short}.pt", spec=spec, state_dict=model.state_dict(), dataset=info, record=[])
-        result = lesion_study(model, xt, yt, max_k=6, samples=10, seed=0, arch=arch, dataset="digits")
+        status(f"{arch}: lesion study (single, multi, reorder) on {len(xt)} test images")
+        result = lesion_study(model, xt, yt, max_k=6, samples=10, seed=0, arch=arch, dataset="digits",
+                              on_progress=Every(30, f"{arch}: lesion study"))
         results[short] = result
         atomic_write_text(out / f"lesion-{short}.json", to_json(result.to_dict()) + "\n")
-        (out / f"lesion-{short}").mkdir(parents=True, exist_ok=True)
+        for folder in (f"lesion-{short}", "lesion-both"):
+            (out / folder).mkdir(parents=True, exist_ok=True)
         lesion_plots(result, out / f"lesion-{short}")
         print(f"{arch}: trained {args.epochs} epochs and studied in {time.time() - start:.0f} s; "
               f"test error {100 * result.baseline_error:.1f}%")
@@ -100,11 +125,17 @@ def main() -> None:
         p = plain_by_name.get(r.block)
         mark = "  (downsampling)" if r.downsample else ""
         print(f"{r.block:<10}{100 * r.error:>10.1f}%{(f'{100 * p.error:.1f}%' if p else 'kept'):>10}{mark}")
-    print("\nerror with k random blocks deleted (ResNet-20), mean over 10 samples:")
+    print("\nerror with k random blocks deleted (ResNet-20), mean over min(10, C(9, k)) distinct sets:")
     print("  " + "  ".join(f"k={r.k}: {100 * r.mean:.1f}%" for r in results["resnet20"].multi))
+    single = results["resnet20"].single
+    print(f"  (k=1 runs all 9 one-block sets: its mean is the single deletions' mean, "
+          f"{100 * sum(r.error for r in single) / len(single):.1f}%)")
     print("error with k pairs of blocks swapped (ResNet-20):")
     print("  " + "  ".join(f"k={r.k}: {100 * r.mean:.1f}%" for r in results["resnet20"].reorder))
 
+    # Veit et al. Fig. 3: the ResNet and its plain twin in one figure each (single, multi, reorder)
+    lesion_plots([results["resnet20"], results["plain20"]], out / "lesion-both")
+    status("gradient by path length (ResNet-20)")
     model = load_checkpoint(out / "resnet20.pt").build_model()
     flow = gradient_flow(model, x[:64], y[:64], samples=4, arch="cifar_resnet20", dataset="digits")
     atomic_write_text(out / "gradients.json", to_json(flow.to_dict()) + "\n")

@@ -47,4 +47,25 @@ def load_checkpoint(path: str, arch: str | None = None) -> Checkpoint:
     return _load(path, arch=arch)
 
 
-__all__ = ["__version__", "build_model", "get_spec", "list_archs", "load_checkpoint"]
+
+
+def summarize(module: torch.nn.Module, input_size: Any = 224, **options: Any) -> Any:
+    """The ``params`` table of any module (hooks on its layers), with torchinfo-style memory estimates:
+    ``print_summary(summarize(model, input_size="224x320", batch_size=32))`` or ``.to_dict()``.
+
+    Options: ``batch_size``, ``in_channels``, ``dtype``, ``detail`` (1 stages, 2 + blocks), ``name``."""
+    from .analysis.summary import summarize as _summarize
+
+    return _summarize(module, input_size, **options)
+
+
+def print_summary(report: Any) -> None:
+    """Print a ``summarize`` (or ``params``) report as the ``params`` command does."""
+    from .render import stdout_console
+    from .render.params import params_table
+
+    params_table(report, stdout_console())
+
+
+__all__ = ["__version__", "build_model", "get_spec", "list_archs", "load_checkpoint", "print_summary",
+           "summarize"]

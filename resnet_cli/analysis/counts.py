@@ -59,6 +59,9 @@ class ParamsReport:
     # What was built beyond the name: spec fields that differ from the registered arch (``--set`` and the named
     # options), and the label that says so (``resnet110 (shortcut_mode=conv)``; the bare name when unmodified).
     overrides: dict[str, Any] = field(default_factory=dict)
+    # From ``summarize`` (a module counted by hooks): height and width of the input, and the memory estimates.
+    input_hw: tuple[int, int] | None = None
+    memory: dict[str, Any] | None = None
 
     @property
     def label(self) -> str:
@@ -95,6 +98,10 @@ class ParamsReport:
             "rows": [_row_dict(r) for r in self.rows],
             "spec": self.spec,
         }
+        if self.input_hw is not None:
+            out["input_hw"] = list(self.input_hw)
+        if self.memory is not None:
+            out["memory"] = self.memory
         if self.stochastic_depth is not None:
             out["stochastic_depth"] = self.stochastic_depth
         if self.fvcore is not None:

@@ -24,7 +24,8 @@ def _raw() -> tuple[torch.Tensor, torch.Tensor]:
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise DatasetError("the digits dataset needs scikit-learn: pip install 'resnet-cli[data]'") from None
+        raise DatasetError("the digits dataset needs scikit-learn: pip install scikit-learn (in a checkout: "
+                           "pip install -e '.[data]')") from None
     bunch = load_digits()
     images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # N x 1 x 8 x 8
     labels = torch.tensor(bunch.target, dtype=torch.int64)

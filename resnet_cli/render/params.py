@@ -12,7 +12,8 @@ def params_table(report: Any, console: Any) -> None:
     from rich import box  # here, not at the top: JSON and CSV start faster without rich
     from rich.table import Table
 
-    title = (f"{safe(report.label)}  ·  input {report.input_size}x{report.input_size}  ·  "
+    h, w = report.input_hw or (report.input_size, report.input_size)
+    title = (f"{safe(report.label)}  ·  input {h}x{w}  ·  "
              f"{report.num_classes} classes  ·  engine: {report.engine}")
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     rows = [("  " * (row.level - 1) + row.name, fmt_shape(row.out_shape), fmt_int(row.params), fmt_int(row.macs),
@@ -40,6 +41,8 @@ def params_table(report: Any, console: Any) -> None:
             f"training step on average; expected training MACs {fmt_int(sd['expected_training_macs'])} "
             f"({100 * sd['expected_training_macs_share']:.1f}% of the full net's)"
         )
+    if report.memory is not None:
+        _memory_table(report.memory, console)
     if report.fvcore is not None:
         fv = report.fvcore
         _fvcore_modules_table(fv, console)
@@ -51,6 +54,32 @@ def params_table(report: Any, console: Any) -> None:
         if fv.get("not_counted"):
             console.print(f"[dim]fvcore did not count: {fv['not_counted']}[/dim]")
     console.print(f"[dim]{report.conventions}[/dim]")
+
+
+def fmt_bytes(n: int) -> str:
+    """Bytes in MB (10^6, as torchinfo prints them), KB below a megabyte."""
+    return f"{n / 1e6:,.2f} MB" if n >= 1e6 else f"{n / 1e3:,.1f} KB"
+
+
+def _memory_table(mem: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"memory (estimates) at batch {mem['batch_size']}, {mem['dtype']} "
+                        f"({mem['bytes_per_element']} bytes per element)",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col, just in (("stage", "left"), ("params", "right"), ("forward", "right"), ("forward+backward", "right")):
+        table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+    for row in mem["stages"]:
+        table.add_row(row["name"], fmt_bytes(row["params_bytes"]), fmt_bytes(row["forward_bytes"]),
+                      fmt_bytes(row["forward_backward_bytes"]))
+    table.add_section()
+    table.add_row("total", fmt_bytes(mem["params_bytes"]), fmt_bytes(mem["forward_bytes"]),
+                  fmt_bytes(mem["forward_backward_bytes"]), style="bold")
+    console.print(table)
+    console.print(f"input {fmt_bytes(mem['input_bytes'])}  ·  estimated total for training "
+                  f"{fmt_bytes(mem['input_bytes'] + mem['params_bytes'] + mem['forward_backward_bytes'])} "
+                  f"(input + params + forward+backward, torchinfo's 'Estimated Total Size')")
+    console.print(f"[dim]{mem['rule']}[/dim]")
 
 
 def _fvcore_modules_table(fv: dict[str, Any], console: Any) -> None:
