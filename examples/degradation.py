@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from resnet_cli import get_spec
 from resnet_cli.fileio import atomic_write_text
+from resnet_cli.render.progress import progress
 from resnet_cli.render.training import plot_records
 from resnet_cli.training import TrainConfig, train
 
@@ -55,8 +56,9 @@ def main() -> None:
             name = f"cifar_{'resnet' if residual else 'plain'}{depth}"
             spec = get_spec(name, widths=f"{w},{2 * w},{4 * w}", stem_width=w, input_size=args.input_size)
             t0 = time.perf_counter()
-            result = train(spec, args.dataset, config, device=args.device, data_dir=args.data_dir,
-                           train_limit=args.limit)
+            with progress() as show:  # a bar on a terminal, a status line every 30 s in a log
+                result = train(spec, args.dataset, config, device=args.device, data_dir=args.data_dir,
+                               train_limit=args.limit, progress=show)
             seconds = time.perf_counter() - t0
             final = result.record[-1]
             label = f"{'residual' if residual else 'plain'}: {'ResNet' if residual else 'plain'}-{depth}"

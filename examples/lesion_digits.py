@@ -36,6 +36,7 @@ from resnet_cli.models import build_model
 from resnet_cli.registry import get_spec
 from resnet_cli.render import to_json
 from resnet_cli.render.lesion import gradients_plots, lesion_plots
+from resnet_cli.render.progress import progress
 from resnet_cli.training import flush_denormals
 
 SIZE = 16
@@ -77,19 +78,6 @@ def _epochs(model, opt, sched, epochs: int, x: torch.Tensor, y: torch.Tensor, g:
             sched.step()
 
 
-class Every:
-    """``on_progress`` for the lesion study: a status line at most every ``seconds``."""
-
-    def __init__(self, seconds: float, what: str) -> None:
-        self.seconds, self.what, self.images, self.last = seconds, what, 0, time.time()
-
-    def __call__(self, images: int, label: str) -> None:
-        self.images += images
-        if time.time() - self.last >= self.seconds:
-            self.last = time.time()
-            status(f"{self.what}: {self.images:,} images run ({label})")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--epochs", type=int, default=15)
@@ -108,8 +96,9 @@ def main() -> None:
         short = arch.replace("cifar_", "")
         save_checkpoint(out / f"{short}.pt", spec=spec, state_dict=model.state_dict(), dataset=info, record=[])
         status(f"{arch}: lesion study (single, multi, reorder) on {len(xt)} test images")
-        result = lesion_study(model, xt, yt, max_k=6, samples=10, seed=0, arch=arch, dataset="digits",
-                              on_progress=Every(30, f"{arch}: lesion study"))
+        with progress() as show:  # a bar on a terminal, a status line every 30 s in a log
+            result = lesion_study(model, xt, yt, max_k=6, samples=10, seed=0, arch=arch, dataset="digits",
+                                  progress=show)
         results[short] = result
         atomic_write_text(out / f"lesion-{short}.json", to_json(result.to_dict()) + "\n")
         for folder in (f"lesion-{short}", "lesion-both"):
@@ -137,7 +126,9 @@ def main() -> None:
     lesion_plots([results["resnet20"], results["plain20"]], out / "lesion-both")
     status("gradient by path length (ResNet-20)")
     model = load_checkpoint(out / "resnet20.pt").build_model()
-    flow = gradient_flow(model, x[:64], y[:64], samples=4, arch="cifar_resnet20", dataset="digits")
+    with progress() as show:
+        flow = gradient_flow(model, x[:64], y[:64], samples=4, arch="cifar_resnet20", dataset="digits",
+                             progress=show)
     atomic_write_text(out / "gradients.json", to_json(flow.to_dict()) + "\n")
     gradients_plots(flow, out)
     lo, hi = flow.effective_range

@@ -186,16 +186,23 @@ def _to_cpu(obj: Any) -> Any:
     return obj
 
 
-def _read(path: Path) -> Any:
-    import pickle
-    import zipfile
-
-    import torch
-
+def check_checkpoint_path(path: Path) -> Path:
+    """Refuse a path that holds no file, at once: before torch is imported (seconds) or any data is loaded."""
     if not path.exists():
         raise CheckpointError(f"no such checkpoint: {path}")
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+    return path
+
+
+def _read(path: Path) -> Any:
+    import pickle
+    import zipfile
+
+    check_checkpoint_path(path)
+
+    import torch
+
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -236,11 +243,12 @@ def _first_line(exc: BaseException) -> str:
 def load_checkpoint(path: str | os.PathLike[str], arch: str | None = None) -> Checkpoint:
     """Load a resnet-cli checkpoint, or a bare state dict (torchvision's layout, or a foreign one that
     ``key_layouts`` maps) with ``arch`` or an inferred arch."""
+    path = check_checkpoint_path(Path(path))
+
     import torch
 
     from .key_layouts import map_keys, unwrap
 
-    path = Path(path)
     obj = _read(path)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         return _from_payload(obj, path, arch)

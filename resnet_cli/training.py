@@ -555,6 +555,12 @@ def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, 
     from .devices import resolve_device
 
     notes: list[str] = []
+
+    def note(text: str) -> None:  # said when it becomes true (before training), and kept for the result
+        notes.append(text)
+        if log is not None:
+            log(f"note: {text}")
+
     dev = resolve_device(device)
     if sync_bn and dist.from_environment().distributed and dev.type != "cuda":
         raise ResnetCliError("SyncBatchNorm works on CUDA only (torch's gloo backend on the CPU has none)")
@@ -567,7 +573,7 @@ def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, 
             raise ResnetCliError(f"{resume} holds no training state to resume (was it written by 'train'?)")
         saved = TrainConfig.from_dict(state.extra.get("config", {}))
         if config.epochs != saved.epochs:
-            notes.append(f"epochs changed from {saved.epochs} to {config.epochs}: the lr schedule follows the "
+            note(f"epochs changed from {saved.epochs} to {config.epochs}: the lr schedule follows the "
                          f"new total")
         config = dataclasses.replace(saved, epochs=config.epochs, workers=config.workers)
         spec, info_saved = state.spec, state.dataset
@@ -577,7 +583,7 @@ def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, 
         train_limit = train_limit or saved_data.get("train_limit")
         test_limit = test_limit or saved_data.get("test_limit")
         if state.extra.get("interrupted") is False and state.epochs_done >= config.epochs:
-            notes.append(f"{resume} already finished {state.epochs_done} epochs; pass a larger --epochs to go on")
+            note(f"{resume} already finished {state.epochs_done} epochs; pass a larger --epochs to go on")
     else:
         input_size, in_channels = spec.input_size, spec.in_channels
     config.validate()
@@ -590,7 +596,7 @@ def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, 
                       best_checkpoint=best_checkpoint, progress=progress, log=log, on_step=on_step, world=world,
                       sync_bn=sync_bn)
     if world.distributed:
-        notes.append(f"{world.size} processes: a step is a global batch of {config.batch_size * world.size} "
+        note(f"{world.size} processes: a step is a global batch of {config.batch_size * world.size} "
                      f"images ({config.batch_size} per process)" + (", SyncBatchNorm" if sync_bn else ""))
     trainer.data_options = {"train_limit": train_limit, "test_limit": test_limit}
     resumed_from = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..progress import Progress
@@ -58,7 +59,9 @@ def evaluate_checkpoint(path: str | os.PathLike[str], *, arch: str | None = None
     ``MEAN,..:STD,..``; default: as ``Checkpoint.load_data`` decides). With ``distributed``, join the run
     torchrun launched (if it did) and score a part of the images on each rank (``resnet_cli.distributed``)."""
     from .. import distributed as dist
-    from ..checkpoint import load_checkpoint
+    from ..checkpoint import check_checkpoint_path, load_checkpoint
+
+    check_checkpoint_path(Path(path))  # at once, before torch is imported
     from ..devices import resolve_device
     from ..registry import spec_overrides
     from ..training import evaluate

@@ -15,6 +15,8 @@ import warnings
 from collections import Counter
 from typing import Any
 
+from ..progress import Counter as Steps
+from ..progress import Progress
 from ..spec import ArchSpec
 from .counts import ParamsReport, count_params
 
@@ -22,21 +24,26 @@ from .counts import ParamsReport, count_params
 CONV_LINEAR_OPS = ("conv", "linear", "addmm", "matmul", "bmm", "einsum")
 
 
-def count_with_fvcore(spec: ArchSpec, detail: int = 1) -> ParamsReport:
+def count_with_fvcore(spec: ArchSpec, detail: int = 1, progress: Progress | None = None) -> ParamsReport:
     """The analytic report of ``spec`` plus fvcore's count of the built module (``report.fvcore``).
 
     ``params``/``trainable_params`` are read off the built module; ``report.fvcore`` holds ``total`` (fvcore's
     default handles), ``conv_linear``, ``by_operator``, ``not_counted`` (one line) and ``modules`` (one row per
     module down to ``detail``: 1 the network's children, 2 + blocks, 3 every module).
     """
+    tick = Steps(progress, "fvcore", 4, "steps")  # import torch, build, trace, count
+    tick(0, phase="importing torch")
     import torch
 
     from ..models import build_model
 
     report = count_params(spec, detail=detail)
+    tick(phase=f"building {spec.name}")
     model = build_model(spec).eval()  # eval: stochastic depth and dropout must not change what is traced
     x = torch.zeros(1, spec.in_channels, spec.input_size, spec.input_size)
+    tick(phase="tracing with fvcore")
     analysis = _analyse(model, x)
+    tick(phase="counting per module")
 
     by_operator = dict(analysis.by_operator())
     by_module_op = analysis.by_module_and_operator()
@@ -51,6 +58,7 @@ def count_with_fvcore(spec: ArchSpec, detail: int = 1) -> ParamsReport:
         "modules": _module_rows(model, by_module_op, detail),
         "unit": "fvcore flops (1 = one fused multiply-add)",
     }
+    tick(phase="done")
     return report
 
 

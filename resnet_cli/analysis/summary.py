@@ -97,14 +97,17 @@ def summarize(module: Any, input_size: Any = 224, *, batch_size: int = 1, in_cha
                             "forward_backward_bytes": 2 * batch_size * activations * element})
     params = sum(p.numel() for p in module.parameters())
     head = next((leaf for leaf in reversed(leaves) if leaf.kind == "linear"), None)
+    spec = getattr(module, "spec", None)  # a module the tool built says what it is, with its overrides
     report = ParamsReport(
-        arch=name or type(module).__name__, engine="hooks", input_size=height if height == width else 0,
+        arch=name or getattr(spec, "name", None) or type(module).__name__, engine="hooks",
+        input_size=height if height == width else 0,
         num_classes=head.out_shape[0] if head else 0, params=params,
         trainable_params=sum(p.numel() for p in module.parameters() if p.requires_grad),
         macs=sum(leaf.macs for leaf in leaves), residual_blocks=sum(len(g.blocks) for g in groups),
         depth=sum(1 for leaf in leaves if leaf.kind in ("conv", "linear") and not _on_shortcut(leaf.name)),
         rows=rows, spec={}, input_hw=(height, width),
         memory=_memory(memory_rows, batch_size, dtype, element, in_channels * height * width),
+        overrides=_overrides(spec) if spec is not None and name is None else {},
     )
     return report
 
@@ -114,6 +117,12 @@ def _memory(rows: list[dict[str, Any]], batch_size: int, dtype: Any, element: in
     totals = {key: sum(r[key] for r in rows) for key in ("params_bytes", "forward_bytes", "forward_backward_bytes")}
     return {"batch_size": batch_size, "dtype": str(dtype).replace("torch.", ""), "bytes_per_element": element,
             "input_bytes": batch_size * input_elements * element, **totals, "stages": rows, "rule": MEMORY_RULE}
+
+
+def _overrides(spec: Any) -> dict[str, Any]:
+    from ..registry import spec_overrides
+
+    return spec_overrides(spec)
 
 
 def _on_shortcut(name: str) -> bool:

@@ -58,6 +58,7 @@ def gradients(
     from .. import distributed
     from ..analysis.gradients import gradient_flow
     from ..analysis.inputs import load_study_inputs
+    from ..checkpoint import check_checkpoint_path
     from ..devices import resolve_device
     from ..fileio import atomic_write_text
     from ..render import stderr_console, to_json
@@ -73,6 +74,7 @@ def gradients(
         from ..fileio import check_writable
 
         check_writable(out, "--out", folder=True)
+    check_checkpoint_path(checkpoint)
     torch_device = resolve_device(device.value)
     inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, split, normalize=normalize)
     world, torch_device = distributed.start(torch_device)  # under torchrun; rank 0 alone shows and writes

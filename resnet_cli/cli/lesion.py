@@ -77,6 +77,7 @@ def lesion(
     from .. import distributed
     from ..analysis.inputs import load_study_inputs
     from ..analysis.lesion import lesion_study
+    from ..checkpoint import check_checkpoint_path
     from ..devices import resolve_device
     from ..fileio import atomic_write_text
     from ..render import stderr_console, to_csv, to_json
@@ -85,6 +86,7 @@ def lesion(
 
     chosen = _check_options(ctx, experiments, engine, resume, out)
     suffixes = figure_types(figure_type)
+    check_checkpoint_path(checkpoint)
     torch_device = resolve_device(device.value)
     inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, normalize=normalize)
     world, torch_device = distributed.start(torch_device)  # under torchrun; rank 0 alone shows and writes

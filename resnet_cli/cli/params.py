@@ -16,6 +16,7 @@ from .app import (
     LayersOpt,
     NumClassesOpt,
     PlacementOpt,
+    QuietOpt,
     SetOpt,
     ShortcutModeOpt,
     ShortcutOpt,
@@ -79,6 +80,7 @@ def params(
     feature_size: Annotated[int, typer.Option("--feature-size", min=1, help="With --block: feature map size "
                                               "for MACs.")] = 56,
     fmt: FormatOpt = OutputFormat.table,
+    quiet: QuietOpt = False,
 ) -> None:
     """Parameters and MACs (multiply-adds, the papers' FLOPs), in total and per stage, block or layer."""
     if block is not None:
@@ -117,9 +119,18 @@ def params(
                                  widths=widths, layers=layers, placement=placement, shortcut_mode=shortcut_mode,
                                  stochastic_depth=stochastic_depth, sets=sets)
     if engine is Engine.fvcore:
-        from ..analysis.fvcore_engine import count_with_fvcore
+        import sys
 
-        report = count_with_fvcore(spec, detail=depth)
+        from ..analysis.fvcore_engine import count_with_fvcore
+        from ..render import stderr_console
+        from ..render.progress import progress
+
+        shown = not quiet and OutputFormat(fmt) is OutputFormat.table
+        with progress(shown, stderr_console(quiet)) as show:
+            if shown and not sys.stderr.isatty():  # a log sees what the next seconds are spent on
+                show.log(f"fvcore: building {spec.name} and tracing it with fvcore (seconds; a minute for the "
+                         f"largest nets)")
+            report = count_with_fvcore(spec, detail=depth, progress=show)
     else:
         report = count_params(spec, detail=depth)
     emit(report, fmt, params_table, params_csv, loading=loading)

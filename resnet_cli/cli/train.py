@@ -88,8 +88,6 @@ def train(
     from ..registry import spec_label
     from ..render.progress import progress
     from ..render.training import plot_records, record_csv, train_table
-    from ..training import TrainConfig
-    from ..training import train as run_training
 
     saved = spec = None
     if resume is not None:
@@ -100,12 +98,15 @@ def train(
             raise ResnetCliError("name an architecture with --arch (e.g. --arch resnet20), or --resume a checkpoint")
         spec = spec_from_options(arch, input_size=input_size, shortcut=shortcut, widths=widths, layers=layers,
                                  stochastic_depth=stochastic_depth, sets=sets)
+        from ..training import TrainConfig  # torch: only once the options are known to be good
         output = output or Path("checkpoint.pt")
         config = TrainConfig(epochs=epochs or 30, batch_size=batch_size, lr=lr, momentum=momentum,
                              weight_decay=weight_decay, augment=augment, seed=seed, amp=amp, workers=workers)
     best = _check_outputs(output, best, no_best, plot)
     main = distributed.from_environment().main  # under torchrun rank 0 alone shows, prints and writes
     console = stderr_console(quiet or not main)
+    from ..training import train as run_training
+
     with progress(main and not quiet and OutputFormat(fmt) is OutputFormat.table,
                   None if quiet or not main else console) as show:
         result = run_training(spec, dataset or "synthetic", config, device=device.value, data_dir=data_dir,
@@ -125,8 +126,7 @@ def _resume_config(ctx: typer.Context, resume: Path, arch: str | None, dataset: 
                    workers: int) -> tuple[Any, Any]:
     """The checkpoint to continue (loaded once) and the configuration to continue it with: its own, with only
     the total of epochs and the data workers from the command line."""
-    from ..checkpoint import load_checkpoint
-    from ..training import TrainConfig, saved_epochs
+    from ..checkpoint import check_checkpoint_path, load_checkpoint
 
     if arch is not None or dataset is not None:
         raise ResnetCliError("--resume continues the checkpoint's own arch and dataset; drop --arch/--dataset")
@@ -135,6 +135,9 @@ def _resume_config(ctx: typer.Context, resume: Path, arch: str | None, dataset: 
     if kept:
         raise ResnetCliError(f"{', '.join(kept)}: not with --resume (the checkpoint's own settings are kept; "
                              f"only --epochs can change)")
+    check_checkpoint_path(resume)  # before torch is imported: a mistyped path costs no seconds
+    from ..training import TrainConfig, saved_epochs
+
     saved = load_checkpoint(resume)
     return saved, TrainConfig(epochs=epochs or saved_epochs(saved), workers=workers)
 

@@ -62,6 +62,7 @@ def fmt_bytes(n: int) -> str:
 
 
 def _memory_table(mem: dict[str, Any], console: Any) -> None:
+    from rich import box
     from rich.table import Table
 
     table = Table(title=f"memory (estimates) at batch {mem['batch_size']}, {mem['dtype']} "

@@ -4,6 +4,7 @@ quiet or when stdout is JSON."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -12,8 +13,16 @@ from typing import Any
 
 from ..progress import ProgressEvent
 
-#: Seconds between two status lines of one stage when stderr is not a terminal (short runs print none).
+#: Seconds between two status lines of one stage when stderr is not a terminal (short runs print none);
+#: $RESNET_CLI_STATUS_EVERY sets another interval (a batch job's log may want one a minute, a test one at once).
 STATUS_EVERY_S = 30.0
+
+
+def _status_every() -> float:
+    try:
+        return max(0.0, float(os.environ["RESNET_CLI_STATUS_EVERY"]))
+    except (KeyError, ValueError):
+        return STATUS_EVERY_S
 
 
 class ProgressDisplay:
@@ -48,7 +57,7 @@ class ProgressDisplay:
     def _status_line(self, event: ProgressEvent) -> None:
         now = time.monotonic()
         last = self.last_line.setdefault(event.stage, now)  # the first line comes one interval in
-        if now - last < STATUS_EVERY_S:
+        if now - last < _status_every():
             return
         self.last_line[event.stage] = now
         print(status_line(event), file=sys.stderr, flush=True)
