@@ -76,12 +76,30 @@ def summarize(module: Any, input_size: Any = 224, *, batch_size: int = 1, in_cha
     import torch
 
     height, width = parse_input_size(input_size)
-    first = next(module.parameters(), None)
-    dtype = dtype or (first.dtype if first is not None else torch.float32)
+    dtype = dtype or next((p.dtype for p in module.parameters()), torch.float32)
     element = torch.empty((), dtype=dtype).element_size()
     leaves, shapes = _trace(module, torch.zeros(1, in_channels, height, width))
     groups = _group(module, leaves, shapes)
-    total_macs = sum(leaf.macs for leaf in leaves) or 1
+    rows, memory_rows = _rows(groups, detail, sum(leaf.macs for leaf in leaves) or 1, batch_size, element)
+    head = next((leaf for leaf in reversed(leaves) if leaf.kind == "linear"), None)
+    spec = getattr(module, "spec", None)  # a module the tool built says what it is, with its overrides
+    report = ParamsReport(
+        arch=name or getattr(spec, "name", None) or type(module).__name__, engine="hooks",
+        input_size=height if height == width else 0,
+        num_classes=head.out_shape[0] if head else 0, params=sum(p.numel() for p in module.parameters()),
+        trainable_params=sum(p.numel() for p in module.parameters() if p.requires_grad),
+        macs=sum(leaf.macs for leaf in leaves), residual_blocks=sum(len(g.blocks) for g in groups),
+        depth=_depth(leaves),
+        rows=rows, spec={}, input_hw=(height, width),
+        memory=_memory(memory_rows, batch_size, dtype, element, in_channels * height * width),
+        overrides=_overrides(spec) if spec is not None and name is None else {},
+    )
+    return report
+
+
+def _rows(groups: list[_Group], detail: int, total_macs: int, batch_size: int, element: int
+          ) -> tuple[list[Row], list[dict[str, Any]]]:
+    """The table's rows (stages; with ``detail`` 2 their blocks) and each stage's memory estimates."""
     rows, memory_rows = [], []
     for g in groups:
         # a stage's output is its last block's (a DenseNet's dense layer returns its input and its new maps)
@@ -95,21 +113,7 @@ def summarize(module: Any, input_size: Any = 224, *, batch_size: int = 1, in_cha
         memory_rows.append({"name": g.name, "params_bytes": g.params * element,
                             "forward_bytes": batch_size * activations * element,
                             "forward_backward_bytes": 2 * batch_size * activations * element})
-    params = sum(p.numel() for p in module.parameters())
-    head = next((leaf for leaf in reversed(leaves) if leaf.kind == "linear"), None)
-    spec = getattr(module, "spec", None)  # a module the tool built says what it is, with its overrides
-    report = ParamsReport(
-        arch=name or getattr(spec, "name", None) or type(module).__name__, engine="hooks",
-        input_size=height if height == width else 0,
-        num_classes=head.out_shape[0] if head else 0, params=params,
-        trainable_params=sum(p.numel() for p in module.parameters() if p.requires_grad),
-        macs=sum(leaf.macs for leaf in leaves), residual_blocks=sum(len(g.blocks) for g in groups),
-        depth=sum(1 for leaf in leaves if leaf.kind in ("conv", "linear") and not _on_shortcut(leaf.name)),
-        rows=rows, spec={}, input_hw=(height, width),
-        memory=_memory(memory_rows, batch_size, dtype, element, in_channels * height * width),
-        overrides=_overrides(spec) if spec is not None and name is None else {},
-    )
-    return report
+    return rows, memory_rows
 
 
 def _memory(rows: list[dict[str, Any]], batch_size: int, dtype: Any, element: int, input_elements: int
@@ -125,8 +129,12 @@ def _overrides(spec: Any) -> dict[str, Any]:
     return spec_overrides(spec)
 
 
-def _on_shortcut(name: str) -> bool:
-    return ".downsample." in name or ".shortcut" in name or name.endswith(".gate")
+def _depth(leaves: list[_Leaf]) -> int:
+    """Weighted layers off the shortcuts (convs and linear layers): the papers' depth of a ResNet."""
+    def on_shortcut(name: str) -> bool:
+        return ".downsample." in name or ".shortcut" in name or name.endswith(".gate")
+
+    return sum(1 for leaf in leaves if leaf.kind in ("conv", "linear") and not on_shortcut(leaf.name))
 
 
 def _block_row(g: _Group, block: str, total_macs: int) -> Row:

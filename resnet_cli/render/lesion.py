@@ -72,11 +72,21 @@ def measurements_csv(state: dict[str, Any]) -> tuple[list[str], list[list[Any]]]
     return header, rows
 
 
-def study_label(study: dict[str, Any]) -> str:
-    """What a study measured, for titles and legends: the arch with its overrides (``resnet20 (input_size=16)``)."""
+def _common_overrides(studies: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The overrides every study shares (said once, in the title, instead of in every legend entry)."""
+    if len(studies) < 2:
+        return {}
+    first = studies[0].get("overrides") or {}
+    return {k: v for k, v in first.items() if all((s.get("overrides") or {}).get(k, object()) == v for s in studies)}
+
+
+def study_label(study: dict[str, Any], common: dict[str, Any] | None = None) -> str:
+    """What a study measured, for titles and legends: the arch with its overrides (``resnet20 (input_size=16)``),
+    less the ``common`` ones."""
     from ..registry import label_with_overrides
 
-    label = label_with_overrides(study.get("arch") or "network", study.get("overrides") or {})
+    own = {k: v for k, v in (study.get("overrides") or {}).items() if k not in (common or {})}
+    label = label_with_overrides(study.get("arch") or "network", own)
     return label.replace("$", r"\$")  # a user's name: a '$' would start matplotlib's mathtext
 
 
@@ -96,7 +106,12 @@ def _figure_title(studies: Sequence[dict[str, Any]], what: str, width: float) ->
     from .style import title
 
     datasets = sorted({s.get("dataset") or "" for s in studies} - {""})
-    names = " vs ".join(study_label(s) for s in studies)
+    common = _common_overrides(studies)
+    names = " vs ".join(study_label(s, common) for s in studies)
+    if common:
+        from ..registry import label_with_overrides
+
+        names = label_with_overrides(names, common).replace("$", r"\$")
     return title(names, ", ".join(datasets) or None, what, width)
 
 
@@ -135,18 +150,19 @@ def _single_plot(studies: Sequence[dict[str, Any]], path: Path) -> Path:
         by_index = {int(r["index"]): r for r in s.get("single", [])}
         # a layer that cannot be removed is a gap in the line (NaN), never bridged, and marked on the axis
         ys = [100 * by_index[k]["error"] if k in by_index else float("nan") for k in names]
-        label = study_label(s) if len(studies) > 1 else "one block deleted"
+        name = study_label(s, _common_overrides(studies))
+        label = name if len(studies) > 1 else "one block deleted"
         ax.plot(list(names), ys, "o-", color=color, label=label)
         down = [r for r in s.get("single", []) if r.get("downsample")]
         if down:
             ax.plot([r["index"] for r in down], [100 * r["error"] for r in down], "s", color=color, ms=5,
-                    mfc="none", mew=1.2, label="downsampling block")
+                    mfc="none", mew=1.2, label="downsampling block" if i == 0 else None)
         for j, r in enumerate(s.get("skipped", [])):
             ax.axvspan(r["index"] - 0.4, r["index"] + 0.4, color=color, alpha=0.15, lw=0,
-                       label=f"{study_label(s)}: cannot be removed" if j == 0 else None)
+                       label=f"{name}: cannot be removed" if j == 0 else None)
         base = 100 * s["baseline_error"]
         ax.axhline(base, **{**BASELINE_STYLE, "color": color},
-                   label=f"no deletion ({base:.1f}%)" if len(studies) == 1 else f"{study_label(s)}, none deleted")
+                   label=f"no deletion ({base:.1f}%)" if len(studies) == 1 else f"{name} intact ({base:.1f}%)")
     chance_line(ax, studies[0].get("num_classes"))
     ax.set_xticks(list(names), list(names.values()), rotation=90)
     ax.set_xlim(min(names) - 0.6, max(names) + 0.6)
@@ -188,7 +204,7 @@ def _k_plot(studies: Sequence[dict[str, Any]], name: str, path: Path) -> Path:
         means = [100 * s["baseline_error"]] + [100 * r["mean"] for r in rows]
         stds = [0.0] + [100 * r["std"] for r in rows]
         ks_all += ks
-        label = (f"{study_label(s)}: " if len(studies) > 1 else "") + "mean ± std over samples"
+        label = (f"{study_label(s, _common_overrides(studies))}: " if len(studies) > 1 else "") + "mean ± std"
         ax.errorbar(ks, means, yerr=percent_bars(means, stds), fmt="o-", color=color, capsize=2, label=label)
     if len(studies) == 1:
         base = 100 * studies[0]["baseline_error"]

@@ -119,8 +119,11 @@ def _error_axis(ax: Any, errors: Sequence[float], floor: float | None) -> None:
     """0 to just above the largest error in %; with a ``floor``, a log scale from it."""
     top = max(errors, default=100.0)
     if floor is not None:
+        from matplotlib.ticker import FormatStrFormatter
+
         ax.set_yscale("log")
         ax.set_ylim(floor / 1.5, min(100.0, top * 1.5))
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))  # 0.1, 1, 10: percentages, not 10^-1
     else:
         ax.set_ylim(0, min(100.0, top * 1.08) or 1.0)
     ax.set_ylabel("error (%)" + (", log scale" if floor is not None else ""))
@@ -131,6 +134,9 @@ def _plot_run(ax: Any, color: str, label: str, record: list[dict[str, Any]], flo
     marker = "o" if len(record) < 20 else None  # a one-epoch record is a point, invisible as a bare line
     for key, ls, what, fill in (("train_error", "--", "train", "none"), ("test_error", "-", "test", "full")):
         ys = [100 * r[key] if r.get(key) is not None else float("nan") for r in record]
-        if floor is not None:  # log scale: an error of 0 has no place on it; it sits on the floor instead
+        zeros = [e for e, y in zip(epochs, ys) if y == 0]
+        if floor is not None:  # log scale: an error of 0 has no place on it; it sits on the floor, marked
             ys = [max(y, floor) for y in ys]
+            if zeros:
+                ax.plot(zeros, [floor] * len(zeros), "v", color=color, ms=5, label="error 0 (on the axis floor)")
         ax.plot(epochs, ys, ls, color=color, marker=marker, fillstyle=fill, label=f"{label} {what}")
