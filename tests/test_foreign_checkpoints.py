@@ -266,7 +266,7 @@ def test_cli_reports_mappings_and_normalisation_in_json_and_table(akamaster8, tm
     torch.save({"state_dict": nn.DataParallel(akamaster8).state_dict(), "best_prec1": 1.0}, tmp_path / "aka.th")
     runner = CliRunner()
     common = ["--dataset", "synthetic", "--limit", "8", "--device", "cpu", "-q"]
-    for command in (["eval"], ["lesion", "-e", "single"], ["gradients", "--samples", "1"]):
+    for command in (["eval"], ["lesion", "--experiments", "single"], ["gradients", "--samples", "1"]):
         result = runner.invoke(app, [*command, str(tmp_path / "aka.th"), *common, "--normalize", "none", "-f", "json"])
         assert result.exit_code == 0, (command, result.output)
         doc = json.loads(result.stdout)

@@ -73,3 +73,26 @@ def test_forward_estimate_against_the_tensors_autograd_saves():
                 + 2 * 4 * bn_channels)  # BN: mean and inverse std per channel, 4 bytes each
     assert sum(saved.values()) == expected
     assert math.isclose(sum(saved.values()), mem["forward_bytes"], rel_tol=0.05)  # the estimate is close
+
+
+# --------------------------------------------------------------------------- receptive field
+def test_receptive_field_by_the_standard_recursion():
+    # ResNet-20 by hand: the 3x3 stem sees 3 px; each 3x3 conv adds 2 x jump; the first conv of layer2 and layer3
+    # strides 2. layer1: 3 + 6 x 2 = 15; layer2: 15 + 2 + 5 x 4 = 37; layer3: 37 + 4 + 5 x 8 = 81.
+    stages = {r.name: r.receptive_field for r in count_params(get_spec("resnet20"), detail=2).stages}
+    assert stages == {"stem": 3, "layer1": 15, "layer2": 37, "layer3": 81, "head": None}
+    blocks = {r.name: r.receptive_field for r in count_params(get_spec("resnet20"), detail=2).rows if r.level == 2}
+    assert blocks["layer1.0"] == 7 and blocks["layer2.0"] == 15 + 2 + 4
+    # the standard values for torchvision's ResNet-50 (stride on the 3x3, v1.5) and ResNet-18
+    assert count_params(get_spec("resnet50")).to_dict()["receptive_field"] == 427
+    assert count_params(get_spec("resnet18")).to_dict()["receptive_field"] == 435
+
+
+def test_receptive_field_column_with_blocks_only():
+    from typer.testing import CliRunner
+
+    from resnet_cli.cli import app
+
+    with_blocks = CliRunner().invoke(app, ["params", "--arch", "resnet50", "--depth", "2"], terminal_width=100)
+    assert "RF px" in with_blocks.output and " 427 " in with_blocks.output
+    assert "RF px" not in CliRunner().invoke(app, ["params", "--arch", "resnet50"]).output

@@ -35,6 +35,29 @@ class Row:
     macs: int
     share: float  # of the model's MACs
     detail: str = ""
+    receptive_field: int | None = None  # px of the input one output pixel sees (stages and blocks; None: head)
+
+
+# The layers on the longest path through the network: the branch of every block, the stem and the DenseNet
+# transitions. Shortcuts (1x1 or none) and gates see less; the head's global pool sees everything by definition.
+MAIN_PATH_ROLES = ("stem", "branch", "transition")
+
+
+@dataclass
+class ReceptiveField:
+    """The theoretical receptive field by the standard recursion (Araujo et al. 2019, "Computing receptive fields
+    of convolutional neural networks"): through a layer of kernel k and stride s, r <- r + (k - 1) j, j <- j s,
+    from r = j = 1 at the input, over the plan's kernels and strides in forward order along the main path."""
+
+    size: int = 1  # r, in input pixels
+    jump: int = 1  # j, input pixels between two neighbouring outputs
+
+    def through(self, unit: Any) -> int:
+        for layer in unit.layers:
+            if layer.kernel and layer.role in MAIN_PATH_ROLES:
+                self.size += (layer.kernel - 1) * self.jump
+                self.jump *= layer.stride
+        return self.size
 
 
 @dataclass
@@ -94,6 +117,7 @@ class ParamsReport:
             "depth": self.depth,
             "units": {"params": "count", "macs": "multiply-adds", "flops": "2 x macs"},
             "conventions": self.conventions,
+            "receptive_field": next((r.receptive_field for r in reversed(self.stages) if r.receptive_field), None),
             "stages": [_row_dict(r) for r in self.stages],
             "rows": [_row_dict(r) for r in self.rows],
             "spec": self.spec,
@@ -122,18 +146,22 @@ def count_params(spec: ArchSpec, detail: int = 1, plan: ModelPlan | None = None)
     plan = plan or plan_model(spec)
     total_macs = plan.macs or 1
     rows: list[Row] = []
+    field_of_view = ReceptiveField()
     for stage, units in plan.stages():
         s_params = sum(u.params for u in units)
         s_macs = sum(u.macs for u in units)
         kind = "stage" if units[0].is_block else stage
-        rows.append(Row(stage, kind, 1, units[-1].out_shape, s_params, s_macs, s_macs / total_macs,
-                        f"{len(units)} blocks" if units[0].is_block else ""))
+        stage_row = Row(stage, kind, 1, units[-1].out_shape, s_params, s_macs, s_macs / total_macs,
+                        f"{len(units)} blocks" if units[0].is_block else "")
+        rows.append(stage_row)
         for unit in units:
+            rf = field_of_view.through(unit)
             if detail >= 2 and unit.is_block:
                 rows.append(Row(unit.name, "block", 2, unit.out_shape, unit.params, unit.macs,
-                                unit.macs / total_macs, "downsample" if unit.downsample else ""))
+                                unit.macs / total_macs, "downsample" if unit.downsample else "", rf))
             if detail >= 3:
                 rows += [_layer_row(layer, total_macs) for layer in unit.layers]
+        stage_row.receptive_field = None if stage == "head" else field_of_view.size
     return ParamsReport(
         arch=spec.name, engine="analytic", input_size=spec.input_size, num_classes=spec.num_classes,
         params=plan.params, trainable_params=plan.params, macs=plan.macs,

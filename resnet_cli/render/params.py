@@ -16,13 +16,17 @@ def params_table(report: Any, console: Any) -> None:
     title = (f"{safe(report.label)}  ·  input {h}x{w}  ·  "
              f"{report.num_classes} classes  ·  engine: {report.engine}")
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    # the receptive field (px) with the blocks (--depth 2 and more): the stages alone keep their familiar table
+    with_rf = any(row.level == 2 for row in report.rows) and any(r.receptive_field for r in report.rows)
     rows = [("  " * (row.level - 1) + row.name, fmt_shape(row.out_shape), fmt_int(row.params), fmt_int(row.macs),
-             f"{100 * row.share:.1f}%", row.detail) for row in report.rows]
-    total = ("total", "", fmt_int(report.params), fmt_int(report.macs), "100.0%", "")
-    _add_uncut_columns(table, [("name", "left"), ("output", "right"), ("params", "right"), ("MACs", "right"),
-                               ("share", "right"), ("", "left")], [*rows, total], text_columns={0: 16, 5: 10},
+             f"{100 * row.share:.1f}%", *([fmt_int(row.receptive_field)] if with_rf else []), row.detail)
+            for row in report.rows]
+    total = ("total", "", fmt_int(report.params), fmt_int(report.macs), "100.0%", *([""] if with_rf else []), "")
+    columns = [("name", "left"), ("output", "right"), ("params", "right"), ("MACs", "right"), ("share", "right"),
+               *([("RF px", "right")] if with_rf else []), ("", "left")]
+    _add_uncut_columns(table, columns, [*rows, total], text_columns={0: 16, len(columns) - 1: 10},
                        width=console.width)
-    table.columns[5].style = "dim"
+    table.columns[-1].style = "dim"
     for row, cells in zip(report.rows, rows):
         table.add_row(*cells, style="bold" if row.level == 1 else ("" if row.level == 2 else "dim"))
     table.add_section()
@@ -41,6 +45,9 @@ def params_table(report: Any, console: Any) -> None:
             f"training step on average; expected training MACs {fmt_int(sd['expected_training_macs'])} "
             f"({100 * sd['expected_training_macs_share']:.1f}% of the full net's)"
         )
+    if with_rf:
+        console.print("[dim]RF px = theoretical receptive field in input pixels (r <- r + (k - 1) j, j <- j s over "
+                      "the kernels k and strides s of the stem, the blocks' branches and the transitions)[/dim]")
     if report.memory is not None:
         _memory_table(report.memory, console)
     if report.fvcore is not None:
