@@ -155,6 +155,14 @@ def test_short_flags_mean_one_thing_across_the_tool():
     assert meaning["-d"] == {"--dataset"} and meaning["-e"] == {"--epochs"}
 
 
+def test_version():
+    from resnet_cli import __version__
+
+    result = run("--version")
+    assert result.exit_code == 0 and result.output == f"resnet-cli {__version__}\n"
+    assert "<bool>" not in run("--help", terminal_width=160).output
+
+
 @pytest.mark.parametrize("command", ["train", "lesion", "params", "paths", "eval", "plot-record", "plot-lesion"])
 def test_flags_show_no_bool_metavar(command):
     result = run(command, "--help", terminal_width=160)

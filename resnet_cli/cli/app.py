@@ -144,8 +144,17 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"resnet-cli {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _group() -> None:
+def _group(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, metavar="",
+                                                 help="Print the version and exit.")] = False) -> None:
     # A callback makes typer build a group however many commands are registered so far (one, after importing
     # cli/paths.py alone); the group's help is the ``help`` above.
     pass
