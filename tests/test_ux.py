@@ -138,10 +138,15 @@ def test_a_column_override_without_a_value_is_one_line_of_error():
 
 
 def test_short_flags_mean_one_thing_across_the_tool():
+    import importlib
+
     from typer.main import get_command
 
+    from resnet_cli.cli.app import COMMANDS
     from resnet_cli.cli.app import app as typer_app
 
+    for module in set(COMMANDS.values()):  # commands register when their module is imported
+        importlib.import_module(f"resnet_cli.cli.{module}")
     group = get_command(typer_app)
     meaning: dict[str, set[str]] = {}
     for command in group.commands.values():

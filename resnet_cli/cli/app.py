@@ -31,6 +31,7 @@ COMMANDS = {
     "train": "train",
     "eval": "train",
     "plot-record": "train",
+    "plot-lesion": "lesion",
 }
 
 
