@@ -597,7 +597,7 @@ def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, 
                       sync_bn=sync_bn)
     if world.distributed:
         note(f"{world.size} processes: a step is a global batch of {config.batch_size * world.size} "
-                     f"images ({config.batch_size} per process)" + (", SyncBatchNorm" if sync_bn else ""))
+             f"images ({config.batch_size} per process)" + (", SyncBatchNorm" if sync_bn else ""))
     trainer.data_options = {"train_limit": train_limit, "test_limit": test_limit}
     resumed_from = 0
     if state is not None:
