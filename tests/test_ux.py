@@ -268,3 +268,21 @@ def test_the_resume_note_on_a_changed_schedule_comes_before_training(tmp_path):
     note = next(i for i, line in enumerate(lines) if "epochs changed from 1 to 2" in line)
     first_step = next(i for i, line in enumerate(lines) if line.startswith("train"))
     assert note < first_step, err
+
+
+def test_k1_of_multi_is_the_mean_of_the_single_deletions_when_every_set_fits_in_the_samples():
+    """With C(n, 1) = n <= --samples, multi runs every one-block set once: its k = 1 mean is the single table's mean
+    (the README's lesion_digits paragraph quotes it as such)."""
+    import torch
+
+    from resnet_cli.analysis.lesion import lesion_study
+    from resnet_cli.models import build_model
+    from resnet_cli.registry import get_spec
+
+    torch.manual_seed(0)
+    model = build_model(get_spec("cifar_resnet14", input_size=8, widths="4,8,16", stem_width=4)).eval()
+    x, y = torch.randn(40, 3, 8, 8), torch.randint(0, 10, (40,))
+    result = lesion_study(model, x, y, experiments=["single", "multi"], max_k=1, samples=10)
+    single = sorted(r.error for r in result.single)
+    assert len(single) == 6 and sorted(result.multi[0].errors) == single
+    assert result.multi[0].mean == pytest.approx(sum(single) / 6)

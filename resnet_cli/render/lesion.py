@@ -266,7 +266,8 @@ def gradients_plots(result: Any, out_dir: str | Path, suffix: str = "png") -> li
     ax2.bar(ks, [100 * r.share for r in result.rows], color="C0", width=0.8)
     lo, hi = result.effective_range
     held = sum(r.share for r in result.rows[lo:hi + 1])
-    ax2.axvspan(lo - 0.5, hi + 0.5, color="tab:orange", alpha=0.2, lw=0, label=f"lengths {lo}-{hi}: {_pct(held)}")
+    ax2.axvspan(lo - 0.5, hi + 0.5, color="tab:orange", alpha=0.2, lw=0, zorder=0,  # behind the bars
+                label=f"lengths {lo}-{hi}: {_pct(held)}")
     ax2.set_xlabel("path length k (residual branches passed)")
     ax2.set_ylabel("share of the total gradient (%)")
     ax2.set_title("all paths of length k")
