@@ -3,7 +3,7 @@
 Our modules use torchvision's key names (``conv1.weight``, ``layer1.0.bn2.running_var``, ``fc.weight``). Trained
 networks in the wild wrap them: in a dict (``{'state_dict': ..., 'best_prec1': ...}``), under a wrapper
 module's prefix (``module.`` from ``nn.DataParallel``), or with another repository's names (akamaster's
-``linear.`` head). This module is the one home for those differences:
+``linear.`` head, timm's ``resnetv2`` names). This module is the one home for those differences:
 
 - ``CONTAINER_KEYS``: the dict entries a state dict is found under (``unwrap``);
 - ``KEY_LAYOUTS``: named key layouts, each a detection rule on the keys and a rename (``map_keys``).
@@ -16,6 +16,7 @@ mapped is returned as ``Mapping`` records, which ``load_checkpoint`` keeps and e
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -73,12 +74,56 @@ def _from_akamaster(state: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _is_timm_resnetv2(state: Mapping[str, Any]) -> bool:
+    return "stem.conv.weight" in state and any(k.startswith("stages.0.blocks.0.") for k in state)
+
+
+_TIMM_V2_BLOCK = re.compile(r"stages\.(\d+)\.blocks\.(\d+)\.(norm|conv|downsample\.conv)(\d*)\.(.+)")
+
+
+def _from_timm_resnetv2(state: dict[str, Any]) -> dict[str, Any]:
+    # timm's bottleneck ResNetV2 (resnetv2_50 ... resnetv2_200): stem.conv -> conv1; stages.S.blocks.B.normK/convK ->
+    # layer{S+1}.B.bnK/convK (the very first block's norm1 -> the stem's bn1); the projection downsample.conv ->
+    # downsample.0; the final norm -> head_bn; the
+    # classifier is a 1x1 conv (head.fc, C x F x 1 x 1) where ours is a linear layer (fc, C x F).
+    if not any(k.endswith(".conv3.weight") for k in state):
+        from .checkpoint import CheckpointError
+
+        # PreActBasic's first block adds the stem's output before its norm1 to the branch; ours adds it after
+        # the stem's BN and ReLU. The keys would load, the logits would not be timm's: refuse.
+        raise CheckpointError("timm's basic-block resnetv2 (resnetv2_18/34) differs from preact_resnet18/34 in "
+                              "its first block's shortcut (it carries the stem's output before the first norm); "
+                              "only the bottleneck resnetv2 (50, 101, 152, 200) loads")
+    out = {}
+    for key, value in state.items():
+        m = _TIMM_V2_BLOCK.fullmatch(key)
+        if m:
+            stage, block, kind, num, rest = m.groups()
+            part = {"norm": f"bn{num}", "conv": f"conv{num}", "downsample.conv": "downsample.0"}[kind]
+            key = f"layer{int(stage) + 1}.{block}.{part}.{rest}"
+            if key.startswith("layer1.0.bn1."):  # the first pre-activation follows the stem: ours is its bn1
+                key = "bn1." + rest
+        elif key.startswith("stem.conv."):
+            key = "conv1." + key[len("stem.conv."):]
+        elif key.startswith("norm."):
+            key = "head_bn." + key[len("norm."):]
+        elif key.startswith("head.fc."):
+            key = "fc." + key[len("head.fc."):]
+            if key == "fc.weight" and len(value.shape) == 4:
+                value = value.reshape(value.shape[0], value.shape[1])
+        out[key] = value
+    return out
+
+
 KEY_LAYOUTS: tuple[KeyLayout, ...] = (
     _prefix_layout("nn.DataParallel/DDP", "module."),
     _prefix_layout("torch.compile", "_orig_mod."),
     _prefix_layout("PyTorch Lightning", "model."),
     KeyLayout(name="akamaster/pytorch_resnet_cifar10", change="head linear. -> fc. (shortcut. -> downsample. "
               "where present)", detect=_is_akamaster, rename=_from_akamaster, residual_only=True),
+    KeyLayout(name="timm resnetv2", change="stem.conv -> conv1, stages.S.blocks.B -> layer{S+1}.B, normK -> "
+              "bnK, norm -> head_bn, head.fc 1x1 conv -> fc", detect=_is_timm_resnetv2, rename=_from_timm_resnetv2,
+              residual_only=True),
 )
 
 

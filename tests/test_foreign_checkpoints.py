@@ -211,6 +211,158 @@ def test_cuda_saved_storages_load_on_the_cpu(akamaster8, tmp_path):
     assert _same_logits(ckpt, akamaster8)
 
 
+# --------------------------------------------------------------------------- timm's names, written here
+class BatchNormAct(nn.BatchNorm2d):
+    """timm's BatchNormAct2d: a BatchNorm2d (same keys) with the ReLU inside."""
+
+    def forward(self, x):
+        return F.relu(super().forward(x))
+
+
+class TimmDownsampleConv(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+        self.norm = nn.Identity()  # preact=True: the block's norm1 already normalised the input
+
+    def forward(self, x):
+        return self.norm(self.conv(x))
+
+
+class TimmPreActBlock(nn.Module):
+    """timm's PreActBasic / PreActBottleneck (resnetv2.py): the shortcut projection reads the pre-activation."""
+
+    def __init__(self, cin, cout, stride, bottleneck):
+        super().__init__()
+        mid = cout // 4 if bottleneck else cout
+        project = stride != 1 or cin != cout
+        self.downsample = TimmDownsampleConv(cin, cout, stride) if project else None
+        self.norm1 = BatchNormAct(cin)
+        if bottleneck:
+            self.conv1 = nn.Conv2d(cin, mid, 1, bias=False)
+            self.norm2 = BatchNormAct(mid)
+            self.conv2 = nn.Conv2d(mid, mid, 3, stride=stride, padding=1, bias=False)
+            self.norm3 = BatchNormAct(mid)
+            self.conv3 = nn.Conv2d(mid, cout, 1, bias=False)
+        else:
+            self.conv1 = nn.Conv2d(cin, mid, 3, stride=stride, padding=1, bias=False)
+            self.norm2 = BatchNormAct(mid)
+            self.conv2 = nn.Conv2d(mid, cout, 3, padding=1, bias=False)
+        self.bottleneck = bottleneck
+
+    def forward(self, x):
+        pre = self.norm1(x)
+        shortcut = self.downsample(pre) if self.downsample is not None else x
+        out = self.conv2(self.norm2(self.conv1(pre)))
+        if self.bottleneck:
+            out = self.conv3(self.norm3(out))
+        return out + shortcut
+
+
+class TimmResNetV2(nn.Module):
+    """timm's ResNetV2 with BatchNormAct2d (resnetv2_18/34/50/101/152): stem.conv, stages.S.blocks.B, norm,
+    head.fc as a 1x1 conv."""
+
+    def __init__(self, layers, bottleneck, num_classes=1000):
+        super().__init__()
+        widths = (256, 512, 1024, 2048) if bottleneck else (64, 128, 256, 512)
+        self.stem = nn.Sequential()
+        self.stem.add_module("conv", nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False))
+        self.stem.add_module("pool", nn.MaxPool2d(3, stride=2, padding=1))
+        self.stages = nn.Sequential()
+        cin = 64
+        for i, (n, w) in enumerate(zip(layers, widths)):
+            stage = nn.Module()
+            stage.blocks = nn.Sequential(*[TimmPreActBlock(cin if b == 0 else w, w, (1 if i == 0 else 2) if b == 0
+                                                           else 1, bottleneck) for b in range(n)])
+            self.stages.add_module(str(i), stage)
+            cin = w
+        self.norm = BatchNormAct(cin)
+        self.head = nn.Module()
+        self.head.fc = nn.Conv2d(cin, num_classes, 1)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage.blocks(x)
+        x = self.norm(x).mean((2, 3), keepdim=True)
+        return self.head.fc(x).flatten(1)
+
+
+def test_timm_resnetv2_50(tmp_path):
+    timm = trained_looking(TimmResNetV2([3, 4, 6, 3], bottleneck=True), size=64)
+    assert sum(p.numel() for p in timm.parameters()) == 25_549_352  # timm's resnetv2_50
+    torch.save(timm.state_dict(), tmp_path / "v2.pth")
+    ckpt = load_checkpoint(tmp_path / "v2.pth")
+    assert ckpt.spec.name == "preact_resnet50" and [m.layout for m in ckpt.key_mappings] == ["timm resnetv2"]
+    assert _same_logits(ckpt, timm, size=64)
+
+
+def test_timm_basic_resnetv2_is_refused_not_loaded_wrong(tmp_path):
+    """Its keys would fit preact_resnet18, its first block's shortcut does not: the loader says so."""
+    timm = TimmResNetV2([2, 2, 2, 2], bottleneck=False)
+    assert sum(p.numel() for p in timm.parameters()) == 11_687_720  # timm's resnetv2_18
+    torch.save(timm.state_dict(), tmp_path / "v2_18.pth")
+    with pytest.raises(CheckpointError, match=r"resnetv2_18/34\) differs from preact_resnet18/34"):
+        load_checkpoint(tmp_path / "v2_18.pth")
+
+
+class TimmBottleneck(nn.Module):
+    """timm's resnet.py Bottleneck (stride in the 3x3) with avg_down's downsample: pool, 1x1 conv, BN."""
+
+    def __init__(self, cin, planes, stride):
+        super().__init__()
+        cout = planes * 4
+        self.conv1, self.bn1 = nn.Conv2d(cin, planes, 1, bias=False), nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3, self.bn3 = nn.Conv2d(planes, cout, 1, bias=False), nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            pool = nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False) if stride > 1 else nn.Identity()
+            self.downsample = nn.Sequential(pool, nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return F.relu(out + (self.downsample(x) if self.downsample is not None else x))
+
+
+class TimmResNetD(nn.Module):
+    """timm's resnet50d: deep stem (3x3 convs 32, 32, 64 as conv1.0/.3/.6 with BNs .1/.4), avg_down shortcuts."""
+
+    def __init__(self, layers=(3, 4, 6, 3), num_classes=1000):
+        super().__init__()
+        self.conv1 = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+                                   nn.Conv2d(32, 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+                                   nn.Conv2d(32, 64, 3, 1, 1, bias=False))
+        self.bn1 = nn.BatchNorm2d(64)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        cin = 64
+        for i, (n, planes) in enumerate(zip(layers, (64, 128, 256, 512))):
+            blocks = [TimmBottleneck(cin if b == 0 else planes * 4, planes, (1 if i == 0 else 2) if b == 0 else 1)
+                      for b in range(n)]
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+            cin = planes * 4
+        self.fc = nn.Linear(2048, num_classes)
+
+    def forward(self, x):
+        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(x.mean((2, 3)))
+
+
+def test_timm_resnet50d_loads_as_is(tmp_path):
+    timm = trained_looking(TimmResNetD(), size=64)
+    assert sum(p.numel() for p in timm.parameters()) == 25_576_264  # timm's resnet50d
+    torch.save({"state_dict": timm.state_dict()}, tmp_path / "r50d.pth")  # timm's train.py checkpoint dict
+    ckpt = load_checkpoint(tmp_path / "r50d.pth")
+    assert ckpt.spec.name == "resnet50d"
+    assert [m.layout for m in ckpt.key_mappings] == ["a checkpoint dict"]  # the keys are ours: nothing renamed
+    assert _same_logits(ckpt, timm, size=64)
+
+
 # --------------------------------------------------------------------------- normalisation and CIFAR folders
 def test_normalize_names_and_values():
     assert parse_normalization("imagenet") == ("imagenet", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
