@@ -415,3 +415,17 @@ def test_multi_deletions_never_repeat_a_set():
     assert all(len(set(v)) == len(v) for v in swaps_by_k.values())
     big = distinct_subsets(random.Random(0), range(600), 3, 50)
     assert len(set(big)) == 50 and all(len(s) == 3 and list(s) == sorted(s) for s in big)
+
+
+@pytest.mark.parametrize("which", ["resnet", "plain"])
+def test_stacked_engine_counts_what_the_cached_one_does(which, resnet, plain, test_data):
+    """Branches stacked into one batch: on the CPU each image's logits do not depend on its batch-mates, so the
+    counts are the cached engine's exactly (deletions, swaps and the plain net's skipped layers alike)."""
+    model = (resnet if which == "resnet" else plain)[1]
+    data = (test_data[0][:100], test_data[1][:100])
+    kw = dict(max_k=3, samples=2, seed=5, batch_size=32)
+    cached = study(model, data, engine="cached", **kw).to_dict()
+    stacked = study(model, data, engine="stacked", **kw).to_dict()
+    assert stacked["settings"].pop("engine") == "stacked"
+    cached["settings"].pop("engine")
+    assert stacked == cached and stacked["multi"] and stacked["reorder"]

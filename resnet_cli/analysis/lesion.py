@@ -13,9 +13,11 @@ sequences, so what several configurations share is computed once per batch: the 
 up to the first deleted block (and any longer shared prefix), for every configuration of a chunk at once. The
 tree is walked depth first with the largest subtree last, so only the activations at pending branch points are
 held. Correct counts accumulate on the device (one tensor per chunk, no host synchronisation per
-configuration); on CUDA the study runs under inference mode, bf16 (or fp16) autocast and channels_last on a copy
-of the model. CUDA out-of-memory halves the batch and retries it. The naive engine (a full forward pass per
-configuration) is kept as the correctness oracle and the benchmark's baseline: on the CPU both give the same
+configuration). The stacked engine walks the same tree position by position, running the branches that run the
+same op there as one stacked batch (fewer, larger kernels: small nets on a GPU). On CUDA the study runs under
+inference mode, bf16 (or fp16) autocast and channels_last on a copy of the model. CUDA out-of-memory halves
+the batch and retries it. The naive engine (a full forward pass per configuration) is kept as the correctness
+oracle and the benchmark's baseline: on the CPU all engines give the same
 counts bit for bit, since they run the same kernels on the same tensors.
 
 Reliability. Measurements are grouped in chunks (single; multi at one k; reorder at one k); each chunk is one
@@ -43,6 +45,9 @@ from ..progress import Counter, Progress
 from .lesion_state import StudyState, data_fingerprint, model_fingerprint
 
 EXPERIMENTS = ("single", "multi", "reorder")
+ENGINES = ("cached", "stacked", "naive")
+#: The stacked engine's largest batch in one call, in images (the branches' batches stacked together).
+STACK_LIMIT = 8192
 ERROR_UNIT = "fraction of images misclassified (top-1), 0..1"
 
 
@@ -278,7 +283,7 @@ class Executor:
 
         self.layout, self.op_lists, self.engine = layout, list(op_lists), engine
         self.n = len(op_lists)
-        if engine == "cached":
+        if engine in ("cached", "stacked"):
             self.root = build_tree(self.op_lists)
             stack = [self.root]
             while stack:
@@ -287,7 +292,7 @@ class Executor:
                     node.leaf_index = torch.tensor(node.leaf_ids, dtype=torch.long, device=device)
                 stack.extend(node.children)
         elif engine != "naive":
-            raise ValueError(f"unknown engine {engine!r}: cached or naive")
+            raise ValueError(f"unknown engine {engine!r}: {', '.join(ENGINES)}")
 
     def __call__(self, x: Any, y: Any, counts: Any) -> None:
         model = self.layout.model
@@ -297,6 +302,9 @@ class Executor:
                 for op in ops:
                     h = self.layout.apply(op, h)
                 counts[i] += (model.forward_head(h).argmax(1) == y).sum()
+            return
+        if self.engine == "stacked":
+            self._stacked(x, y, counts)
             return
         self._walk(self.root, model.forward_stem(x), y, counts)
 
@@ -312,6 +320,49 @@ class Executor:
             for child in node.children[:-1]:
                 self._walk(child, h, y, counts)
             node = node.children[-1]
+
+    def _stacked(self, x: Any, y: Any, counts: Any) -> None:
+        """The tree walked position by position: at each position of the sequence, the pending branches that run
+        the same op there run it once, their activations stacked into one larger batch (many small kernels
+        become few large ones: what a GPU wants for a small network), then split again. Every branch is
+        pending at once, so memory grows with the tree's width (at most ``STACK_LIMIT`` images per call)."""
+        import torch
+
+        apply, b = self.layout.apply, len(x)
+        frontier = self._expand([(self.root, 0, self.layout.model.forward_stem(x))])
+        while frontier and frontier[0][1] < len(frontier[0][0].segment):
+            groups: dict[tuple[str, int], list[int]] = {}
+            for i, (node, at, _) in enumerate(frontier):
+                groups.setdefault(node.segment[at], []).append(i)
+            out: list[Any] = [None] * len(frontier)
+            for op, members in groups.items():
+                step = max(1, STACK_LIMIT // b)
+                for lo in range(0, len(members), step):
+                    part = members[lo:lo + step]
+                    hs = apply(op, torch.cat([frontier[i][2] for i in part])).split(b)
+                    for i, h in zip(part, hs):
+                        out[i] = h
+            frontier = self._expand([(node, at + 1, h) for (node, at, _), h in zip(frontier, out)])
+        step = max(1, STACK_LIMIT // b)
+        for lo in range(0, len(frontier), step):
+            part = frontier[lo:lo + step]
+            logits = self.layout.model.forward_head(torch.cat([h for _, _, h in part]))
+            hits = (logits.argmax(1) == y.repeat(len(part))).view(len(part), b).sum(1)
+            for (node, _, _), n_hits in zip(part, hits):
+                counts.index_add_(0, node.leaf_index, n_hits.expand(len(node.leaf_ids)))
+
+    @staticmethod
+    def _expand(items: list[tuple[Node, int, Any]]) -> list[tuple[Node, int, Any]]:
+        """Items at the end of their node's segment replaced by the node's children (sharing the activation)."""
+        out = []
+        stack = list(reversed(items))
+        while stack:
+            node, at, h = stack.pop()
+            if at == len(node.segment) and node.children:
+                stack.extend((child, 0, h) for child in reversed(node.children))
+            else:
+                out.append((node, at, h))
+        return out
 
 
 # --------------------------------------------------------------------------- running a study

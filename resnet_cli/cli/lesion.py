@@ -59,8 +59,10 @@ def lesion(
     seed: SeedOpt = 0,
     device: DeviceOpt = Device.auto,
     batch_size: BatchSizeOpt = 256,
-    engine: Annotated[str, typer.Option("--engine", help="cached (shared prefixes computed once) or naive (a full "
-                                        "forward pass per configuration: the reference).")] = "cached",
+    engine: Annotated[str, typer.Option("--engine", help="cached (shared prefixes computed once), stacked (the "
+                                        "same, with branches that run the same block batched together: for small "
+                                        "nets on a GPU) or naive (a full forward pass per configuration: the "
+                                        "reference).")] = "cached",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for every measurement (JSON, CSV), the "
                                              "results and the plots; kept when interrupted.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the study kept in --out.")] = False,
@@ -115,7 +117,7 @@ def lesion(
 
 def _check_options(ctx: typer.Context, experiments: str, engine: str, resume: bool, out: Path | None) -> list[str]:
     """The experiments asked for, after refusing option combinations that cannot mean what they say."""
-    from ..analysis.lesion import EXPERIMENTS
+    from ..analysis.lesion import ENGINES, EXPERIMENTS
 
     chosen = [e.strip().lower() for e in experiments.split(",") if e.strip()]
     bad = [e for e in chosen if e not in EXPERIMENTS]
@@ -126,8 +128,8 @@ def _check_options(ctx: typer.Context, experiments: str, engine: str, resume: bo
     if sampled and not {"multi", "reorder"} & set(chosen):
         raise ResnetCliError(f"{', '.join(sampled)}: only with multi or reorder in --experiments (single deletes "
                              f"each block once)")
-    if engine not in ("cached", "naive"):
-        raise ResnetCliError(f"--engine must be cached or naive, not {engine!r}")
+    if engine not in ENGINES:
+        raise ResnetCliError(f"--engine must be {', '.join(ENGINES[:-1])} or {ENGINES[-1]}, not {engine!r}")
     if resume and out is None:
         raise ResnetCliError("--resume continues the study kept in --out DIR: give --out")
     if out is not None:
