@@ -17,8 +17,9 @@ configuration). The stacked engine walks the same tree position by position, run
 same op there as one stacked batch (fewer, larger kernels: small nets on a GPU). On CUDA the study runs under
 inference mode, bf16 (or fp16) autocast and channels_last on a copy of the model. CUDA out-of-memory halves
 the batch and retries it. The naive engine (a full forward pass per configuration) is kept as the correctness
-oracle and the benchmark's baseline: on the CPU all engines give the same
-counts bit for bit, since they run the same kernels on the same tensors.
+oracle and the benchmark's baseline: on the CPU the cached and naive engines give the same counts bit for bit,
+since they run the same kernels on the same tensors; the stacked one gives them too wherever an image's result
+does not depend on its batch-mates (the tests check it on the CPU).
 
 Reliability. Measurements are grouped in chunks (single; multi at one k; reorder at one k); each chunk is one
 pass over the data. With a ``state_path`` every finished chunk, and the running counts of the current one (at
