@@ -383,6 +383,22 @@ def _fits(spec: ArchSpec, want: dict[str, tuple[int, ...]]) -> bool:
     return shapes == want
 
 
+def _break_ties(fits: list[ArchSpec], residual_only: str | None) -> tuple[list[ArchSpec], str]:
+    """The candidates left when the key layout or the convention decides, and a note saying what was set aside."""
+    dropped = ""
+    plain = [s.name for s in fits if not s.residual]
+    if residual_only and plain and len(plain) < len(fits):
+        fits = [s for s in fits if s.residual]
+        dropped = f" ({', '.join(plain)} fits too, but {residual_only} builds only residual nets)"
+    # Where a bottleneck strides leaves no trace in the weights: resnet50 and resnet50_v1 have equal state dicts.
+    # A bare state dict is read in torchvision's (and timm's) layout, the stride in the 3x3, unless --arch says.
+    v15 = [s for s in fits if not s.stride_in_1x1]
+    if len(fits) > 1 and len(v15) == 1:
+        others = ", ".join(s.name for s in fits if s.stride_in_1x1)
+        fits, dropped = v15, f"{dropped} ({others} has the same weights, strided in the first 1x1: pass --arch for it)"
+    return fits, dropped
+
+
 def infer_arch(state: dict[str, Any], *, residual_only: str | None = None) -> tuple[ArchSpec, str]:
     """The one registered (or CIFAR-parametric) architecture whose keys and shapes equal the state dict's.
 
@@ -410,18 +426,7 @@ def infer_arch(state: dict[str, Any], *, residual_only: str | None = None) -> tu
     if not matches:
         raise CheckpointError("the state dict matches no registered architecture (keys or shapes differ); "
                               "pass --arch NAME")
-    fits = list(matches.values())
-    dropped = ""
-    plain = [s.name for s in fits if not s.residual]
-    if residual_only and plain and len(plain) < len(fits):
-        fits = [s for s in fits if s.residual]
-        dropped = f" ({', '.join(plain)} fits too, but {residual_only} builds only residual nets)"
-    # Where a bottleneck strides leaves no trace in the weights: resnet50 and resnet50_v1 have equal state dicts.
-    # A bare state dict is read in torchvision's (and timm's) layout, the stride in the 3x3, unless --arch says.
-    v15 = [s for s in fits if not s.stride_in_1x1]
-    if len(fits) > 1 and len(v15) == 1:
-        others = ", ".join(s.name for s in fits if s.stride_in_1x1)
-        fits, dropped = v15, f"{dropped} ({others} has the same weights, strided in the first 1x1: pass --arch for it)"
+    fits, dropped = _break_ties(list(matches.values()), residual_only)
     if len(fits) > 1:
         raise CheckpointError(f"the state dict fits several architectures ({', '.join(s.name for s in fits)}); "
                               f"pass --arch to choose")

@@ -262,3 +262,12 @@ def test_stem_norm_false_is_timm_resnetv2_order():
     assert not hasattr(model, "bn1") and hasattr(model.layer1[0], "bn1")
     with pytest.raises(SpecError, match="full_preact"):
         get_spec("resnet50", stem_norm=False)
+
+
+def test_a_bare_resnet50_state_dict_is_read_in_torchvisions_layout():
+    """resnet50 and resnet50_v1 have equal state dicts: inference takes torchvision's and says what it set aside."""
+    from resnet_cli.checkpoint import infer_arch
+
+    spec, note = infer_arch(build_model("resnet50").state_dict())
+    assert spec.name == "resnet50" and not spec.stride_in_1x1
+    assert "resnet50_v1" in note
