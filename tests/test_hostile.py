@@ -295,7 +295,7 @@ def _dead_pid() -> int:
 def test_an_edited_measurements_json_is_refused_and_the_study_kept(trained, tmp_path):
     ckpt, _ = trained
     out = tmp_path / "study"
-    study = ["lesion", str(ckpt), "--limit", "16", "-e", "single", "--out", str(out), "--format", "json"]
+    study = ["lesion", str(ckpt), "--limit", "16", "--experiments", "single", "--out", str(out), "--format", "json"]
     [first] = run_cases(tmp_path, [{"argv": study}])
     assert first["code"] == 0, first["stderr"]
     kept = {name: (out / name).read_bytes() for name in ("lesion.json", "measurements.json", "measurements.csv")}
@@ -336,7 +336,7 @@ def test_a_second_run_on_one_output_refuses_and_a_stale_lock_is_taken_over(train
             folder.mkdir()
             (folder / ".resnet-cli.lock").write_text(f"{pid} {socket.gethostname()}\n")
         (tmp_path / ".net.pt.lock").write_text(f"{owner.pid} {socket.gethostname()}\n")
-        study = ["lesion", str(ckpt), "--limit", "8", "-e", "single", "--format", "json", "--out"]
+        study = ["lesion", str(ckpt), "--limit", "8", "--experiments", "single", "--format", "json", "--out"]
         r = run_cases(tmp_path, [
             {"argv": [*study, str(busy)]},
             {"argv": [*study, str(stale)]},
@@ -479,7 +479,7 @@ def test_hostile_data_is_refused_before_any_work(trained, tmp_path):
         {"argv": [*evaluate, "imagefolder", "--data-dir", str(huge.parent.parent)]},
         {"argv": [*evaluate, "cifar10", "--download"], "env": {"RESNET_CLI_DATA": str(a_file)}},
         {"argv": ["eval", str(ckpt), "--input-size", "8192"]},
-        {"argv": ["lesion", str(ckpt), "-e", "reorder", "--samples", "1000000"]},
+        {"argv": ["lesion", str(ckpt), "--experiments", "reorder", "--samples", "1000000"]},
         {"argv": ["train", "--arch", "cifar_resnet20", "--input-size", "4096", "--device", "cpu", "-o",
                   str(tmp_path / "big.pt")]},
     ]
