@@ -171,6 +171,8 @@ def save_checkpoint(path: str | os.PathLike[str], *, spec: ArchSpec, state_dict:
             torch.save(payload, fh)
     except OSError as exc:  # a full disk, a folder in the way: the user's to fix, not a traceback
         raise ResnetCliError(f"cannot write the checkpoint {path}: {exc.strerror or exc}") from None
+    except RuntimeError as exc:  # torch's zip writer reports a full disk as RuntimeError("... file write failed")
+        raise ResnetCliError(f"cannot write the checkpoint {path}: {_first_line(exc)}") from None
     return path
 
 
@@ -196,33 +198,28 @@ def check_checkpoint_path(path: Path) -> Path:
 
 
 def _read(path: Path) -> Any:
+    """The object in a checkpoint file, read with torch's weights-only unpickler after the file's size and zip
+    records were checked against the limits (a small file must not inflate to gigabytes)."""
     import pickle
+    import warnings
     import zipfile
-
-    check_checkpoint_path(path)
 
     import torch
 
+    data = _read_bytes(path)
+    _check_zip_records(data, path)
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not data:
-        raise CheckpointError(f"{path} is empty, not a checkpoint")
-    try:
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before it fails: one line, not three
+            warnings.simplefilter("ignore")
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        import re
-
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
-        if found:
+        code = _foreign_globals(data)
+        if code:
             raise CheckpointError(
-                f"{path} holds pickled Python objects ({found.group(1)}), not only tensors and plain data; it is "
-                f"refused because loading it could run code (save model.state_dict() instead)") from None
+                f"{path} holds pickled Python objects ({', '.join(code[:3])}), not only tensors and plain data; it "
+                f"is refused because loading it could run code (save model.state_dict() instead)") from None
         why = "truncated or corrupt" if data[:2] == b"PK" else "corrupt or not a torch file"
-        detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
-        raise CheckpointError(f"{path} is {why} ({detail.group(1).strip() if detail else 'unpickling failed'})"
-                              ) from None
+        raise CheckpointError(f"{path} is {why} ({_torch_reason(exc)})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError,
             AttributeError, TypeError, UnicodeDecodeError) as exc:
         text = str(exc).lower()
@@ -233,6 +230,87 @@ def _read(path: Path) -> Any:
         else:
             why = "corrupt or not a torch file"
         raise CheckpointError(f"{path} is {why} ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def _read_bytes(path: Path) -> bytes:
+    from .limits import MAX_CHECKPOINT_BYTES
+
+    check_checkpoint_path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_CHECKPOINT_BYTES:
+            raise CheckpointError(f"{path} is {size:,} bytes, past the limit of {MAX_CHECKPOINT_BYTES:,} bytes "
+                                  f"for a checkpoint")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not data:
+        raise CheckpointError(f"{path} is empty, not a checkpoint")
+    return data
+
+
+def _check_zip_records(data: bytes, path: Path) -> None:
+    """Refuse a zip checkpoint whose records would inflate past the limits, before torch inflates them."""
+    import zipfile
+
+    from .limits import MAX_CHECKPOINT_BYTES, MAX_CHECKPOINT_INFLATION, MAX_CHECKPOINT_PICKLE_BYTES
+
+    if data[:2] != b"PK":
+        return
+    try:
+        records = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+        return  # torch's reader says what is wrong with it
+    total = sum(r.file_size for r in records)
+    pickled = max((r.file_size for r in records if r.filename.endswith(".pkl")), default=0)
+    limit = min(MAX_CHECKPOINT_BYTES, MAX_CHECKPOINT_INFLATION * len(data))
+    if total > limit or pickled > MAX_CHECKPOINT_PICKLE_BYTES:
+        big = max(records, key=lambda r: r.file_size)
+        raise CheckpointError(f"{path} is refused: its zip records inflate to {total:,} bytes from a "
+                              f"{len(data):,}-byte file ({big.filename!r}: {big.file_size:,}); the limits are "
+                              f"{MAX_CHECKPOINT_INFLATION}x the file, {MAX_CHECKPOINT_BYTES:,} bytes in all and "
+                              f"{MAX_CHECKPOINT_PICKLE_BYTES:,} for the pickle")
+
+
+#: Globals a torch checkpoint of tensors and plain containers names (what weights-only loading builds).
+_TENSOR_GLOBALS = ("torch.", "collections.OrderedDict", "_codecs.encode", "builtins.set", "builtins.frozenset",
+                   "__builtin__.set", "__builtin__.frozenset")
+
+
+def _foreign_globals(data: bytes) -> list[str]:
+    """The Python objects (module.name) the checkpoint's pickle would build that are not tensors or plain data:
+    read from the pickle's opcodes (never run), so the verdict does not hang on one torch version's wording."""
+    import pickletools
+    import zipfile
+
+    pickled = data
+    if data[:2] == b"PK":
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                name = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
+                pickled = z.read(name) if name else b""
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError):
+            return []
+    found: list[str] = []
+    strings: list[str] = []
+    try:
+        for op, arg, _pos in pickletools.genops(io.BytesIO(pickled)):
+            if isinstance(arg, str):
+                strings.append(arg)
+            if op.name in ("GLOBAL", "INST"):
+                found.append(str(arg).replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+    except Exception:
+        pass
+    return sorted({g for g in found if not g.startswith(_TENSOR_GLOBALS)})
+
+
+def _torch_reason(exc: BaseException) -> str:
+    import re
+
+    detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+    return detail.group(1).strip()[:200] if detail else "unpickling failed"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -279,6 +357,34 @@ def _is_state_dict(obj: Any) -> bool:
         all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
+#: Fields of one epoch of a training record: these three in every epoch (what plot-record draws); the others, where
+#: present, numbers too (``train`` writes all of them; ``images_per_s`` may be None).
+RECORD_REQUIRED = ("epoch", "train_error", "test_error")
+RECORD_NUMBERS = ("lr", "train_loss", "test_loss", "train_images", "test_images", "train_time_s", "images_per_s",
+                  "epoch_time_s", "wall_time_s")
+
+
+def check_record(record: Any, path: Any, required: tuple[str, ...] = RECORD_REQUIRED) -> None:
+    """Refuse a training record that is not a list of epochs with numbers in ``required`` (and numbers or None
+    in the other known fields): read back from a file, it is checked before anything draws or extends it."""
+    if not isinstance(record, list) or not all(isinstance(r, dict) for r in record):
+        raise CheckpointError(f"{path}: the training record is not a list of epochs")
+    for i, row in enumerate(record, start=1):
+        missing = [k for k in required if k not in row]
+        if missing:
+            raise CheckpointError(f"{path}: epoch {i} of the training record lacks {', '.join(missing)}")
+        wrong = [k for k in (*required, *RECORD_NUMBERS) if k in row and not _is_number(row[k], k in required)]
+        if wrong:
+            raise CheckpointError(f"{path}: epoch {i} of the training record has {wrong[0]} = "
+                                  f"{str(row[wrong[0]])[:40]!r}, not a number")
+
+
+def _is_number(value: Any, required: bool) -> bool:
+    if value is None:
+        return not required
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _from_payload(obj: dict, path: Path, arch: str | None) -> Checkpoint:
     version = obj.get("version")
     if not isinstance(version, int) or version > VERSION:
@@ -295,8 +401,7 @@ def _from_payload(obj: dict, path: Path, arch: str | None) -> Checkpoint:
 
             dataset = DatasetInfo.from_dict(obj["dataset"])
         record = obj.get("record") or []
-        if not isinstance(record, list) or not all(isinstance(r, dict) for r in record):
-            raise CheckpointError(f"{path}: the training record is not a list of epochs")
+        check_record(record, path)
         extra = obj.get("extra") or {}
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{path} is a damaged resnet-cli checkpoint (missing {exc})") from None

@@ -52,9 +52,9 @@ MAX_CHECKPOINT_INFLATION = 4
 #: One CIFAR batch file (CIFAR-100's train is 155 MB) and the images in it (50,000).
 MAX_CIFAR_BATCH_BYTES = 400 * 2**20
 MAX_CIFAR_BATCH_IMAGES = 60_000
-#: A JSON file read back (measurements.json of a lesion study): bytes and nesting.
+#: A JSON file read back (measurements.json of a lesion study); nesting too deep for Python's parser is refused
+#: as such.
 MAX_JSON_BYTES = 256 * 2**20
-MAX_JSON_DEPTH = 32
 
 
 class LimitError(ResnetCliError, ValueError):
@@ -145,13 +145,23 @@ def estimate_run_bytes(spec: Any, batch_size: int, *, training: bool, input_size
     return 4 * (weights + batch_size * (activations + image) + held_images * image)
 
 
+def check_memory(need: int, what: str, available: int | None = None) -> None:
+    """Refuse, before allocating it, ``need`` bytes for ``what`` where the machine has not that much available."""
+    have = available_memory() if available is None else available
+    if have is not None and need > MEMORY_SHARE * have:
+        raise LimitError(f"{what} would need about {need / 2**30:.1f} GiB of memory and {have / 2**30:.1f} GiB are "
+                         f"available: lower --batch-size, --input-size or --limit")
+
+
+def images_bytes(count: int, channels: int, size: int, copies: int = 1) -> int:
+    """float32 bytes of ``count`` images of ``channels`` x ``size`` x ``size`` (``copies`` alive at once)."""
+    return 4 * count * channels * size * size * copies
+
+
 def check_run_memory(spec: Any, batch_size: int, *, training: bool, input_size: int | None = None,
                      held_images: int = 0, available: int | None = None) -> None:
     """Refuse, before it starts, a run whose estimated memory exceeds what this machine has available."""
     need = estimate_run_bytes(spec, batch_size, training=training, input_size=input_size,
                               held_images=held_images)
-    have = available_memory() if available is None else available
-    if have is not None and need > MEMORY_SHARE * have:
-        raise LimitError(f"this run needs about {need / 2**30:.1f} GiB of memory ({spec.name}, batch "
-                         f"{batch_size}, input {input_size or spec.input_size} px) and {have / 2**30:.1f} GiB are "
-                         f"available: lower --batch-size, --input-size or --limit")
+    check_memory(need, f"{'training' if training else 'running'} {spec.name} on batches of {batch_size} at "
+                       f"{input_size or spec.input_size} px", available)

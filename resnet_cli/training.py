@@ -166,6 +166,8 @@ def iterate_batches(dataset: Any, indices: torch.Tensor, batch_size: int, worker
 def iterate_chunks(dataset: Any, chunks: list[torch.Tensor], workers: int = 0,
                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One batch of ``dataset`` per tensor of indices in ``chunks``."""
+    # no empty batch: a run interrupted after an epoch's last step resumes with nothing left of that epoch
+    chunks = [c for c in chunks if len(c)]
     if hasattr(dataset, "get_batch"):
         for chunk in chunks:
             yield dataset.get_batch(chunk)
@@ -315,6 +317,7 @@ class Trainer:
             "best_error": self.best_error, "best_epoch": self.best_epoch,
             "rng_cpu": torch.get_rng_state(), "interrupted": interrupted,
             "device": str(self.device), "data": dict(self.data_options), "world_size": self.world.size,
+            "writes_best": self.best_checkpoint is not None,
         }
         if self.scaler is not None:
             extra["scaler"] = self.scaler.state_dict()
@@ -510,9 +513,83 @@ class Trainer:
 
 
 # --------------------------------------------------------------------------- one call
+def _kept_limits(saved: dict[str, Any], train_limit: int | None, test_limit: int | None) -> tuple[Any, Any]:
+    """A resumed run trains and tests on the images it started with: refuse a --limit that would change them."""
+    for option, given, key in (("--limit", train_limit, "train_limit"), ("--test-limit", test_limit, "test_limit")):
+        if given is not None and given != saved.get(key):
+            raise ResnetCliError(f"{option} {given}: the checkpoint's run uses {option} {saved.get(key) or 'none'}, "
+                                 f"and a resumed run keeps its data (drop {option})")
+    return saved.get("train_limit"), saved.get("test_limit")
+
+
+def check_resumable(state: Checkpoint) -> TrainConfig:
+    """The configuration to continue ``state`` with, after checking every part of its training state that
+    resuming reads (types, ranges, the record's fields), so that a damaged state fails now, not after an epoch."""
+    where = state.path or "the checkpoint"
+    extra = state.extra
+    optimizer = extra.get("optimizer")
+    if state.dataset is None or not isinstance(optimizer, dict):
+        raise ResnetCliError(f"{where} holds no training state to resume (was it written by 'train'?)")
+
+    def damaged(what: str) -> ResnetCliError:
+        return ResnetCliError(f"{where} cannot be resumed: its training state is damaged ({what})")
+
+    if not isinstance(optimizer.get("state"), dict) or not isinstance(optimizer.get("param_groups"), list):
+        raise damaged("the optimizer state is not SGD's")
+    config = extra.get("config", {})
+    if not isinstance(config, dict):
+        raise damaged("config is not a mapping")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in config and not _same_kind(config[f.name], f.default):
+            raise damaged(f"config {f.name} = {str(config[f.name])[:40]!r}")
+    _check_position(state, damaged)
+    from .checkpoint import RECORD_NUMBERS, RECORD_REQUIRED, CheckpointError, check_record
+
+    try:
+        check_record(state.record, where, RECORD_REQUIRED + tuple(k for k in RECORD_NUMBERS if k != "images_per_s"))
+    except CheckpointError as exc:
+        raise damaged(str(exc).removeprefix(f"{where}: ")) from None
+    try:
+        return TrainConfig.from_dict(config).validate()
+    except (TypeError, ValueError) as exc:
+        raise damaged(str(exc)) from None
+
+
+def _check_position(state: Checkpoint, damaged: Callable[[str], ResnetCliError]) -> None:
+    """Where the run stopped (epoch, step, the epoch's running totals, the best epoch) is whole and consistent."""
+    extra = state.extra
+    counters = [extra.get("epoch"), extra.get("step")]
+    partial = extra.get("partial") or {}
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counters) or \
+            extra["epoch"] != len(state.record):
+        raise damaged(f"epoch {extra.get('epoch')!r} and step {extra.get('step')!r} with {len(state.record)} "
+                      f"epochs in the record")
+    if not isinstance(partial, dict) or not all(_same_kind(partial.get(k, 0), 0.0) for k in
+                                                ("loss", "correct", "seen", "time")):
+        raise damaged("the running totals of the epoch")
+    if not all(v is None or _same_kind(v, 0.0) for v in (extra.get("best_error"), extra.get("best_epoch"))):
+        raise damaged("the best epoch")
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """``value`` has the kind of ``default``: a bool for a bool, a whole number for an int, any number for a
+    float, a list of numbers for a tuple."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if isinstance(default, int):
+        return isinstance(value, int)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, tuple):
+        return isinstance(value, (list, tuple)) and all(_same_kind(v, 0.0) for v in value)
+    return True
+
+
 def saved_epochs(checkpoint: Checkpoint) -> int:
     """The total of epochs a checkpoint written by ``train`` was training for (30 where it does not say)."""
-    return int((checkpoint.extra.get("config") or {}).get("epochs", 0)) or 30
+    return check_resumable(checkpoint).epochs
 
 
 def _network(spec: ArchSpec, state: Checkpoint | None, info: DatasetInfo, seed: int,
@@ -569,9 +646,7 @@ def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, 
     if resume is not None:
         state = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
         resume = state.path or resume
-        if state.dataset is None or "optimizer" not in state.extra:
-            raise ResnetCliError(f"{resume} holds no training state to resume (was it written by 'train'?)")
-        saved = TrainConfig.from_dict(state.extra.get("config", {}))
+        saved = check_resumable(state)
         if config.epochs != saved.epochs:
             note(f"epochs changed from {saved.epochs} to {config.epochs}: the lr schedule follows the "
                          f"new total")
@@ -579,14 +654,16 @@ def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, 
         spec, info_saved = state.spec, state.dataset
         dataset, input_size, in_channels = info_saved.name, info_saved.input_size, info_saved.in_channels
         data_dir = data_dir or (info_saved.source or None)
-        saved_data = state.extra.get("data") or {}
-        train_limit = train_limit or saved_data.get("train_limit")
-        test_limit = test_limit or saved_data.get("test_limit")
+        train_limit, test_limit = _kept_limits(state.extra.get("data") or {}, train_limit, test_limit)
         if state.extra.get("interrupted") is False and state.epochs_done >= config.epochs:
             note(f"{resume} already finished {state.epochs_done} epochs; pass a larger --epochs to go on")
     else:
         input_size, in_channels = spec.input_size, spec.in_channels
     config.validate()
+    if dev.type == "cpu":  # refused before the data is made; on a GPU the activations are the GPU's to hold
+        from .limits import check_run_memory
+
+        check_run_memory(spec, config.batch_size, training=True, input_size=input_size)
     train_set, info = load_dataset(dataset, "train", input_size=input_size, data_dir=data_dir, download=download,
                                    limit=train_limit, seed=config.seed, in_channels=in_channels)
     test_set, _ = load_dataset(dataset, "test", input_size=input_size, data_dir=data_dir, limit=test_limit,

@@ -39,6 +39,9 @@ DRIVER = textwrap.dedent("""
         err = os.open(case["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         sys.stdout.flush(); sys.stderr.flush()
         os.dup2(out, 1); os.dup2(err, 2)
+        for name, text in case.get("files", {}).items():  # a file edited between two runs
+            with open(name, "w") as fh:
+                fh.write(text)
         sys.argv = ["resnet-cli", *case["argv"]]
         os.environ.update(case.get("env", {}))
         t0 = time.perf_counter()
@@ -60,8 +63,8 @@ DRIVER = textwrap.dedent("""
 
 
 def run_cases(tmp_path: Path, cases: list[dict]) -> list[dict]:
-    """Run ``cases`` (dicts with ``argv``, optional ``env``) in one memory-capped subprocess; each result gets
-    ``code``, ``seconds``, ``stdout`` and ``stderr``."""
+    """Run ``cases`` (dicts with ``argv``, optional ``env`` and ``files`` to write first) in one memory-capped
+    subprocess; each result gets ``code``, ``seconds``, ``stdout`` and ``stderr``."""
     for i, case in enumerate(cases):
         case["out"], case["err"] = str(tmp_path / f"case{i}.out"), str(tmp_path / f"case{i}.err")
     spec = tmp_path / "cases.json"
@@ -147,3 +150,359 @@ def test_a_closed_pipe_ends_quietly(argv):
     assert all(lines), lines
     assert code == 0 and stderr == "", (code, stderr)
     assert time.monotonic() - t0 < 60
+
+
+# --------------------------------------------------------------------------- the corpus of hostile files
+TINY = dict(widths="8,16,32", stem_width=8, input_size=12)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A checkpoint written by `train` (2 epochs of a tiny CIFAR ResNet on synthetic data) and its record."""
+    from resnet_cli import get_spec
+    from resnet_cli.training import TrainConfig, train
+
+    folder = tmp_path_factory.mktemp("trained")
+    result = train(get_spec("cifar_resnet8", **TINY), "synthetic", TrainConfig(epochs=2, batch_size=32),
+                   device="cpu", train_limit=96, test_limit=32, checkpoint=folder / "net.pt")
+    return folder / "net.pt", result
+
+
+def _payload(path):
+    import torch
+
+    return torch.load(path, weights_only=True)
+
+
+def _save(payload, path):
+    import torch
+
+    torch.save(payload, path)
+    return path
+
+
+class Evil:
+    """Pickles as a call of os.system: what a checkpoint from a stranger might hold."""
+
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def _zip_bomb(source: Path, path: Path, inflated: int = 2 * 2**30) -> Path:
+    """``source`` with its first tensor's record replaced by ``inflated`` deflated zero bytes (2 MB on disk)."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(path, "w", compresslevel=1) as out:  # fastest deflate
+        for info in src.infolist():
+            if not info.filename.endswith("/data/0"):
+                out.writestr(info, src.read(info))
+                continue
+            bomb = zipfile.ZipInfo(info.filename)
+            bomb.compress_type = zipfile.ZIP_DEFLATED
+            with out.open(bomb, "w", force_zip64=True) as fh:
+                zeros = bytes(64 * 2**20)
+                for _ in range(inflated // len(zeros)):
+                    fh.write(zeros)
+    assert path.stat().st_size < 4 * 2**20
+    return path
+
+
+@pytest.fixture(scope="module")
+def corpus(trained, tmp_path_factory):
+    """name -> a hostile file made from the trained checkpoint."""
+    import pickle
+
+    import torch
+
+    good, _ = trained
+    folder = tmp_path_factory.mktemp("corpus")
+    files = {}
+    files["zip_bomb"] = _zip_bomb(good, folder / "bomb.pt")
+    files["code_zip"] = _save({"x": Evil()}, folder / "code.pt")
+    files["code_raw"] = folder / "code.pkl"
+    files["code_raw"].write_bytes(pickle.dumps({"x": Evil()}, protocol=4))
+    files["truncated"] = folder / "truncated.pt"
+    files["truncated"].write_bytes(good.read_bytes()[:3000])
+    p = _payload(good)
+    p["spec"]["layers"] = [1_000_000_000, 1, 1]
+    files["spec_bomb"] = _save(p, folder / "spec_bomb.pt")
+    p = _payload(good)
+    p["spec"]["name"] = "net\x1b]0;owned\x07\x1b[31m"
+    files["escape_name"] = _save(p, folder / "escape_name.pt")
+    p = _payload(good)
+    p["extra"]["config"]["lr"] = "0.1"
+    files["string_lr"] = _save(p, folder / "string_lr.pt")
+    p = _payload(good)
+    del p["record"][-1]["wall_time_s"]
+    files["record_lacks_key"] = _save(p, folder / "record_lacks_key.pt")
+    p = _payload(good)
+    del p["record"][0]["test_error"]
+    files["record_no_test_error"] = _save(p, folder / "record_no_test_error.pt")
+    p = _payload(good)
+    p["extra"]["epoch"] = 7
+    files["epoch_mismatch"] = _save(p, folder / "epoch_mismatch.pt")
+    p = _payload(good)
+    p["state_dict"] = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+                       for k, v in p["state_dict"].items()}
+    files["nan_weights"] = _save(p, folder / "nan_weights.pt")
+    return files
+
+
+def test_hostile_checkpoints_are_refused_in_one_line(corpus, tmp_path):
+    c = {k: str(v) for k, v in corpus.items()}
+    cases = [
+        {"argv": ["eval", c["zip_bomb"]]},
+        {"argv": ["eval", c["code_zip"]]},
+        {"argv": ["eval", c["code_raw"]]},
+        {"argv": ["eval", c["truncated"]]},
+        {"argv": ["eval", c["spec_bomb"]]},
+        {"argv": ["eval", c["escape_name"]]},
+        {"argv": ["train", "--resume", c["string_lr"], "-o", str(tmp_path / "a.pt")]},
+        {"argv": ["train", "--resume", c["record_lacks_key"], "-o", str(tmp_path / "b.pt")]},
+        {"argv": ["plot-record", c["record_no_test_error"], "-o", str(tmp_path / "r.png")]},
+        {"argv": ["train", "--resume", c["epoch_mismatch"], "-o", str(tmp_path / "c.pt")]},
+        {"argv": ["eval", c["nan_weights"], "--format", "json"]},
+        {"argv": ["eval", c["zip_bomb"].replace("bomb", "missing")]},
+    ]
+    r = run_cases(tmp_path, cases)
+    assert_refused(r[0], "inflate", "limits")
+    for result in r[1:3]:
+        assert_refused(result, "could run code", "posix.system")
+    assert_refused(r[3], "truncated or corrupt")
+    assert_refused(r[4], "at most 20,000 blocks")
+    assert_refused(r[5], "printable")
+    assert_refused(r[6], "damaged", "lr")
+    assert_refused(r[7], "lacks wall_time_s")
+    assert_refused(r[8], "lacks test_error")
+    assert_refused(r[9], "epoch 7")
+    assert not any((tmp_path / n).exists() for n in ("a.pt", "b.pt", "c.pt", "r.png"))  # refused before work
+    nan = r[10]
+    assert nan["code"] == 0, nan["stderr"]
+    report = json.loads(nan["stdout"], parse_constant=lambda word: pytest.fail(f"{word} is not strict JSON"))
+    assert report["loss"] is None and report["error"] == pytest.approx(0.9, abs=0.2)
+    assert "JSON shows null" in nan["stderr"]
+    assert_refused(r[11], "no such checkpoint")
+
+
+# --------------------------------------------------------------------------- studies read back, and locks
+def _dead_pid() -> int:
+    """The pid of a process that has ended (a killed run's lock or temporary file names one)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_an_edited_measurements_json_is_refused_and_the_study_kept(trained, tmp_path):
+    ckpt, _ = trained
+    out = tmp_path / "study"
+    study = ["lesion", str(ckpt), "--limit", "16", "--experiments", "single", "--out", str(out), "--format", "json"]
+    [first] = run_cases(tmp_path, [{"argv": study}])
+    assert first["code"] == 0, first["stderr"]
+    kept = {name: (out / name).read_bytes() for name in ("lesion.json", "measurements.json", "measurements.csv")}
+    state = json.loads(kept["measurements.json"])
+    key = next(iter(state["done"]))
+
+    def edited(**change):
+        return json.dumps({**state, **change})
+
+    def entry(**change):
+        return edited(done={**state["done"], key: {**state["done"][key], **change}})
+
+    bad = {
+        "a list": "[]", "null": "null", "no done": json.dumps({k: v for k, v in state.items() if k != "done"}),
+        "string count": entry(correct="12"), "no images": entry(images=0), "999 of 16": entry(correct=999),
+        "deep nesting": "[" * 100_000 + "]" * 100_000, "not json": "{", "bool k": entry(k=True),
+        "partial of 99": edited(partial={"chunk": "single", "keys": [key], "images_done": 99, "correct": [1]}),
+    }
+    state_file = str(out / "measurements.json")
+    cases = [{"argv": [*study, "--resume"], "files": {state_file: text}} for text in bad.values()]
+    (tmp_path / "resumes").mkdir()
+    results = run_cases(tmp_path / "resumes", cases)
+    for what, result in zip(bad, results):
+        assert_refused(result, "measurements.json")
+        assert result["stdout"] == "", what
+    for name in ("lesion.json", "measurements.csv"):  # the finished study's results are untouched
+        assert (out / name).read_bytes() == kept[name]
+
+
+def test_a_second_run_on_one_output_refuses_and_a_stale_lock_is_taken_over(trained, tmp_path):
+    import socket
+
+    ckpt, _ = trained
+    owner = subprocess.Popen(["sleep", "120"])
+    try:
+        busy, stale = tmp_path / "busy", tmp_path / "stale"
+        for folder, pid in ((busy, owner.pid), (stale, _dead_pid())):
+            folder.mkdir()
+            (folder / ".resnet-cli.lock").write_text(f"{pid} {socket.gethostname()}\n")
+        (tmp_path / ".net.pt.lock").write_text(f"{owner.pid} {socket.gethostname()}\n")
+        study = ["lesion", str(ckpt), "--limit", "8", "--experiments", "single", "--format", "json", "--out"]
+        r = run_cases(tmp_path, [
+            {"argv": [*study, str(busy)]},
+            {"argv": [*study, str(stale)]},
+            {"argv": ["train", "--resume", str(ckpt), "--epochs", "3", "-o", str(tmp_path / "net.pt")]},
+            {"argv": ["gradients", str(ckpt), "--limit", "4", "--out", str(busy)]},
+        ])
+    finally:
+        owner.kill()
+        owner.wait()
+    assert_refused(r[0], "in use by another resnet-cli run", f"pid {owner.pid}")
+    assert not (busy / "measurements.json").exists()
+    assert r[1]["code"] == 0, r[1]["stderr"]
+    assert (stale / "lesion.json").exists() and not (stale / ".resnet-cli.lock").exists()
+    assert_refused(r[2], "--output", "in use")
+    assert not (tmp_path / "net.pt").exists()
+    assert_refused(r[3], "in use")
+
+
+# --------------------------------------------------------------------------- training: resume what was written
+def _tiny_train(tmp_path, name, **kw):
+    from resnet_cli import get_spec
+    from resnet_cli.training import TrainConfig, train
+
+    config = TrainConfig(epochs=2, batch_size=32, augment=kw.pop("augment", True))
+    return train(get_spec("cifar_resnet8", **TINY) if "resume" not in kw else None, "synthetic", config,
+                 device="cpu", train_limit=None if "resume" in kw else 160, test_limit=None if "resume" in kw else 32,
+                 checkpoint=tmp_path / name, **kw)
+
+
+@pytest.mark.parametrize("augment", [True, False])
+def test_a_stop_at_an_epochs_last_step_resumes_to_the_uninterrupted_run(tmp_path, augment):
+    """160 images in batches of 32: 5 steps an epoch. A stop requested at step 5 of epoch 1 (what Ctrl-C in the
+    last step does) used to save a checkpoint whose resume stacked an empty batch (or, without augmentation, saw
+    the loss of an empty batch: "nan")."""
+    import torch
+
+    from resnet_cli.checkpoint import load_checkpoint
+    from resnet_cli.training import TrainingInterrupted
+
+    full = _tiny_train(tmp_path, "full.pt", augment=augment)
+
+    def stop_at_last_step(trainer, epoch, step):
+        if (epoch, step) == (0, 5):
+            trainer.request_stop()
+
+    with pytest.raises(TrainingInterrupted):
+        _tiny_train(tmp_path, "cut.pt", augment=augment, on_step=stop_at_last_step)
+    assert (load_checkpoint(tmp_path / "cut.pt").extra["step"]) == 5
+    resumed = _tiny_train(tmp_path, "cut.pt", augment=augment, resume=tmp_path / "cut.pt")
+    drop = ("train_time_s", "epoch_time_s", "wall_time_s", "images_per_s")
+    assert [{k: v for k, v in r.items() if k not in drop} for r in resumed.record] == \
+        [{k: v for k, v in r.items() if k not in drop} for r in full.record]
+    a, b = (load_checkpoint(tmp_path / n).state_dict for n in ("full.pt", "cut.pt"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_keeps_data_and_no_best_and_removes_a_killed_saves_temp_file(tmp_path):
+    first = tmp_path / "run.pt"
+    stale = tmp_path / f".run.pt.{_dead_pid()}.abcd1234.tmp"  # what SIGKILL during a save leaves
+    cases = [
+        {"argv": ["train", "--arch", "cifar_resnet8", "--widths", "8,16,32", "--set", "stem_width=8",
+                  "--input-size", "12", "--epochs", "1", "--limit", "64", "--test-limit", "32", "--no-best",
+                  "-o", str(first), "--format", "json"]},
+        {"argv": ["train", "--resume", str(first), "--limit", "32"]},
+        {"argv": ["train", "--resume", str(first), "--epochs", "2", "--format", "json"],
+         "files": {str(stale): "half a checkpoint"}},
+    ]
+    r = run_cases(tmp_path, cases)
+    assert r[0]["code"] == 0, r[0]["stderr"]
+    assert_refused(r[1], "--limit 32", "keeps its data")
+    assert r[2]["code"] == 0, r[2]["stderr"]
+    resumed = json.loads(r[2]["stdout"])
+    assert [e["train_images"] for e in resumed["record"]] == [64, 64]  # the first 64 images, both epochs
+    assert resumed["best_checkpoint"] is None and not (tmp_path / "run.best.pt").exists()
+    assert not stale.exists()
+    assert sorted(p.name for p in tmp_path.glob(".run.pt*")) == []  # no lock or temporary file left
+
+
+# --------------------------------------------------------------------------- data files
+def _cifar_folder(root: Path, batch: dict) -> Path:
+    """A cifar-10-batches-py folder whose test_batch is ``batch`` (pickled as the official files are: bytes
+    keys) and whose train batches are one valid image each."""
+    import pickle
+
+    import numpy as np
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    valid = {b"data": np.zeros((1, 3072), dtype=np.uint8), b"labels": [0]}
+    for i in range(1, 6):
+        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(valid, protocol=2))
+    (folder / "test_batch").write_bytes(pickle.dumps({k.encode(): v for k, v in batch.items()}, protocol=2))
+    return root
+
+
+def _png(path: Path, width: int, height: int) -> Path:
+    """A PNG of width x height black pixels, a few hundred bytes however large (zlib squeezes the zeros)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\0" + bytes(width)  # filter byte + grey pixels
+    compressor = zlib.compressobj(9)
+    body = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
+
+
+def test_hostile_data_is_refused_before_any_work(trained, tmp_path):
+    import numpy as np
+
+    ckpt, _ = trained
+    row = np.zeros(3072, dtype=np.uint8)
+    batches = {
+        "refs": {"data": [row] * 200_000, "labels": [0] * 200_000},  # 800 kB of pickle, 600 MB as an array
+        "int_labels": {"data": np.zeros((2, 3072), dtype=np.uint8), "labels": 3},
+        "str_data": {"data": "pixels", "labels": [0]},
+        "pixel_300": {"data": np.full((1, 3072), 300, dtype=np.int64), "labels": [0]},
+        "objects": {"data": np.array([[None] * 3072], dtype=object), "labels": [0]},
+        "label_99": {"data": np.zeros((1, 3072), dtype=np.uint8), "labels": [99]},
+    }
+    folders = {name: _cifar_folder(tmp_path / name, batch) for name, batch in batches.items()}
+    images = tmp_path / "images"
+    for split, classes in (("train", ("cat", "dog")), ("test", ("cat", "emu"))):
+        for c in classes:
+            _png(images / split / c / "a.png", 16, 16)
+    strip = _png(tmp_path / "strip" / "x" / "strip.png", 1, 60_000)
+    huge = _png(tmp_path / "huge" / "x" / "huge.png", 14_000, 14_000)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    evaluate = ["eval", str(ckpt), "--dataset"]
+    cases = [{"argv": [*evaluate, "cifar10", "--data-dir", str(folders[name])]} for name in batches]
+    cases += [
+        {"argv": [*evaluate, "imagefolder", "--data-dir", str(images), "--input-size", "12"]},
+        {"argv": [*evaluate, "imagefolder", "--data-dir", str(strip.parent.parent), "--input-size", "224"]},
+        {"argv": [*evaluate, "imagefolder", "--data-dir", str(huge.parent.parent)]},
+        {"argv": [*evaluate, "cifar10", "--download"], "env": {"RESNET_CLI_DATA": str(a_file)}},
+        {"argv": ["eval", str(ckpt), "--input-size", "8192"]},
+        {"argv": ["lesion", str(ckpt), "--experiments", "reorder", "--samples", "1000000"]},
+        {"argv": ["train", "--arch", "cifar_resnet20", "--input-size", "4096", "--device", "cpu", "-o",
+                  str(tmp_path / "big.pt")]},
+    ]
+    r = run_cases(tmp_path, cases)
+    assert_refused(r[0], "uint8 array", "not a list")
+    assert_refused(r[1], "expected 2 labels", "got int")
+    assert_refused(r[2], "not a str")
+    assert_refused(r[3], "not a int64 array")
+    assert_refused(r[4], "not a object array")
+    assert_refused(r[5], "labels outside 0..9")
+    assert_refused(r[6], "has classes", "emu")
+    assert_refused(r[7], "resized for --input-size 224", "limit of 67,108,864")
+    assert_refused(r[8], "huge.png")
+    assert_refused(r[9], "is a file, not a folder")
+    assert_refused(r[10], "GiB of memory")
+    assert_refused(r[11], "--samples", "10000")
+    assert_refused(r[12], "training cifar_resnet20", "GiB of memory")
+    assert not (tmp_path / "big.pt").exists()
+
+
+def test_a_lesion_study_too_large_is_refused_before_a_sample_is_drawn():
+    from resnet_cli.analysis.lesion import plan_chunks
+    from resnet_cli.errors import ResnetCliError
+
+    with pytest.raises(ResnetCliError, match=r"up to 200,000 measurements .* limit is 100,000"):
+        plan_chunks([None] * 54, ["multi", "reorder"], max_k=10, samples=10_000, seed=0)  # ResNet-110's 54 blocks

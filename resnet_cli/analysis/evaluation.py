@@ -63,13 +63,17 @@ def evaluate_checkpoint(path: str | os.PathLike[str], *, arch: str | None = None
 
     check_checkpoint_path(Path(path))  # at once, before torch is imported
     from ..devices import resolve_device
+    from ..limits import check_run_memory
     from ..registry import spec_overrides
     from ..training import evaluate
 
     ckpt = load_checkpoint(path, arch=arch)
+    device = resolve_device(str(device))
+    if device.type == "cpu":  # on a GPU the activations are the GPU's to hold
+        size = input_size or (ckpt.dataset.input_size if ckpt.dataset is not None else ckpt.spec.input_size)
+        check_run_memory(ckpt.spec, batch_size, training=False, input_size=size)  # before any image is made
     data, info = ckpt.load_data(split, dataset=dataset, data_dir=data_dir, input_size=input_size, limit=limit,
                                 download=download, normalize=normalize)
-    device = resolve_device(str(device))
     world, device = dist.start(device) if distributed else (dist.SINGLE, device)
     model = ckpt.build_model(device)
     result = evaluate(model, data, batch_size=batch_size, device=device, workers=workers, progress=progress,

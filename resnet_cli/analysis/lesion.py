@@ -487,6 +487,14 @@ class Chunk:
 def plan_chunks(blocks: Sequence[BlockInfo], experiments: Sequence[str], max_k: int, samples: int,
                 seed: int) -> tuple[list[Chunk], list[str]]:
     """The study's chunks in order, and notes on what the blocks did not allow."""
+    from ..limits import MAX_LESION_MEASUREMENTS, check_samples
+
+    check_samples(samples)
+    sampled = sum(1 for e in experiments if e in ("multi", "reorder")) * min(max_k, len(blocks)) * samples
+    if sampled > MAX_LESION_MEASUREMENTS:  # refused before any is drawn
+        raise ResnetCliError(f"this study would make up to {sampled:,} measurements ({samples:,} samples for each "
+                             f"of up to {min(max_k, len(blocks))} k); the limit is {MAX_LESION_MEASUREMENTS:,}: lower "
+                             f"--samples or --max-k")
     baseline = [Measurement("baseline", "baseline", 0, Config())]
     if "single" in experiments:
         chunks = [Chunk("single", baseline + single_measurements(blocks))]

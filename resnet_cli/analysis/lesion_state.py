@@ -71,11 +71,9 @@ class StudyState:
         path = Path(path)
         if not resume:
             raise StudyExistsError(f"{path} already holds a lesion study")
-        try:
-            kept = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ResnetCliError(f"cannot read {path} to resume: {exc}") from None
-        old = kept.get("study", {})
+        kept = _read_json(path)
+        check_kept_state(kept, path, study.get("images", 0))
+        old = kept["study"]
         diff = [k for k in study if old.get(k) != study[k]]
         if diff:
             raise StudyMismatchError(f"{path} holds a different study ({', '.join(diff)} differ)")
@@ -115,3 +113,63 @@ class StudyState:
                                 "correct": int(c), "images": images}
         self.partial = None
         self.save()
+
+
+def _read_json(path: Path) -> Any:
+    from ..limits import MAX_JSON_BYTES
+
+    try:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise ResnetCliError(f"{path} is {size:,} bytes, past the limit of {MAX_JSON_BYTES:,} for a study's "
+                                 f"state")
+        return json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ResnetCliError(f"cannot read {path} to resume: it is nested too deeply") from None
+    except (OSError, ValueError) as exc:
+        raise ResnetCliError(f"cannot read {path} to resume: {exc}") from None
+
+
+def check_kept_state(kept: Any, path: Path, images: int) -> None:
+    """Refuse a ``measurements.json`` that cannot be the state of a study of ``images`` images (edited, damaged
+    or from something else): the right shape and types, and counts that can be true (0 <= correct <= images,
+    every finished measurement over all ``images``), before any of it is used."""
+    def bad(why: str) -> ResnetCliError:
+        return ResnetCliError(f"{path} is not a lesion study's state ({why}); move it away to start afresh")
+
+    if not isinstance(kept, dict) or not isinstance(kept.get("study"), dict):
+        raise bad("not an object with a 'study'")
+    done, partial = kept.get("done"), kept.get("partial")
+    if not isinstance(done, dict):
+        raise bad("'done' is missing or not an object")
+    _check_done(done, images, bad)
+    if partial is not None:
+        _check_partial(partial, images, bad)
+
+
+def _check_done(done: dict[str, Any], images: int, bad: Any) -> None:
+    for key, entry in done.items():
+        if not (isinstance(entry, dict) and _count(entry.get("correct")) and _count(entry.get("images"))
+                and isinstance(entry.get("experiment"), str) and _count(entry.get("k"))
+                and isinstance(entry.get("config"), dict)):
+            raise bad(f"measurement {key!r} lacks a whole 'correct', 'images', 'k', 'experiment' or 'config'")
+        if entry["images"] != images or entry["correct"] > images:
+            raise bad(f"measurement {key!r} has {entry['correct']} correct of {entry['images']} images; the study "
+                      f"has {images}")
+
+
+def _check_partial(partial: Any, images: int, bad: Any) -> None:
+    if not (isinstance(partial, dict) and isinstance(partial.get("chunk"), str)
+            and isinstance(partial.get("keys"), list) and all(isinstance(k, str) for k in partial["keys"])
+            and _count(partial.get("images_done")) and isinstance(partial.get("correct"), list)
+            and all(_count(c) for c in partial["correct"])):
+        raise bad("'partial' lacks a 'chunk', 'keys', whole 'images_done' or 'correct' counts")
+    done_images = partial["images_done"]
+    if done_images > images or len(partial["correct"]) != len(partial["keys"]) or \
+            any(c > done_images for c in partial["correct"]):
+        raise bad(f"'partial' counts do not fit {done_images} of {images} images")
+
+
+def _count(value: Any) -> bool:
+    """A whole number >= 0 (not a bool, a float or a string)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ResnetCliError
+from ..limits import MAX_SAMPLES
 from ..render import OutputFormat, emit
 from .app import (
     BatchSizeOpt,
@@ -35,7 +36,8 @@ def gradients(
     normalize: NormalizeOpt = None,
     split: Annotated[str, typer.Option("--split", help="train (as Veit et al.) or test.")] = "train",
     limit: Annotated[int, typer.Option("--limit", min=1, help="Images to average over.")] = 64,
-    samples: Annotated[int, typer.Option("--samples", min=1, help="Random paths per length and batch.")] = 4,
+    samples: Annotated[int, typer.Option("--samples", min=1, max=MAX_SAMPLES,
+                                         help="Random paths per length and batch.")] = 4,
     step: Annotated[int, typer.Option("--step", min=1, help="Measure every STEP-th length (0, STEP, ..., n); "
                                       "the others are interpolated log-linearly.")] = 1,
     mass: Annotated[float, typer.Option("--mass", help="Report the shortest range of lengths holding this "
@@ -60,7 +62,7 @@ def gradients(
     from ..analysis.inputs import load_study_inputs
     from ..checkpoint import check_checkpoint_path
     from ..devices import resolve_device
-    from ..fileio import atomic_write_text
+    from ..fileio import atomic_write_text, output_lock
     from ..render import stderr_console, to_json
     from ..render.lesion import gradients_csv, gradients_plots, gradients_table
     from ..render.progress import progress
@@ -75,20 +77,22 @@ def gradients(
 
         check_writable(out, "--out", folder=True)
     check_checkpoint_path(checkpoint)
-    torch_device = resolve_device(device.value)
-    inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, split, normalize=normalize)
-    world, torch_device = distributed.start(torch_device)  # under torchrun; rank 0 alone shows and writes
-    n = len(inputs.model.residual_blocks())
-    lengths = sorted(set(range(0, n + 1, step)) | {n})
-    with progress(world.main and not quiet and fmt is OutputFormat.table) as show:
-        result = gradient_flow(inputs.model, inputs.images, inputs.labels, lengths=lengths, samples=samples,
-                               batch_size=batch_size, seed=seed, mass=mass, device=torch_device, progress=show,
-                               arch=inputs.checkpoint.arch, dataset=inputs.dataset, world=world)
-    if not world.main:
-        return
-    if out is not None:
-        atomic_write_text(out / "gradients.json", to_json(result.to_dict()) + "\n")
-        plots = [p for suffix in suffixes for p in gradients_plots(result, out, suffix)]
-        stderr_console(quiet or fmt is not OutputFormat.table).print(
-            f"wrote {out / 'gradients.json'} and {', '.join(str(p) for p in plots)}")
-    emit(result, fmt, gradients_table, gradients_csv, loading=inputs.checkpoint.loading_report())
+    # a second run on this folder refuses; under torchrun rank 0 alone writes, so it alone holds the folder
+    with output_lock(out if distributed.from_environment().main else None, "--out", folder=True):
+        torch_device = resolve_device(device.value)
+        inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, split, normalize=normalize)
+        world, torch_device = distributed.start(torch_device)  # under torchrun; rank 0 alone shows and writes
+        n = len(inputs.model.residual_blocks())
+        lengths = sorted(set(range(0, n + 1, step)) | {n})
+        with progress(world.main and not quiet and fmt is OutputFormat.table) as show:
+            result = gradient_flow(inputs.model, inputs.images, inputs.labels, lengths=lengths, samples=samples,
+                                   batch_size=batch_size, seed=seed, mass=mass, device=torch_device, progress=show,
+                                   arch=inputs.checkpoint.arch, dataset=inputs.dataset, world=world)
+        if not world.main:
+            return
+        if out is not None:
+            atomic_write_text(out / "gradients.json", to_json(result.to_dict()) + "\n")
+            plots = [p for suffix in suffixes for p in gradients_plots(result, out, suffix)]
+            stderr_console(quiet or fmt is not OutputFormat.table).print(
+                f"wrote {out / 'gradients.json'} and {', '.join(str(p) for p in plots)}")
+        emit(result, fmt, gradients_table, gradients_csv, loading=inputs.checkpoint.loading_report())

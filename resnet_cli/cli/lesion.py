@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import ResnetCliError
+from ..limits import MAX_SAMPLES
 from ..render import OutputFormat, emit
 from .app import (
     BatchSizeOpt,
@@ -55,7 +56,8 @@ def lesion(
                                              "reorder.")] = "single,multi,reorder",
     max_k: Annotated[int, typer.Option("--max-k", min=1, help="multi/reorder: up to K blocks deleted or K pairs "
                                        "swapped.")] = 10,
-    samples: Annotated[int, typer.Option("--samples", min=1, help="multi/reorder: random samples per k.")] = 10,
+    samples: Annotated[int, typer.Option("--samples", min=1, max=MAX_SAMPLES,
+                                         help="multi/reorder: random samples per k.")] = 10,
     seed: SeedOpt = 0,
     device: DeviceOpt = Device.auto,
     batch_size: BatchSizeOpt = 256,
@@ -81,7 +83,7 @@ def lesion(
     from ..analysis.lesion import lesion_study
     from ..checkpoint import check_checkpoint_path
     from ..devices import resolve_device
-    from ..fileio import atomic_write_text
+    from ..fileio import atomic_write_text, output_lock
     from ..render import stderr_console, to_csv, to_json
     from ..render.lesion import lesion_csv, lesion_plots, lesion_table, measurements_csv
     from ..render.progress import progress
@@ -89,30 +91,32 @@ def lesion(
     chosen = _check_options(ctx, experiments, engine, resume, out)
     suffixes = figure_types(figure_type)
     check_checkpoint_path(checkpoint)
-    torch_device = resolve_device(device.value)
-    inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, normalize=normalize)
-    world, torch_device = distributed.start(torch_device)  # under torchrun; rank 0 alone shows and writes
+    # a second run on this folder refuses; under torchrun rank 0 alone writes, so it alone holds the folder
+    with output_lock(out if distributed.from_environment().main else None, "--out", folder=True):
+        torch_device = resolve_device(device.value)
+        inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, normalize=normalize)
+        world, torch_device = distributed.start(torch_device)  # under torchrun; rank 0 alone shows and writes
 
-    def write_measurements(state: dict[str, Any]) -> None:
-        atomic_write_text(out / "measurements.csv", to_csv(*measurements_csv(state)))  # type: ignore[operator]
+        def write_measurements(state: dict[str, Any]) -> None:
+            atomic_write_text(out / "measurements.csv", to_csv(*measurements_csv(state)))  # type: ignore[operator]
 
-    with progress(world.main and not quiet and fmt is OutputFormat.table) as show, _errors_in_option_terms():
-        result = lesion_study(
-            inputs.model, inputs.images, inputs.labels, experiments=chosen, max_k=max_k, samples=samples,
-            seed=seed, batch_size=batch_size, device=torch_device, engine=engine,
-            state_path=out / "measurements.json" if out is not None else None, resume=resume, progress=show,
-            on_chunk=write_measurements if out is not None and world.main else None, world=world,
-            arch=inputs.checkpoint.arch, dataset=inputs.dataset, residual=inputs.checkpoint.spec.residual,
-        )
-    if not world.main:
-        return
-    if out is not None:
-        atomic_write_text(out / "lesion.json", to_json(result.to_dict()) + "\n")
-        plots = [p for suffix in suffixes for p in lesion_plots(result, out, suffix)]
-        stderr_console(quiet or fmt is not OutputFormat.table).print(
-            f"wrote {out / 'lesion.json'}, {out / 'measurements.csv'} and {', '.join(p.name for p in plots)} "
-            f"to {out}")
-    emit(result, fmt, lesion_table, lesion_csv, loading=inputs.checkpoint.loading_report())
+        with progress(world.main and not quiet and fmt is OutputFormat.table) as show, _errors_in_option_terms():
+            result = lesion_study(
+                inputs.model, inputs.images, inputs.labels, experiments=chosen, max_k=max_k, samples=samples,
+                seed=seed, batch_size=batch_size, device=torch_device, engine=engine,
+                state_path=out / "measurements.json" if out is not None else None, resume=resume, progress=show,
+                on_chunk=write_measurements if out is not None and world.main else None, world=world,
+                arch=inputs.checkpoint.arch, dataset=inputs.dataset, residual=inputs.checkpoint.spec.residual,
+            )
+        if not world.main:
+            return
+        if out is not None:
+            atomic_write_text(out / "lesion.json", to_json(result.to_dict()) + "\n")
+            plots = [p for suffix in suffixes for p in lesion_plots(result, out, suffix)]
+            stderr_console(quiet or fmt is not OutputFormat.table).print(
+                f"wrote {out / 'lesion.json'}, {out / 'measurements.csv'} and {', '.join(p.name for p in plots)} "
+                f"to {out}")
+        emit(result, fmt, lesion_table, lesion_csv, loading=inputs.checkpoint.loading_report())
 
 
 def _check_options(ctx: typer.Context, experiments: str, engine: str, resume: bool, out: Path | None) -> list[str]:

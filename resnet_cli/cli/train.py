@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import ResnetCliError
-from ..fileio import check_writable
+from ..fileio import check_writable, output_lock
 from ..render import OutputFormat, check_figure_path, emit, stderr_console
 from .app import (
     BatchSizeOpt,
@@ -93,6 +93,7 @@ def train(
     if resume is not None:
         saved, config = _resume_config(ctx, resume, arch, dataset, epochs, workers)
         output = output or resume
+        no_best = no_best or (best is None and saved.extra.get("writes_best") is False)  # a --no-best run stays so
     else:
         if arch is None:
             raise ResnetCliError("name an architecture with --arch (e.g. --arch resnet20), or --resume a checkpoint")
@@ -107,8 +108,10 @@ def train(
     console = stderr_console(quiet or not main)
     from ..training import train as run_training
 
-    with progress(main and not quiet and OutputFormat(fmt) is OutputFormat.table,
-                  None if quiet or not main else console) as show:
+    # a second run writing the same checkpoint refuses (the best one too); under torchrun rank 0 holds them
+    with output_lock(output if main else None, "--output"), output_lock(best if main else None, "--best"), \
+            progress(main and not quiet and OutputFormat(fmt) is OutputFormat.table,
+                     None if quiet or not main else console) as show:
         result = run_training(spec, dataset or "synthetic", config, device=device.value, data_dir=data_dir,
                               download=download, train_limit=limit, test_limit=test_limit, checkpoint=output,
                               best_checkpoint=best, resume=saved, progress=show, log=show.log, distributed=True,

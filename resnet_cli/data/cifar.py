@@ -26,10 +26,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
+from ..limits import MAX_CIFAR_BATCH_BYTES, MAX_CIFAR_BATCH_IMAGES
 from . import DatasetError, DatasetInfo, TensorImageDataset, Uint8ImageDataset, default_data_dir
 
 
@@ -78,12 +79,18 @@ class _SafeUnpickler(pickle.Unpickler):
 
 
 def read_batch(path: Path) -> dict:
-    """One pickled batch as a dict with str keys."""
+    """One pickled batch as a dict with str keys (a file past ``MAX_CIFAR_BATCH_BYTES`` is not read)."""
     try:
+        size = path.stat().st_size
+        if size > MAX_CIFAR_BATCH_BYTES:
+            raise DatasetError(f"{path} is {size:,} bytes, past the limit of {MAX_CIFAR_BATCH_BYTES:,} for a CIFAR "
+                               f"batch")
         with open(path, "rb") as fh:
             data = _SafeUnpickler(io.BytesIO(fh.read()), encoding="bytes").load()
     except FileNotFoundError:
         raise DatasetError(f"missing CIFAR batch {path}") from None
+    except DatasetError:
+        raise
     except Exception as exc:
         raise DatasetError(f"{path} is not a CIFAR python batch ({type(exc).__name__}: {exc})") from None
     if not isinstance(data, dict):
@@ -93,23 +100,41 @@ def read_batch(path: Path) -> dict:
 
 def read_split(folder: Path, source: CifarSource, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 images N x 3 x 32 x 32 and int64 labels."""
-    import numpy as np
 
     images, labels = [], []
     for name in source.train_files if split == "train" else source.test_files:
-        batch = read_batch(folder / name)
-        if "data" not in batch or source.label_key not in batch:
-            raise DatasetError(f"{folder / name} lacks the 'data' or '{source.label_key}' entry of a CIFAR batch")
-        data = np.asarray(batch["data"], dtype=np.uint8)
-        if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != len(batch[source.label_key]):
-            raise DatasetError(f"{folder / name}: expected N x 3072 pixels and N labels, got {data.shape} and "
-                               f"{len(batch[source.label_key])}")
+        data, y = check_batch(read_batch(folder / name), folder / name, source.label_key)
         images.append(torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()))
-        labels.append(torch.tensor(list(batch[source.label_key]), dtype=torch.int64))
+        labels.append(torch.from_numpy(y))
     y = torch.cat(labels)
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= source.num_classes):
         raise DatasetError(f"{folder}: labels outside 0..{source.num_classes - 1}")
     return torch.cat(images), y
+
+
+def check_batch(batch: dict, path: Path, label_key: str) -> tuple[Any, Any]:
+    """(uint8 N x 3072 pixels, int64 N labels) of a batch, after checking what it holds is what CIFAR batches
+    hold: a uint8 array of N x 3072 (not a list of references to one row, not a str, not objects) and a list of N
+    whole-number labels. Nothing is converted before the types and sizes are known."""
+    import numpy as np
+
+    if "data" not in batch or label_key not in batch:
+        raise DatasetError(f"{path} lacks the 'data' or '{label_key}' entry of a CIFAR batch")
+    data, labels = batch["data"], batch[label_key]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        what = f"a {data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) else \
+            f"a {type(data).__name__}"
+        raise DatasetError(f"{path}: 'data' must be a uint8 array of N x 3072 pixels, not {what}")
+    if data.shape[0] > MAX_CIFAR_BATCH_IMAGES:
+        raise DatasetError(f"{path} holds {data.shape[0]:,} images, past the limit of {MAX_CIFAR_BATCH_IMAGES:,} "
+                           f"for a CIFAR batch")
+    if not isinstance(labels, (list, np.ndarray)) or len(labels) != data.shape[0]:
+        count = len(labels) if isinstance(labels, (list, np.ndarray)) else type(labels).__name__
+        raise DatasetError(f"{path}: expected {data.shape[0]:,} labels (one per image), got {count}")
+    if (isinstance(labels, np.ndarray) and labels.dtype.kind not in "iu") or \
+            (isinstance(labels, list) and not all(type(v) is int for v in labels)):
+        raise DatasetError(f"{path}: the labels must be whole numbers")
+    return data, np.asarray(labels, dtype=np.int64)
 
 
 def split_files(source: CifarSource, split: str | None) -> tuple[str, ...]:
@@ -176,6 +201,8 @@ def fetch_archive(source: CifarSource, data_dir: Path) -> Path:
 def _load(source: CifarSource, *, split: str, input_size: int | None, data_dir=None, download: bool = False,
           seed: int = 0, in_channels: int | None = None) -> tuple[TensorImageDataset, DatasetInfo]:
     root = (Path(data_dir).expanduser() if data_dir else default_data_dir()).resolve()
+    if root.exists() and not root.is_dir():
+        raise DatasetError(f"the data folder {root} is a file, not a folder (--data-dir or $RESNET_CLI_DATA)")
     folder = find_folder(root, source, split)
     if folder is None:
         if not download:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from ..limits import check_memory, images_bytes
 from . import DatasetError, DatasetInfo, TensorImageDataset, match_channels, normalise, resize_images
 
 DEFAULT_SIZE = 32
@@ -58,6 +59,8 @@ def load(*, split: str, input_size: int | None, data_dir=None, download: bool = 
     train = images[parts["train"]]
     mean, std = float(train.mean()), float(train.std())
     chosen = parts[split]
+    check_memory(images_bytes(len(chosen), max(1, channels), size, copies=3),
+                 f"{len(chosen):,} digits of {size}x{size}")
     x = resize_images(images[chosen], size)
     x = match_channels(x, channels, "digits")
     info = DatasetInfo(name="digits", num_classes=10, input_size=size, in_channels=channels,

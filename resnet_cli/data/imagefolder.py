@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from ..limits import check_image_pixels
 from . import DatasetError, DatasetInfo, normalise
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -33,10 +34,20 @@ def find_root(data_dir: Path, split: str) -> Path:
     return data_dir
 
 
-def scan(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+def class_names(root: Path) -> list[str]:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DatasetError(f"no class folders in {root} (imagefolder wants one sub-folder of images per class)")
+    return classes
+
+
+def scan(root: Path, classes: list[str] | None = None, size: int | None = None,
+         ) -> tuple[list[str], list[tuple[Path, int]]]:
+    """The classes (``classes``, else the sorted folder names of ``root``) and every image with its label.
+
+    Each image's header is read (not its pixels): one that Pillow cannot identify, or past
+    ``MAX_IMAGE_PIXELS`` (also once resized for ``size``), is refused now, before any training or evaluation."""
+    classes = classes or class_names(root)
     items = []
     for label, name in enumerate(classes):
         for f in sorted((root / name).rglob("*")):
@@ -44,7 +55,34 @@ def scan(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
                 items.append((f, label))
     if not items:
         raise DatasetError(f"no images ({', '.join(sorted(EXTENSIONS))}) under {root}")
+    for path, _label in items:
+        check_image(path, size)
     return classes, items
+
+
+def check_image(path: Path, size: int | None = None) -> None:
+    """Refuse an image whose pixels (or, with ``size``, whose resize for ``size``) would pass MAX_IMAGE_PIXELS,
+    from its header alone."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():  # Pillow warns past 89M pixels; the limit below says it in one line
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DatasetError(f"cannot read image {path}: {exc}") from None
+    check_image_pixels(w, h, f"image {path}")
+    if size is not None:
+        check_image_pixels(*_resized(w, h, size), f"image {path} ({w} x {h}) resized for --input-size {size}")
+
+
+def _resized(w: int, h: int, size: int) -> tuple[int, int]:
+    """The size an image is resized to before its centre crop: the shorter side ``size * 256/224``."""
+    scale = round(size * 256 / 224) / min(w, h)
+    return max(size, round(w * scale)), max(size, round(h * scale))
 
 
 class ImageFolderDataset(Dataset):
@@ -65,13 +103,11 @@ class ImageFolderDataset(Dataset):
 
         path, label = self.items[i]
         size = self.info.input_size
+        check_image(path, size)  # the file may have changed since the scan; its resize is checked here
         try:
             with Image.open(path) as img:
                 img = img.convert("L" if self.info.in_channels == 1 else "RGB")
-                w, h = img.size
-                short = round(size * 256 / 224)
-                scale = short / min(w, h)
-                img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+                img = img.resize(_resized(*img.size, size), Image.BILINEAR)
                 w, h = img.size
                 left, top = (w - size) // 2, (h - size) // 2
                 img = img.crop((left, top, left + size, top + size))
@@ -83,6 +119,20 @@ class ImageFolderDataset(Dataset):
         return normalise(x.unsqueeze(0), self.info.mean, self.info.std)[0], label
 
 
+def _split_classes(base: Path, root: Path) -> list[str] | None:
+    """With train/ and test/ (or val/) folders, the classes are train/'s, in both splits: label k is the k-th
+    class the network was trained on. A test class that train/ lacks is refused (it has no output to score)."""
+    train = find_root(base, "train")
+    if train == base:
+        return None
+    classes = class_names(train)
+    extra = sorted(set(class_names(root)) - set(classes))
+    if extra:
+        raise DatasetError(f"{root} has classes that {train} lacks ({', '.join(extra[:5])}): the network has no "
+                           f"output for them")
+    return classes
+
+
 def load(*, split: str, input_size: int | None, data_dir=None, download: bool = False, seed: int = 0,
          in_channels: int | None = None) -> tuple[ImageFolderDataset, DatasetInfo]:
     if data_dir is None:
@@ -91,8 +141,8 @@ def load(*, split: str, input_size: int | None, data_dir=None, download: bool = 
     if not base.is_dir():
         raise DatasetError(f"--data-dir {base} is not a folder")
     root = find_root(base, split)
-    classes, items = scan(root)
     size = input_size or DEFAULT_SIZE
+    classes, items = scan(root, _split_classes(base, root), size)
     channels = in_channels or 3
     if channels not in (1, 3):
         raise DatasetError(f"imagefolder reads RGB or grey images; the network takes {channels} channels")

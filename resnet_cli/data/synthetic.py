@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from ..limits import check_memory, images_bytes
 from . import DatasetInfo, TensorImageDataset, match_channels
 
 NUM_CLASSES = 10
@@ -52,6 +53,9 @@ def load(*, split: str, input_size: int | None, data_dir=None, download: bool = 
          in_channels: int | None = None) -> tuple[TensorImageDataset, DatasetInfo]:
     size = input_size or DEFAULT_SIZE
     channels = in_channels or 3
+    # the noise, the patterns and the images are alive at once while generating
+    check_memory(images_bytes(SPLIT_SIZES[split], max(3, channels), size, copies=3),
+                 f"{SPLIT_SIZES[split]:,} synthetic images of {size}x{size}")
     images, labels = generate(split, SPLIT_SIZES[split], size, 3)
     images = match_channels(images, channels, "synthetic")
     # Already centred and of roughly unit variance: normalisation is the identity.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
@@ -81,7 +82,11 @@ def emit(
     fmt = OutputFormat(fmt)
     try:
         if fmt is OutputFormat.json:
-            sys.stdout.write(to_json({**result.to_dict(), **(loading or {})}) + "\n")
+            data, not_finite = finite_json({**result.to_dict(), **(loading or {})})
+            sys.stdout.write(to_json(data) + "\n")
+            if not_finite:
+                stderr_console().print(f"note: {not_finite} number{'s are' if not_finite > 1 else ' is'} NaN or "
+                                       f"infinite (the loss or the weights diverged); JSON shows null")
         elif fmt is OutputFormat.csv:
             if csv_rows is None:
                 raise ValueError("this command has no CSV form")
@@ -117,7 +122,28 @@ def loading_lines(loading: dict[str, Any], console: Any) -> None:
 
 
 def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, default=_json_default)
+    """Strict JSON (RFC 8259): NaN and infinities are written null, which every parser reads."""
+    return json.dumps(finite_json(data)[0], indent=2, allow_nan=False)
+
+
+def finite_json(data: Any) -> tuple[Any, int]:
+    """``data`` as plain JSON values, with each NaN or infinite float replaced by None; and how many were."""
+    count = 0
+
+    def plain(obj: Any) -> Any:
+        nonlocal count
+        if isinstance(obj, float) and not math.isfinite(obj):
+            count += 1
+            return None
+        if isinstance(obj, dict):
+            return {k: plain(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [plain(v) for v in obj]
+        if obj is None or isinstance(obj, (str, int, float)):
+            return obj
+        return plain(_json_default(obj))
+
+    return plain(data), count
 
 
 def _json_default(obj: Any) -> Any:
