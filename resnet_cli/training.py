@@ -611,6 +611,43 @@ def _network(spec: ArchSpec, state: Checkpoint | None, info: DatasetInfo, seed: 
     return spec, model
 
 
+@dataclass
+class _RunInputs:
+    """What a run trains on: the caller's arguments, or for a resumed run the checkpoint's."""
+
+    state: Checkpoint | None
+    spec: ArchSpec
+    config: TrainConfig
+    dataset: str
+    data_dir: str | None
+    input_size: int
+    in_channels: int
+    train_limit: int | None
+    test_limit: int | None
+
+
+def _run_inputs(spec: ArchSpec, dataset: str, config: TrainConfig, data_dir: str | None, train_limit: int | None,
+                test_limit: int | None, resume: str | Path | Checkpoint | None,
+                note: Callable[[str], None]) -> _RunInputs:
+    """The spec, configuration and data of a new run, or those a resumed run keeps (only the epochs may change)."""
+    if resume is None:
+        return _RunInputs(None, spec, config, dataset, data_dir, spec.input_size, spec.in_channels, train_limit,
+                          test_limit)
+    state = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
+    resume = state.path or resume
+    saved = check_resumable(state)
+    if config.epochs != saved.epochs:
+        note(f"epochs changed from {saved.epochs} to {config.epochs}: the lr schedule follows the new total")
+    config = dataclasses.replace(saved, epochs=config.epochs, workers=config.workers)
+    info_saved = state.dataset
+    train_limit, test_limit = _kept_limits(state.extra.get("data") or {}, train_limit, test_limit)
+    if state.extra.get("interrupted") is False and state.epochs_done >= config.epochs:
+        note(f"{resume} already finished {state.epochs_done} epochs; pass a larger --epochs to go on")
+    return _RunInputs(state, state.spec, config, info_saved.name, data_dir or (info_saved.source or None),
+                      info_saved.input_size, info_saved.in_channels, train_limit, test_limit)
+
+
+
 def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, device: str = "auto",
           data_dir: str | None = None, download: bool = False, train_limit: int | None = None,
           test_limit: int | None = None, checkpoint: str | Path | None = None,
@@ -642,23 +679,9 @@ def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, 
     if sync_bn and dist.from_environment().distributed and dev.type != "cuda":
         raise ResnetCliError("SyncBatchNorm works on CUDA only (torch's gloo backend on the CPU has none)")
     world, dev = dist.start(dev) if distributed else (dist.SINGLE, dev)
-    state = None
-    if resume is not None:
-        state = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
-        resume = state.path or resume
-        saved = check_resumable(state)
-        if config.epochs != saved.epochs:
-            note(f"epochs changed from {saved.epochs} to {config.epochs}: the lr schedule follows the "
-                         f"new total")
-        config = dataclasses.replace(saved, epochs=config.epochs, workers=config.workers)
-        spec, info_saved = state.spec, state.dataset
-        dataset, input_size, in_channels = info_saved.name, info_saved.input_size, info_saved.in_channels
-        data_dir = data_dir or (info_saved.source or None)
-        train_limit, test_limit = _kept_limits(state.extra.get("data") or {}, train_limit, test_limit)
-        if state.extra.get("interrupted") is False and state.epochs_done >= config.epochs:
-            note(f"{resume} already finished {state.epochs_done} epochs; pass a larger --epochs to go on")
-    else:
-        input_size, in_channels = spec.input_size, spec.in_channels
+    run = _run_inputs(spec, dataset, config, data_dir, train_limit, test_limit, resume, note)
+    state, spec, config, dataset, data_dir = run.state, run.spec, run.config, run.dataset, run.data_dir
+    input_size, in_channels, train_limit, test_limit = run.input_size, run.in_channels, run.train_limit, run.test_limit
     config.validate()
     if dev.type == "cpu":  # refused before the data is made; on a GPU the activations are the GPU's to hold
         from .limits import check_run_memory
