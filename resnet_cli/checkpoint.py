@@ -233,14 +233,11 @@ def _read(path: Path) -> Any:
 
 
 def _read_bytes(path: Path) -> bytes:
-    from .limits import MAX_CHECKPOINT_BYTES
+    from .limits import MAX_CHECKPOINT_BYTES, check_file_size
 
     check_checkpoint_path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_CHECKPOINT_BYTES:
-            raise CheckpointError(f"{path} is {size:,} bytes, past the limit of {MAX_CHECKPOINT_BYTES:,} bytes "
-                                  f"for a checkpoint")
+        check_file_size(path, MAX_CHECKPOINT_BYTES, "a checkpoint", CheckpointError)
         data = path.read_bytes()
     except OSError as exc:
         raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None

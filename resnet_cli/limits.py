@@ -102,6 +102,14 @@ def check_samples(samples: int, option: str = "--samples") -> int:
     return samples
 
 
+def check_file_size(path: Any, limit: int, what: str, error: type[ResnetCliError] | None = None) -> int:
+    """The size of ``path`` in bytes, refused past ``limit`` before anything reads it (``what``: "a checkpoint")."""
+    size = path.stat().st_size
+    if size > limit:
+        raise (error or LimitError)(f"{path} is {size:,} bytes, past the limit of {limit:,} bytes for {what}")
+    return size
+
+
 def check_image_pixels(width: int, height: int, what: str) -> None:
     if width * height > MAX_IMAGE_PIXELS:
         raise LimitError(f"{what} would be {width:,} x {height:,} pixels, past the limit of "

@@ -116,13 +116,10 @@ class StudyState:
 
 
 def _read_json(path: Path) -> Any:
-    from ..limits import MAX_JSON_BYTES
+    from ..limits import MAX_JSON_BYTES, check_file_size
 
     try:
-        size = path.stat().st_size
-        if size > MAX_JSON_BYTES:
-            raise ResnetCliError(f"{path} is {size:,} bytes, past the limit of {MAX_JSON_BYTES:,} for a study's "
-                                 f"state")
+        check_file_size(path, MAX_JSON_BYTES, "a study's state", ResnetCliError)
         return json.loads(path.read_text(encoding="utf-8"))
     except RecursionError:
         raise ResnetCliError(f"cannot read {path} to resume: it is nested too deeply") from None

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..limits import MAX_CIFAR_BATCH_BYTES, MAX_CIFAR_BATCH_IMAGES
+from ..limits import MAX_CIFAR_BATCH_BYTES, MAX_CIFAR_BATCH_IMAGES, check_file_size
 from . import DatasetError, DatasetInfo, TensorImageDataset, Uint8ImageDataset, default_data_dir
 
 
@@ -81,10 +81,7 @@ class _SafeUnpickler(pickle.Unpickler):
 def read_batch(path: Path) -> dict:
     """One pickled batch as a dict with str keys (a file past ``MAX_CIFAR_BATCH_BYTES`` is not read)."""
     try:
-        size = path.stat().st_size
-        if size > MAX_CIFAR_BATCH_BYTES:
-            raise DatasetError(f"{path} is {size:,} bytes, past the limit of {MAX_CIFAR_BATCH_BYTES:,} for a CIFAR "
-                               f"batch")
+        check_file_size(path, MAX_CIFAR_BATCH_BYTES, "a CIFAR batch", DatasetError)
         with open(path, "rb") as fh:
             data = _SafeUnpickler(io.BytesIO(fh.read()), encoding="bytes").load()
     except FileNotFoundError:
