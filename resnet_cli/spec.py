@@ -10,7 +10,6 @@ This module must not import torch: ``archs`` and ``params`` run without it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import types
 import typing
 from dataclasses import dataclass, field
@@ -167,6 +166,8 @@ class ArchSpec:
         return out
 
     def to_json(self) -> str:
+        import json  # here, not at the top: the commands that count never read or write a spec's JSON
+
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
@@ -182,6 +183,8 @@ class ArchSpec:
 
     @classmethod
     def from_json(cls, text: str) -> ArchSpec:
+        import json
+
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -3,9 +3,11 @@
 Commands live in one module each (cli/params.py, ...) and register on ``app``; ``COMMANDS`` names the module of
 each, and only the invoked command's module is imported (start-up in a blink, issue 15). Errors: a
 ``ResnetCliError`` from the core, or a bad option, becomes one line on stderr and exit code 2 — never a traceback.
-"""
 
-from __future__ import annotations
+The command modules (this one too) do without ``from __future__ import annotations``: typer reads every command's
+parameter annotations when it builds the command, at each start, and annotations kept as strings it would ``eval``
+(compile) anew every time — about 7 ms for ``params``' options, against well under 1 ms for evaluated ones.
+"""
 
 import importlib
 import sys

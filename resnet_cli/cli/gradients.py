@@ -1,6 +1,6 @@
 """``gradients CKPT``: how much gradient paths of each length carry (Veit et al. 2016, §6, Fig. 6)."""
 
-from __future__ import annotations
+# Annotations are evaluated here, at import, not by typer at each start (cli/app.py says why).
 
 from pathlib import Path
 from typing import Annotated

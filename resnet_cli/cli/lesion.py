@@ -1,6 +1,6 @@
 """``lesion CKPT``: delete and reorder the blocks of a trained network (Veit et al. 2016) and measure its error."""
 
-from __future__ import annotations
+# Annotations are evaluated here, at import, not by typer at each start (cli/app.py says why).
 
 from collections.abc import Iterator
 from contextlib import contextmanager

@@ -1,6 +1,6 @@
 """``archs``, ``params`` and ``compare``: sizes by arithmetic (no torch) or by fvcore over the built module."""
 
-from __future__ import annotations
+# Annotations are evaluated here, at import, not by typer at each start (cli/app.py says why).
 
 from enum import Enum
 from pathlib import Path

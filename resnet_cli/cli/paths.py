@@ -1,6 +1,6 @@
 """``paths``: the 2ⁿ paths of a residual network and the exact distribution of their lengths (no torch)."""
 
-from __future__ import annotations
+# Annotations are evaluated here, at import, not by typer at each start (cli/app.py says why).
 
 from enum import Enum
 from typing import Annotated

@@ -1,6 +1,6 @@
 """``train``, ``eval`` and ``plot-record``: produce and read the trained networks that lesion studies need."""
 
-from __future__ import annotations
+# Annotations are evaluated here, at import, not by typer at each start (cli/app.py says why).
 
 from pathlib import Path
 from typing import Annotated, Any

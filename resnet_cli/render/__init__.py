@@ -7,9 +7,6 @@ command's table renderer with a rich console. Progress and messages go to stderr
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -123,6 +120,8 @@ def loading_lines(loading: dict[str, Any], console: Any) -> None:
 
 def to_json(data: Any) -> str:
     """Strict JSON (RFC 8259): NaN and infinities are written null, which every parser reads."""
+    import json  # here: a table needs neither json nor csv, and importing them is a few ms of every start
+
     return json.dumps(finite_json(data)[0], indent=2, allow_nan=False)
 
 
@@ -157,6 +156,9 @@ def _json_default(obj: Any) -> Any:
 
 
 def to_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    import csv
+    import io
+
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
