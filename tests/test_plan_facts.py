@@ -132,3 +132,29 @@ def test_every_layer_has_a_role_and_geometry():
     dense = plan_model(get_spec("densenet121"))
     assert {lc.role for lc in dense.layers()} == {"stem", "branch", "shortcut", "transition", "head"}
     assert {lc.role for lc in plan_model(get_spec("highway20")).layers()} >= {"gate"}
+
+
+def _planned_block_by_block(spec):
+    """plan_resnet's units as block_plan gives each block, none copied from the block before it."""
+    from resnet_cli.plan.resnet import block_plan, head_plan, stem_plan
+
+    units = [stem_plan(spec)]
+    for i, (n_blocks, planes, stride) in enumerate(zip(spec.layers, spec.widths, spec.strides)):
+        for j in range(n_blocks):
+            units.append(block_plan(spec, f"layer{i + 1}.{j}", f"layer{i + 1}", units[-1].out_shape, planes,
+                                    stride if j == 0 else 1, first=len(units) == 1))
+    return [*units, head_plan(spec, units[-1].out_shape)]
+
+
+@pytest.mark.parametrize("name", [n for n in LIGHT + HEAVY if get_spec(n).family in ("resnet", "highway")]
+                         + [f"variant-{i}" for i in range(len(VARIANTS))])
+def test_copied_blocks_are_the_blocks_planned(name):
+    # plan_resnet copies a stage's third and later blocks from the one before, renamed (archs plans every net);
+    # each must be exactly what block_plan gives for it, every layer named inside its block.
+    if name.startswith("variant-"):
+        spec = get_spec("resnet20", layers="3,3,3", **VARIANTS[int(name.removeprefix("variant-"))])
+    else:
+        spec = get_spec(name)
+    plan = plan_model(spec)
+    assert plan.units == _planned_block_by_block(spec)
+    assert all(layer.name.startswith(f"{u.name}.") and layer.block == u.name for u in plan.blocks for layer in u.layers)

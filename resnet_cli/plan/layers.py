@@ -38,11 +38,13 @@ class LayerCount:
     padding: int = 0
     groups: int = 1
 
-    def placed(self, role: str, block: str) -> LayerCount:
-        """This layer with its role and block: ``dataclasses.replace(self, role=role, block=block)`` at a seventh of
-        its cost (a plan places thousands of layers, and ``resnet-cli archs`` plans every registered net)."""
+    def placed(self, role: str, block: str, name: str | None = None) -> LayerCount:
+        """This layer with its role and block (and ``name``, if given): ``dataclasses.replace(self, role=role,
+        block=block)`` at a seventh of its cost (a plan places thousands of layers, and ``resnet-cli archs`` plans
+        every registered net)."""
         layer = object.__new__(LayerCount)
-        layer.__dict__.update(self.__dict__, role=role, block=block)  # a frozen dataclass, so not setattr
+        # a frozen dataclass, so not setattr
+        layer.__dict__.update(self.__dict__, role=role, block=block, name=self.name if name is None else name)
         return layer
 
 

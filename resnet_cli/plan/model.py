@@ -33,6 +33,13 @@ class UnitPlan:
         # the branch's last layer gives a block's output shape (a shortcut or gate after it has the same one)
         return self.layers[-1].out_shape if self.layers else self.in_shape
 
+    def renamed(self, name: str) -> UnitPlan:
+        """This block under the name ``name``: the same layers, each renamed from ``<self.name>.x`` to
+        ``<name>.x`` and placed in block ``name``."""
+        prefix = f"{self.name}."
+        layers = [layer.placed(layer.role, name, f"{name}.{layer.name.removeprefix(prefix)}") for layer in self.layers]
+        return UnitPlan(name, self.stage, self.in_shape, layers, self.is_block, self.downsample)
+
     def role_layers(self, role: str) -> list[LayerCount]:
         return [layer for layer in self.layers if layer.role == role]
 

@@ -166,8 +166,13 @@ def plan_resnet(spec: ArchSpec) -> ModelPlan:
     for i, (n_blocks, planes, stride) in enumerate(zip(spec.layers, spec.widths, spec.strides)):
         stage = f"layer{i + 1}"
         for j in range(n_blocks):
-            unit = block_plan(spec, f"{stage}.{j}", stage, shape, planes, stride if j == 0 else 1,
-                              first=len(units) == 1)
+            if j >= 2:
+                # The same block as the one before (same input shape, stride 1, not the net's first) under the next
+                # name: copied, not planned again (resnet1202's 600 blocks are 6 kinds; ``archs`` plans every net).
+                unit = units[-1].renamed(f"{stage}.{j}")
+            else:
+                unit = block_plan(spec, f"{stage}.{j}", stage, shape, planes, stride if j == 0 else 1,
+                                  first=len(units) == 1)
             units.append(unit)
             shape = unit.out_shape
     units.append(head_plan(spec, shape))
