@@ -7,6 +7,11 @@ command's median over the median of ``python -c pass`` (issue 15 asks for at mos
 ``sys.executable`` itself (a pyenv shim would add a shell script to every run), with this checkout first on
 ``PYTHONPATH``.
 
+Bytecode: an installed package runs from compiled bytecode (pip compiles it when it installs). With
+``PYTHONDONTWRITEBYTECODE=1`` in the caller's environment every run would compile this checkout's modules from
+source again (≈ 1x ``python -c pass`` more), so the runs get a bytecode cache of their own, a temporary
+``PYTHONPYCACHEPREFIX`` that the warm-up run fills; ``--no-bytecode`` measures the compile-every-time start instead.
+
 Then ``python -X importtime`` of the slowest command, a few times: the top-level imports by cumulative time, each
 with its largest direct imports (medians): where a start-up goes before any work is done.
 
@@ -25,6 +30,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,9 +54,17 @@ COMMANDS = {
 GOAL = 3.0  # issue 15: within 3x of python -c pass
 
 
-def environment() -> dict[str, str]:
+def environment(bytecode_cache: str | None) -> dict[str, str]:
+    """The runs' environment: this checkout first on the path, 80 columns, and ``bytecode_cache`` as the folder of
+    compiled modules (None: no bytecode written, every module compiled at every start)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     env.update(COLUMNS="80")
+    if bytecode_cache is None:
+        env.update(PYTHONDONTWRITEBYTECODE="1")
+        env.pop("PYTHONPYCACHEPREFIX", None)
+    else:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env.update(PYTHONPYCACHEPREFIX=bytecode_cache)
     return env
 
 
@@ -126,9 +140,15 @@ def main() -> None:
     parser.add_argument("--importtime-repeats", type=int, default=5)
     parser.add_argument("--top", type=int, default=8, help="Rows of the import-time breakdown.")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "startup.json")
+    parser.add_argument("--no-bytecode", action="store_true",
+                        help="Compile every module at every start (PYTHONDONTWRITEBYTECODE=1), as a checkout run "
+                             "that may not write bytecode does; default: from a bytecode cache, as installed.")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench_startup_pycache_") as cache:
+        run(args, environment(None if args.no_bytecode else cache))
 
-    env = environment()
+
+def run(args: argparse.Namespace, env: dict[str, str]) -> None:
     runs = {**BASELINES, **{f"resnet-cli {name}": ["-m", "resnet_cli", *argv] for name, argv in COMMANDS.items()}}
     load_before = os.getloadavg()
     times = time_rounds(runs, args.repeats, env)
@@ -139,7 +159,8 @@ def main() -> None:
 
     width = max(len(r["command"]) for r in rows)
     print(f"cold start, median of {args.repeats} interleaved rounds; Python {platform.python_version()} on "
-          f"{platform.machine()}, {os.cpu_count()} cores, load average {load_before[0]:.1f} -> {load_after[0]:.1f}")
+          f"{platform.machine()}, {os.cpu_count()} cores, load average {load_before[0]:.1f} -> {load_after[0]:.1f}, "
+          f"{'no bytecode (every module compiled at every start)' if args.no_bytecode else 'bytecode cached'}")
     print(f"{'command':<{width}}  {'median ms':>9}  {'min ms':>7}  {'× pass':>6}")
     for r in rows:
         print(f"{r['command']:<{width}}  {1000 * r['median_s']:>9.1f}  {1000 * r['min_s']:>7.1f}  "
@@ -161,7 +182,8 @@ def main() -> None:
 
     result = {"benchmark": "startup", "unit": "seconds (median of interleaved rounds)", "repeats": args.repeats,
               "python": platform.python_version(), "machine": platform.machine(), "cores": os.cpu_count(),
-              "load_average_before_after": [load_before[0], load_after[0]], "goal_times_pass": GOAL,
+              "load_average_before_after": [load_before[0], load_after[0]], "bytecode": not args.no_bytecode,
+              "goal_times_pass": GOAL,
               "goal_met": met, "rows": rows, "slowest": slowest["command"], "slowest_imports": breakdown}
     atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     print(f"written {args.out}")
