@@ -31,7 +31,8 @@ import torch
 from torch import nn
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .data import DatasetInfo, augment_batch, mix_seed
+from .data import DatasetInfo, TensorImageDataset, augment_batch, mix_seed
+from .devices import autocast_dtype, channels_last_for, keeps_on_device, to_device
 from .distributed import SINGLE, World
 from .errors import ResnetCliError
 from .progress import Counter, Progress
@@ -57,9 +58,10 @@ class TrainConfig:
     gamma: float = 0.1
     augment: bool = True
     seed: int = 0
-    amp: bool = True  # mixed precision, used only on CUDA
+    amp: bool = True  # mixed precision, used only on CUDA (devices.autocast_dtype: bf16 where supported)
     eval_batch_size: int = 256
     workers: int = 0  # DataLoader workers for datasets read from files (imagefolder)
+    sync_bn: bool = False  # under torchrun: SyncBatchNorm (kept by --resume like the rest)
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of 0-based ``epoch``: ``lr * gamma^k`` after ``k`` milestones."""
@@ -157,22 +159,24 @@ class TrainResult:
 
 # --------------------------------------------------------------------------- batches
 def iterate_batches(dataset: Any, indices: torch.Tensor, batch_size: int, workers: int = 0,
-                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                    pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of ``dataset`` in the order of ``indices``: tensor datasets are indexed directly (``get_batch``),
     others go through a DataLoader with exactly these batches."""
-    return iterate_chunks(dataset, list(torch.split(indices, batch_size)), workers)
+    return iterate_chunks(dataset, list(torch.split(indices, batch_size)), workers, pin_memory)
 
 
-def iterate_chunks(dataset: Any, chunks: list[torch.Tensor], workers: int = 0,
+def iterate_chunks(dataset: Any, chunks: list[torch.Tensor], workers: int = 0, pin_memory: bool = False,
                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """One batch of ``dataset`` per tensor of indices in ``chunks``."""
+    """One batch of ``dataset`` per tensor of indices in ``chunks``; ``pin_memory`` (for a GPU): the
+    DataLoader's batches come page-locked (pinned in a background thread), so their copies need not wait."""
     # no empty batch: a run interrupted after an epoch's last step resumes with nothing left of that epoch
     chunks = [c for c in chunks if len(c)]
     if hasattr(dataset, "get_batch"):
         for chunk in chunks:
             yield dataset.get_batch(chunk)
         return
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=[c.tolist() for c in chunks], num_workers=workers)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=[c.tolist() for c in chunks], num_workers=workers,
+                                         pin_memory=pin_memory)
     for x, y in loader:
         yield x, torch.as_tensor(y, dtype=torch.int64)
 
@@ -194,13 +198,13 @@ def evaluate(model: nn.Module, dataset: Any, *, batch_size: int = 256, device: A
     tick = Counter(progress, "eval", n, "images")
     top5 = torch.zeros((), dtype=torch.int64, device=device)
     class_images = class_correct = None
-    use_amp = amp and device.type == "cuda"
+    amp_dtype = autocast_dtype(device, amp)
     lo, hi = world.part(0, n, batch_size)
     try:
         with torch.no_grad(), flush_denormals():
-            for x, y in iterate_batches(dataset, torch.arange(lo, hi), batch_size, workers):
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                with torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext():
+            for x, y in iterate_batches(dataset, torch.arange(lo, hi), batch_size, workers, device.type == "cuda"):
+                x, y = to_device(x, device, channels_last_for(device, x)), to_device(y, device)
+                with _autocast(amp_dtype):
                     logits = model(x)
                 total_loss += nn.functional.cross_entropy(logits.float(), y, reduction="sum").double()
                 hit = logits.argmax(1) == y
@@ -255,6 +259,19 @@ def flush_denormals() -> Iterator[None]:
             torch.set_flush_denormal(False)
 
 
+def _autocast(dtype: Any) -> Any:
+    """CUDA autocast to ``dtype`` (from ``autocast_dtype``), or nothing for None."""
+    return torch.autocast("cuda", dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def _held_on(dataset: Any, device: torch.device) -> Any:
+    """An in-memory dataset moved whole to the GPU where it fits (``keeps_on_device``): its batches are then
+    indexed, augmented and normalised there, with no host-to-device copy per step. Others stay as they are."""
+    if isinstance(dataset, TensorImageDataset) and keeps_on_device(device, dataset.images, dataset.labels):
+        return dataset.to(device)
+    return dataset
+
+
 def _grad_scaler() -> Any:
     """CUDA loss scaling for float16 autocast (torch.amp.GradScaler from torch 2.3; torch.cuda.amp before)."""
     if hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler"):
@@ -270,20 +287,28 @@ class Trainer:
     the test error is the lowest so far. ``progress`` gets a "train" event per step (steps over all epochs, the
     epoch as its phase); ``log`` takes one line per epoch. ``on_step(trainer, epoch, step)`` runs after every
     optimisation step (tests use it to interrupt).
+
+    On CUDA (each a small branch; the CPU path is the tested, bit-reproducible one): the model and image batches
+    are channels_last, autocast uses ``autocast_dtype`` (bf16 without loss scaling where the GPU has it, else
+    fp16 with a GradScaler), in-memory datasets that fit are held on the GPU (``_held_on``), other batches come
+    pinned and are copied without waiting, and the next batch is made while the GPU runs the current step.
     """
 
     def __init__(self, model: nn.Module, spec: ArchSpec, train_set: Any, test_set: Any, info: DatasetInfo,
                  config: TrainConfig = TrainConfig(), *, device: Any = "cpu", checkpoint: str | Path | None = None,
                  best_checkpoint: str | Path | None = None, progress: Progress | None = None,
                  log: Callable[[str], None] | None = None,
-                 on_step: Callable[[Trainer, int, int], None] | None = None, world: World = SINGLE,
-                 sync_bn: bool = False) -> None:
+                 on_step: Callable[[Trainer, int, int], None] | None = None, world: World = SINGLE) -> None:
         self.config = config.validate()
         self.spec, self.info = spec, info
         self.device = torch.device(device)
         self.world = world
+        on_cuda = self.device.type == "cuda"
         self.model = model.to(self.device)
-        if world.distributed and sync_bn:
+        if on_cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)  # batches follow (channels_last_for)
+            torch.backends.cudnn.benchmark = True  # a run's batch shape is fixed: let cuDNN time its algorithms once
+        if world.distributed and config.sync_bn:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         #: what the steps run: under torchrun the DistributedDataParallel wrapper (gradients averaged over the
         #: ranks); ``model`` stays the bare network (evaluation, checkpoints without "module." keys)
@@ -291,14 +316,16 @@ class Trainer:
         if world.distributed:
             self.net = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
-        self.train_set, self.test_set = train_set, test_set
+        self.train_set, self.test_set = _held_on(train_set, self.device), _held_on(test_set, self.device)
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.best_checkpoint = Path(best_checkpoint) if best_checkpoint else None
         self.progress, self.log, self.on_step = progress, log or (lambda line: None), on_step
-        self.use_amp = config.amp and self.device.type == "cuda"
+        self.amp_dtype = autocast_dtype(self.device, config.amp)
+        self.use_amp = self.amp_dtype is not None
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr_at(0), momentum=config.momentum,
                                          weight_decay=config.weight_decay)
-        self.scaler = _grad_scaler() if self.use_amp else None
+        # loss scaling keeps float16's small gradients from underflowing; bfloat16 has float32's range
+        self.scaler = _grad_scaler() if self.amp_dtype == torch.float16 else None
         self.record: list[dict[str, Any]] = []
         self.epoch, self.step = 0, 0  # where the next step starts
         self.partial: dict[str, float] = {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
@@ -393,13 +420,14 @@ class Trainer:
         mine = [torch.tensor_split(b, w)[self.world.rank] for b in batches[self.step:]]
         t_start = time.perf_counter()
         p = self.partial
-        for x, y in iterate_chunks(self.train_set, mine, cfg.workers):
-            if cfg.augment and (self.info.crop_padding or self.info.flip):
-                parts = (cfg.seed, epoch, self.step) + ((self.world.rank,) if self.world.distributed else ())
-                g = torch.Generator().manual_seed(mix_seed(*parts))
-                x = augment_batch(x, self.info, g)
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            loss, correct = self._step(x, y)
+        batches_left = self._device_batches(mine, epoch, self.step)
+        pending = next(batches_left, None)
+        while pending is not None:
+            x, y = pending
+            launched = self._launch_step(x, y)
+            # made while the GPU runs this step (CUDA calls return at once; the step's numbers are read below)
+            pending = next(batches_left, None)
+            loss, correct = self._read_step(*launched, y)
             p["loss"] += loss * len(y)
             p["correct"] += correct
             p["seen"] += len(y)
@@ -412,20 +440,41 @@ class Trainer:
                 break
         p["time"] += time.perf_counter() - t_start
 
+    def _device_batches(self, chunks: list[torch.Tensor], epoch: int, first_step: int,
+                        ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This rank's batches of the epoch from step ``first_step`` on, augmented (step ``s``'s crops and flips
+        from the seed ``(seed, epoch, s[, rank])``) and on the device, ready for ``_launch_step``."""
+        cfg = self.config
+        augment = cfg.augment and (self.info.crop_padding or self.info.flip)
+        pin = self.device.type == "cuda"
+        batches = iterate_chunks(self.train_set, chunks, cfg.workers, pin_memory=pin)
+        for step, (x, y) in enumerate(batches, start=first_step):
+            if augment:
+                parts = (cfg.seed, epoch, step) + ((self.world.rank,) if self.world.distributed else ())
+                x = augment_batch(x, self.info, torch.Generator().manual_seed(mix_seed(*parts)))
+            yield to_device(x, self.device, channels_last_for(self.device, x)), to_device(y, self.device)
+
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
+        """One optimisation step on a batch already on the device; its loss and correct count."""
+        return self._read_step(*self._launch_step(x, y), y)
+
+    def _launch_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward, backward and update, without reading anything back (on CUDA the host does not wait for the
+        GPU here, except in GradScaler's overflow check); the loss and logits, still on the device."""
         self.optimizer.zero_grad(set_to_none=True)
-        if self.use_amp:
-            with torch.autocast("cuda", dtype=torch.float16):
-                logits = self.net(x)
-                loss = nn.functional.cross_entropy(logits, y)
+        with _autocast(self.amp_dtype):
+            logits = self.net(x)
+            loss = nn.functional.cross_entropy(logits, y)
+        if self.scaler is not None:
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
-            logits = self.net(x)
-            loss = nn.functional.cross_entropy(logits, y)
             loss.backward()
             self.optimizer.step()
+        return loss, logits
+
+    def _read_step(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
         correct = (logits.detach().argmax(1) == y).sum()
         # one device-to-host copy per step, for both numbers (each .item() on CUDA waits for the GPU)
         value, n_correct = torch.stack([loss.detach().float(), correct.float()]).tolist()
@@ -655,14 +704,14 @@ def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, 
           progress: Progress | None = None,
           log: Callable[[str], None] | None = None,
           on_step: Callable[[Trainer, int, int], None] | None = None, distributed: bool = False,
-          sync_bn: bool = False) -> TrainResult:
+          ) -> TrainResult:
     """Train ``spec`` on ``dataset`` (or continue ``resume``), with checkpoints; the CLI's ``train``.
 
     The network's classes, input size and channels follow the data (``num_classes`` from the dataset; the
     input size from the spec unless the dataset fixes it). With ``resume``, the spec, data and configuration come
     from the checkpoint; ``config.epochs`` may extend the run. With ``distributed``, join the run torchrun
     launched (if it did): DistributedDataParallel, ``config.batch_size`` images per rank and step, each rank a
-    disjoint part of every epoch's seeded order, ``sync_bn`` for SyncBatchNorm; rank 0 writes the checkpoints.
+    disjoint part of every epoch's seeded order, ``config.sync_bn`` for SyncBatchNorm; rank 0 writes the checkpoints.
     """
     from . import distributed as dist
     from .data import load_dataset
@@ -676,10 +725,12 @@ def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, 
             log(f"note: {text}")
 
     dev = resolve_device(device)
-    if sync_bn and dist.from_environment().distributed and dev.type != "cuda":
-        raise ResnetCliError("SyncBatchNorm works on CUDA only (torch's gloo backend on the CPU has none)")
-    world, dev = dist.start(dev) if distributed else (dist.SINGLE, dev)
+    # before joining the run: an error every rank has is said once, by rank 0
     run = _run_inputs(spec, dataset, config, data_dir, train_limit, test_limit, resume, note)
+    if run.config.sync_bn and distributed and dist.from_environment().distributed and dev.type != "cuda":
+        whose = "the checkpoint's run uses --sync-bn, but " if resume is not None else ""
+        raise ResnetCliError(f"{whose}SyncBatchNorm works on CUDA only (torch's gloo backend on the CPU has none)")
+    world, dev = dist.start(dev) if distributed else (dist.SINGLE, dev)
     state, spec, config, dataset, data_dir = run.state, run.spec, run.config, run.dataset, run.data_dir
     input_size, in_channels, train_limit, test_limit = run.input_size, run.in_channels, run.train_limit, run.test_limit
     config.validate()
@@ -693,11 +744,10 @@ def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, 
                                in_channels=in_channels)
     spec, model = _network(spec, state, info, config.seed, notes)
     trainer = Trainer(model, spec, train_set, test_set, info, config, device=dev, checkpoint=checkpoint,
-                      best_checkpoint=best_checkpoint, progress=progress, log=log, on_step=on_step, world=world,
-                      sync_bn=sync_bn)
+                      best_checkpoint=best_checkpoint, progress=progress, log=log, on_step=on_step, world=world)
     if world.distributed:
         note(f"{world.size} processes: a step is a global batch of {config.batch_size * world.size} "
-             f"images ({config.batch_size} per process)" + (", SyncBatchNorm" if sync_bn else ""))
+             f"images ({config.batch_size} per process)" + (", SyncBatchNorm" if config.sync_bn else ""))
     trainer.data_options = {"train_limit": train_limit, "test_limit": test_limit}
     resumed_from = 0
     if state is not None:

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from resnet_cli import get_spec
 from resnet_cli.checkpoint import load_checkpoint
 from resnet_cli.cli import app
+from resnet_cli.errors import ResnetCliError
 from resnet_cli.training import TrainConfig, Trainer, TrainingInterrupted, train
 
 TINY = ["--arch", "cifar_resnet8", "--widths", "8,16,32", "--set", "stem_width=8", "--input-size", "12"]
@@ -146,3 +147,19 @@ def test_trains_from_files_cifar_and_imagefolder(tmp_path):
                    data_dir=str(tmp_path / "f"))
     assert result.spec.num_classes == 2 and result.record[0]["test_images"] == 4
     assert "num_classes set to 2" in result.notes[0]
+
+
+def test_sync_bn_is_recorded_and_kept_by_resume(tmp_path, monkeypatch):
+    """--sync-bn is part of the run's recorded config: --resume keeps it, refuses to be told it, and says so when
+    the resumed run could not have it (under torchrun on the CPU)."""
+    ckpt = tmp_path / "sb.pt"
+    first = train(tiny_spec(), "synthetic", quick(epochs=1, sync_bn=True), device="cpu", train_limit=64,
+                  test_limit=32, checkpoint=ckpt)
+    assert first.config.sync_bn and load_checkpoint(ckpt).extra["config"]["sync_bn"] is True
+    resumed = train(None, "synthetic", quick(epochs=2), device="cpu", checkpoint=ckpt, resume=ckpt)
+    assert resumed.config.sync_bn and load_checkpoint(ckpt).extra["config"]["sync_bn"] is True
+    result = CliRunner().invoke(app, ["train", "--resume", str(ckpt), "--epochs", "3", "--sync-bn"])
+    assert result.exit_code == 2 and "--sync-bn: not with --resume" in result.output
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun; refused before any process group is joined
+    with pytest.raises(ResnetCliError, match="the checkpoint's run uses --sync-bn, but SyncBatchNorm works on CUDA"):
+        train(None, "synthetic", quick(epochs=3), device="cpu", resume=ckpt, distributed=True)

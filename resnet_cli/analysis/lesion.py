@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..devices import autocast_dtype, channels_last_for, keeps_on_device, to_device
 from ..distributed import SINGLE, World
 from ..errors import ResnetCliError
 from ..progress import Counter, Progress
@@ -533,14 +534,12 @@ class Runtime:
 
     @classmethod
     def choose(cls, device: Any, amp: bool | None, channels_last: bool | None, images: Any) -> Runtime:
+        """None for ``amp`` or ``channels_last``: what ``devices`` chooses for the device (both on CUDA)."""
         import torch
 
         device = torch.device(device) if device is not None else torch.device("cpu")
-        on_cuda = device.type == "cuda"
-        amp_dtype = None
-        if (on_cuda if amp is None else amp) and on_cuda:
-            amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return cls(device, amp_dtype, (on_cuda if channels_last is None else channels_last) and images.dim() == 4)
+        wanted = channels_last_for(device, images) if channels_last is None else channels_last
+        return cls(device, autocast_dtype(device, amp is not False), wanted and images.dim() == 4)
 
     @property
     def on_cuda(self) -> bool:
@@ -553,10 +552,7 @@ class Runtime:
 
     def prepare(self, x: Any) -> Any:
         """A batch on the device in the memory format the model copy has."""
-        import torch
-
-        x = x.to(self.device, non_blocking=True)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        return to_device(x, self.device, self.channels_last)
 
     def settings(self) -> dict[str, Any]:
         return {"device": str(self.device),
@@ -575,7 +571,7 @@ class ChunkRunner:
     def __init__(self, layout: Layout, images: Any, labels: Any, runtime: Runtime, state: StudyState, *,
                  engine: str, batch_size: int, save_every: float, tick: Counter, notes: list[str],
                  world: World = SINGLE) -> None:
-        keep_on_device = runtime.on_cuda and images.numel() * images.element_size() < 2 * 1024**3
+        keep_on_device = keeps_on_device(runtime.device, images, labels)
         self.images = images.to(runtime.device) if keep_on_device else images
         self.labels = labels.to(runtime.device) if keep_on_device else labels
         self.n_images = len(images)
@@ -645,7 +641,7 @@ class ChunkRunner:
         import torch
 
         xb = self.runtime.prepare(self.images[i:i + bs])
-        yb = self.labels[i:i + bs].to(self.runtime.device, non_blocking=True)
+        yb = to_device(self.labels[i:i + bs], self.runtime.device)
         batch_counts = torch.zeros_like(like)
         try:
             with torch.inference_mode(), self.runtime.autocast():

@@ -102,7 +102,8 @@ def train(
         from ..training import TrainConfig  # torch: only once the options are known to be good
         output = output or Path("checkpoint.pt")
         config = TrainConfig(epochs=epochs or 30, batch_size=batch_size, lr=lr, momentum=momentum,
-                             weight_decay=weight_decay, augment=augment, seed=seed, amp=amp, workers=workers)
+                             weight_decay=weight_decay, augment=augment, seed=seed, amp=amp, workers=workers,
+                             sync_bn=sync_bn)
     best = _check_outputs(output, best, no_best, plot)
     main = distributed.from_environment().main  # under torchrun rank 0 alone shows, prints and writes
     console = stderr_console(quiet or not main)
@@ -114,8 +115,7 @@ def train(
                      None if quiet or not main else console) as show:
         result = run_training(spec, dataset or "synthetic", config, device=device.value, data_dir=data_dir,
                               download=download, train_limit=limit, test_limit=test_limit, checkpoint=output,
-                              best_checkpoint=best, resume=saved, progress=show, log=show.log, distributed=True,
-                              sync_bn=sync_bn)
+                              best_checkpoint=best, resume=saved, progress=show, log=show.log, distributed=True)
     if not main:
         return
     if plot is not None:
@@ -134,7 +134,7 @@ def _resume_config(ctx: typer.Context, resume: Path, arch: str | None, dataset: 
     if arch is not None or dataset is not None:
         raise ResnetCliError("--resume continues the checkpoint's own arch and dataset; drop --arch/--dataset")
     kept = options_given(ctx, "batch_size", "lr", "momentum", "weight_decay", "augment", "amp", "seed",
-                         "input_size", "shortcut", "widths", "layers", "stochastic_depth", "sets")
+                         "input_size", "shortcut", "widths", "layers", "stochastic_depth", "sets", "sync_bn")
     if kept:
         raise ResnetCliError(f"{', '.join(kept)}: not with --resume (the checkpoint's own settings are kept; "
                              f"only --epochs can change)")

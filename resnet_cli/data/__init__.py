@@ -18,6 +18,7 @@ Datasets are torch-dependent; import this package lazily (the CLI's fast command
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from collections.abc import Callable
@@ -115,7 +116,15 @@ class TensorImageDataset(Dataset):
         return self.images[i], int(self.labels[i])
 
     def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        indices = indices.to(self.images.device)
         return self.images[indices], self.labels[indices]
+
+    def to(self, device: Any) -> TensorImageDataset:
+        """The same dataset with its tensors on ``device``: batches are then taken (and augmented, and for
+        uint8 images converted) there, with no copy per batch."""
+        moved = copy.copy(self)
+        moved.images, moved.labels = self.images.to(device), self.labels.to(device)
+        return moved
 
     def with_info(self, info: DatasetInfo) -> TensorImageDataset:
         """The same images normalised by ``info``'s mean and std instead (``--normalize``): these are stored
@@ -138,6 +147,7 @@ class Uint8ImageDataset(TensorImageDataset):
         return self._prepare(self.images[i:i + 1])[0], int(self.labels[i])
 
     def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        indices = indices.to(self.images.device)
         return self._prepare(self.images[indices]), self.labels[indices]
 
     def with_info(self, info: DatasetInfo) -> Uint8ImageDataset:
@@ -175,8 +185,8 @@ def augment_batch(x: torch.Tensor, info: DatasetInfo, generator: torch.Generator
 
 
 def normalise(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    m = torch.tensor(mean, dtype=images.dtype).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=images.dtype).view(1, -1, 1, 1)
+    m = torch.tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
     return (images - m) / s
 
 

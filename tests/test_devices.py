@@ -1,0 +1,75 @@
+"""The GPU path's decisions, tested on a CPU-only machine: each is a function of the device (a
+``torch.device("cuda")`` can be made without a GPU), so what CUDA would get is checked here; what only a GPU can
+show (speed, bf16 agreement) is benchmarks/gpu_check.py's."""
+
+import warnings
+
+import pytest
+import torch
+
+from resnet_cli import devices, get_spec, training
+from resnet_cli.data import DatasetInfo, TensorImageDataset, Uint8ImageDataset, load_dataset, normalise
+from resnet_cli.models import build_model
+from resnet_cli.training import TrainConfig, Trainer
+
+CUDA, CPU, META = torch.device("cuda"), torch.device("cpu"), torch.device("meta")
+
+
+@pytest.mark.parametrize("bf16, expected", [(True, torch.bfloat16), (False, torch.float16)])
+def test_autocast_is_bf16_where_the_gpu_has_it_else_fp16_and_never_off_cuda(monkeypatch, bf16, expected):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    assert devices.autocast_dtype(CUDA) is expected
+    assert devices.autocast_dtype(CUDA, amp=False) is None
+    assert devices.autocast_dtype(CPU) is None and devices.autocast_dtype(torch.device("mps")) is None
+
+
+@pytest.mark.parametrize("dtype, scaled", [(torch.bfloat16, False), (torch.float16, True)])
+def test_the_trainer_scales_the_loss_for_fp16_only(monkeypatch, dtype, scaled):
+    """bf16 has float32's exponent range: no GradScaler (whose overflow check waits for the GPU every step)."""
+    monkeypatch.setattr(training, "autocast_dtype", lambda device, amp: dtype if amp else None)
+    spec = get_spec("cifar_resnet8", widths="4,8,16", stem_width=4, input_size=8)
+    ds, info = load_dataset("synthetic", "test", input_size=8, limit=4)
+    with warnings.catch_warnings():  # a GradScaler made without a GPU warns that it is disabled
+        warnings.simplefilter("ignore")
+        trainer = Trainer(build_model(spec), spec, ds, ds, info, TrainConfig(epochs=1), device="cpu")
+    assert trainer.use_amp and trainer.amp_dtype is dtype
+    assert (trainer.scaler is not None) is scaled
+
+
+def test_channels_last_for_image_batches_on_cuda_only():
+    images, labels = torch.zeros(2, 3, 4, 4), torch.zeros(2, dtype=torch.long)
+    assert devices.channels_last_for(CUDA, images)
+    assert not devices.channels_last_for(CUDA, labels) and not devices.channels_last_for(CPU, images)
+
+
+def test_cpu_batches_bound_for_a_gpu_are_pinned_first():
+    """non_blocking from pageable memory is a synchronous copy: to_device page-locks first (CUDA only)."""
+    x = torch.zeros(3)
+    assert devices.pins(x, CUDA) and not devices.pins(x, CPU)
+    assert devices.to_device(x, CPU) is x  # the CPU path is untouched
+    assert devices.to_device(torch.zeros(1, 2, 3, 3), CPU, channels_last=True).is_contiguous(
+        memory_format=torch.channels_last)
+
+
+def test_data_kept_whole_on_the_gpu_below_two_gib():
+    small = torch.zeros(10)
+    big = torch.zeros(1).expand(devices.KEEP_ON_DEVICE_BYTES // 4)  # 2 GiB of float32, without the memory
+    assert devices.keeps_on_device(CUDA, small, small)
+    assert not devices.keeps_on_device(CUDA, big) and not devices.keeps_on_device(CUDA, big[:-1], small[:1])
+    assert devices.keeps_on_device(CUDA, big[:-1]) and not devices.keeps_on_device(CPU, small)
+
+
+def test_a_dataset_moved_to_a_device_keeps_its_kind_and_batches_there():
+    """Meta tensors stand in for a GPU: the uint8 path (convert, resize, normalise) must run on the images'
+    device, with the normalisation constants made there too."""
+    info = DatasetInfo("cifar10", 10, 16, 3, (0.5, 0.4, 0.3), (0.2, 0.2, 0.2))
+    raw = Uint8ImageDataset(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.arange(4), info)
+    moved = raw.to(META)
+    x, y = moved.get_batch(torch.arange(2))
+    assert type(moved) is Uint8ImageDataset and moved.info is info
+    assert (x.device, tuple(x.shape), y.device) == (META, (2, 3, 16, 16), META)
+    assert raw.images.device == CPU  # the original stays where it was
+    assert normalise(torch.zeros(1, 3, 2, 2, device=META), info.mean, info.std).device == META
+    plain = TensorImageDataset(torch.zeros(3, 1, 2, 2), torch.arange(3), info)
+    assert training._held_on(plain, CPU) is plain  # on the CPU nothing moves
+
