@@ -10,6 +10,10 @@ run of batches per rank, so every image is counted exactly once (no padding, unl
 every batch is the very batch one process would run (the same counts, bit for bit, on the CPU). Rank 0 alone
 prints, shows progress and writes files; the others only compute.
 
+One GPU, several processes (a smoke test of the distributed path on a one-GPU machine): NCCL refuses two ranks
+on one GPU, so ``RESNET_CLI_DIST_BACKEND=gloo`` takes gloo on CUDA too (its collectives go through the host:
+slower, but few), and under gloo local ranks beyond the node's GPUs share them round-robin.
+
 Failures: every collective has the timeout ``RESNET_CLI_DIST_TIMEOUT`` (seconds, default 600), so a rank that
 hangs ends the run instead of blocking it; a collective that fails (a peer died) becomes ``PeerFailed``, one
 line. When one process fails, torchrun stops the others with SIGTERM; rank 0 then says so in one line.
@@ -26,6 +30,7 @@ from typing import Any
 from .errors import ResnetCliError
 
 TIMEOUT_ENV = "RESNET_CLI_DIST_TIMEOUT"
+BACKEND_ENV = "RESNET_CLI_DIST_BACKEND"
 DEFAULT_TIMEOUT_S = 600.0
 
 
@@ -112,6 +117,29 @@ def timeout_s() -> float:
     return value
 
 
+def backend_for(device: Any) -> str:
+    """The process group's backend: NCCL on CUDA, gloo on the CPU, or ``RESNET_CLI_DIST_BACKEND``'s."""
+    chosen = os.environ.get(BACKEND_ENV, "").strip().lower()
+    if not chosen:
+        return "nccl" if device.type == "cuda" else "gloo"
+    if chosen not in ("gloo", "nccl"):
+        raise ResnetCliError(f"{BACKEND_ENV} must be gloo or nccl, not {chosen!r}")
+    if chosen == "nccl" and device.type != "cuda":
+        raise ResnetCliError(f"{BACKEND_ENV}=nccl needs CUDA (--device cuda)")
+    return chosen
+
+
+def rank_gpu(local_rank: int, gpus: int, backend: str) -> int:
+    """The GPU index of ``local_rank`` on a node with ``gpus``: its own (NCCL wants one process per GPU), or
+    under gloo, where ranks may share, round-robin."""
+    if local_rank < gpus:
+        return local_rank
+    if backend == "gloo" and gpus:
+        return local_rank % gpus
+    raise ResnetCliError(f"LOCAL_RANK {local_rank} has no GPU: this node has {gpus}; start at most that many "
+                         f"processes per node (or share them with {BACKEND_ENV}=gloo)")
+
+
 def start(device: Any) -> tuple[World, Any]:
     """Join the run torchrun launched (once per process) and bind this rank to its device.
 
@@ -125,20 +153,17 @@ def start(device: Any) -> tuple[World, Any]:
     if not world.distributed:
         return world, device
     device = torch.device(device)
-    if device.type == "cuda":
-        if world.local_rank >= torch.cuda.device_count():
-            raise ResnetCliError(f"LOCAL_RANK {world.local_rank} has no GPU: this node has "
-                                 f"{torch.cuda.device_count()}; start at most that many processes per node")
-        device = torch.device("cuda", world.local_rank)
-        torch.cuda.set_device(device)
-    elif device.type != "cpu":
+    if device.type not in ("cuda", "cpu"):
         raise ResnetCliError(f"torchrun runs on CUDA (NCCL) or the CPU (gloo), not {device.type}")
+    backend = backend_for(device)
+    if device.type == "cuda":
+        device = torch.device("cuda", rank_gpu(world.local_rank, torch.cuda.device_count(), backend))
+        torch.cuda.set_device(device)
     if _started is None:
         import datetime
 
         dist = _dist()
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        kwargs = {"device_id": device} if device.type == "cuda" else {}
+        kwargs = {"device_id": device} if backend == "nccl" else {}
         try:
             dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s()), **kwargs)
         except (RuntimeError, ValueError) as exc:

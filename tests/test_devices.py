@@ -73,3 +73,24 @@ def test_a_dataset_moved_to_a_device_keeps_its_kind_and_batches_there():
     plain = TensorImageDataset(torch.zeros(3, 1, 2, 2), torch.arange(3), info)
     assert training._held_on(plain, CPU) is plain  # on the CPU nothing moves
 
+
+def test_torchrun_backend_and_gpu_per_rank(monkeypatch):
+    """NCCL, one GPU per process, unless RESNET_CLI_DIST_BACKEND=gloo lets processes share (gpu_check's
+    two-process smoke test on one GPU)."""
+    from resnet_cli.distributed import BACKEND_ENV, backend_for, rank_gpu
+    from resnet_cli.errors import ResnetCliError
+
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    assert (backend_for(CUDA), backend_for(CPU)) == ("nccl", "gloo")
+    assert [rank_gpu(r, 2, "nccl") for r in (0, 1)] == [0, 1]
+    with pytest.raises(ResnetCliError, match="LOCAL_RANK 1 has no GPU: this node has 1"):
+        rank_gpu(1, 1, "nccl")
+    assert [rank_gpu(r, 2, "gloo") for r in range(5)] == [0, 1, 0, 1, 0]
+    monkeypatch.setenv(BACKEND_ENV, "gloo")
+    assert backend_for(CUDA) == "gloo"
+    monkeypatch.setenv(BACKEND_ENV, "nccl")
+    with pytest.raises(ResnetCliError, match="needs CUDA"):
+        backend_for(CPU)
+    monkeypatch.setenv(BACKEND_ENV, "mpi")
+    with pytest.raises(ResnetCliError, match="must be gloo or nccl"):
+        backend_for(CUDA)
