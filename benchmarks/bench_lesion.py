@@ -17,6 +17,7 @@ the same machine:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import statistics
@@ -29,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 
 from resnet_cli.analysis.lesion import Config, Layout, executed_ops, lesion_study, single_measurements
-from resnet_cli.devices import resolve_device
+from resnet_cli.devices import autocast_dtype, resolve_device
 from resnet_cli.fileio import atomic_write_text
 from resnet_cli.models import build_model
 from resnet_cli.plan import plan_model
@@ -66,12 +67,15 @@ def study_macs(model, spec, images: torch.Tensor, engine: str) -> int:
 
 
 def time_inference(model, images, batch_size, device, amp_dtype) -> float:
+    """Seconds of plain inference (argmax of every batch) of ``model`` over ``images``: the reference speed,
+    with the lesion study's settings on CUDA (channels_last, autocast)."""
     work = model.to(device)
     if device.type == "cuda":
         work = work.to(memory_format=torch.channels_last)
+    autocast = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
     sync(device)
     start = time.perf_counter()
-    with torch.inference_mode(), (torch.autocast("cuda", dtype=amp_dtype) if amp_dtype else _null()):
+    with torch.inference_mode(), autocast:
         for i in range(0, len(images), batch_size):
             x = images[i:i + batch_size].to(device)
             if device.type == "cuda":
@@ -81,12 +85,74 @@ def time_inference(model, images, batch_size, device, amp_dtype) -> float:
     return time.perf_counter() - start
 
 
-class _null:
-    def __enter__(self):
-        return None
+ENGINES = ("naive", "cached", "stacked")
 
-    def __exit__(self, *exc):
-        return False
+
+def measure(spec, images, labels, batch_size: int, device, repeats: int, budget_s: float | None = None) -> dict:
+    """The single-deletion study of a random-init ``spec`` on ``images`` with every engine, and plain inference,
+    ``repeats`` times (fewer when ``budget_s`` seconds have passed after a repeat): the rows of the table.
+
+    Per row: median seconds, executed MACs, ``images_per_s`` (images x configurations the run scores, per
+    second: one configuration for inference) and MACs per second, executed and effective (the naive study's
+    MACs per second of this run)."""
+    torch.manual_seed(0)
+    model = build_model(spec).eval()
+    amp_dtype = autocast_dtype(device)
+    time_inference(model, images[:batch_size], batch_size, device, amp_dtype)  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in ("inference", *ENGINES)}
+    errors: dict[str, list[float]] = {}
+    started = time.monotonic()
+    for _ in range(repeats):
+        for engine in ENGINES:  # alternated, so drifts in machine load hit all alike
+            sync(device)
+            start = time.perf_counter()
+            result = lesion_study(model, images, labels, experiments=["single"], batch_size=batch_size,
+                                  device=device, engine=engine)
+            sync(device)
+            times[engine].append(time.perf_counter() - start)
+            errors[engine] = [result.baseline_error] + [r.error for r in result.single]
+        times["inference"].append(time_inference(model, images, batch_size, device, amp_dtype))
+        if budget_s is not None and time.monotonic() - started > budget_s:
+            break
+    model.cpu()
+    median = {k: statistics.median(v) for k, v in times.items()}
+    macs = {engine: study_macs(model, spec, images, engine) for engine in ENGINES}
+    macs["inference"] = plan_model(spec).macs * len(images)
+    configurations = len(errors["cached"])
+    rows = []
+    for name in ("inference", *ENGINES):
+        scored = len(images) * (1 if name == "inference" else configurations)
+        rows.append({
+            "run": name,
+            "median_s": median[name],
+            "times_s": times[name],
+            "images_per_s": scored / median[name],
+            "executed_macs": macs[name],
+            "executed_macs_per_s": macs[name] / median[name],
+            "effective_macs_per_s": (macs["naive"] if name != "inference" else macs[name]) / median[name],
+        })
+    return {
+        "arch": spec.name, "input_size": spec.input_size, "images": len(images), "batch_size": batch_size,
+        "repeats": len(times["inference"]), "device": str(device),
+        "autocast": str(amp_dtype).replace("torch.", "") if amp_dtype else None,
+        "configurations": configurations,
+        "speedup_cached_over_naive": median["naive"] / median["cached"],
+        "speedup_stacked_over_naive": median["naive"] / median["stacked"],
+        "work_ratio_naive_over_cached": macs["naive"] / macs["cached"],
+        "errors_identical": errors["naive"] == errors["cached"] == errors["stacked"],
+        "max_error_difference": max(abs(a - b) for e in ("cached", "stacked")
+                                    for a, b in zip(errors["naive"], errors[e])),
+        "units": {"median_s": "seconds (median over repeats)", "macs": "multiply-adds of conv and linear layers",
+                  "images_per_s": "images x configurations scored per second"},
+        "rows": rows,
+    }
+
+
+def seeded_images(spec, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` seeded random images and labels for ``spec`` (a random-init net's speed does not need real ones)."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(n, spec.in_channels, spec.input_size, spec.input_size, generator=g)
+    return images, torch.randint(0, spec.num_classes, (n,), generator=g)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -102,61 +168,15 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    torch.manual_seed(0)
     spec = get_spec(args.arch)
-    model = build_model(spec).eval()
-    images = torch.randn(args.images, spec.in_channels, spec.input_size, spec.input_size)
-    labels = torch.randint(0, spec.num_classes, (args.images,))
-    amp_dtype = None
-    if device.type == "cuda":
-        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-    time_inference(model, images[: args.batch_size], args.batch_size, device, amp_dtype)  # warm-up
-    times: dict[str, list[float]] = {"naive": [], "cached": [], "stacked": [], "inference": []}
-    errors: dict[str, list[float]] = {}
-    for _ in range(args.repeats):
-        for engine in ("naive", "cached", "stacked"):  # alternated, so drifts in machine load hit both alike
-            sync(device)
-            start = time.perf_counter()
-            result = lesion_study(model, images, labels, experiments=["single"], batch_size=args.batch_size,
-                                  device=device, engine=engine)
-            sync(device)
-            times[engine].append(time.perf_counter() - start)
-            errors[engine] = [result.baseline_error] + [r.error for r in result.single]
-        times["inference"].append(time_inference(model, images, args.batch_size, device, amp_dtype))
-    model.cpu()
-    median = {k: statistics.median(v) for k, v in times.items()}
-    macs = {engine: study_macs(model, spec, images, engine) for engine in ("naive", "cached", "stacked")}
-    macs["inference"] = plan_model(spec).macs * args.images
-    rows = []
-    for name in ("inference", "naive", "cached", "stacked"):
-        rows.append({
-            "run": name,
-            "median_s": median[name],
-            "times_s": times[name],
-            "executed_macs": macs[name],
-            "executed_macs_per_s": macs[name] / median[name],
-            "effective_macs_per_s": (macs["naive"] if name != "inference" else macs[name]) / median[name],
-        })
-    doc = {
-        "benchmark": "lesion single deletions, cached and stacked vs naive engine",
-        "arch": args.arch, "images": args.images, "batch_size": args.batch_size, "repeats": args.repeats,
-        "device": str(device), "autocast": str(amp_dtype).replace("torch.", "") if amp_dtype else None,
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
-        "configurations": len(errors["cached"]),
-        "speedup_cached_over_naive": median["naive"] / median["cached"],
-        "speedup_stacked_over_naive": median["naive"] / median["stacked"],
-        "work_ratio_naive_over_cached": macs["naive"] / macs["cached"],
-        "errors_identical": errors["naive"] == errors["cached"] == errors["stacked"],
-        "max_error_difference": max(abs(a - b) for e in ("cached", "stacked")
-                                    for a, b in zip(errors["naive"], errors[e])),
-        "units": {"median_s": "seconds (median over repeats)", "macs": "multiply-adds of conv and linear layers"},
-        "rows": rows,
-    }
+    images, labels = seeded_images(spec, args.images)
+    doc = {"benchmark": "lesion single deletions, cached and stacked vs naive engine",
+           **measure(spec, images, labels, args.batch_size, device, args.repeats),
+           "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine()}
     print(f"{args.arch}: baseline + {doc['configurations'] - 1} single deletions, {args.images} images, "
           f"batch {args.batch_size}, {device}, {doc['threads']} threads, median of {args.repeats}")
     print(f"{'run':<10}{'median s':>10}{'GMACs run':>12}{'GMAC/s run':>12}{'GMAC/s eff.':>13}")
-    for r in rows:
+    for r in doc["rows"]:
         print(f"{r['run']:<10}{r['median_s']:>10.3f}{r['executed_macs'] / 1e9:>12.2f}"
               f"{r['executed_macs_per_s'] / 1e9:>12.2f}{r['effective_macs_per_s'] / 1e9:>13.2f}")
     print(f"speed-up cached/naive: {doc['speedup_cached_over_naive']:.2f}x, stacked/naive: "

@@ -20,6 +20,7 @@ table and writes JSON (``--out``). One untimed warm-up step each first (oneDNN b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import statistics
@@ -33,21 +34,31 @@ import torch
 
 from resnet_cli import get_spec
 from resnet_cli.data import load_dataset
+from resnet_cli.devices import autocast_dtype
 from resnet_cli.fileio import atomic_write_text
 from resnet_cli.models import build_model
 from resnet_cli.training import TrainConfig, Trainer
 
 
 class MinimalLoop:
-    """The hand-written baseline: what a PyTorch tutorial's training loop does."""
+    """The hand-written baseline: what a PyTorch tutorial's training loop does. On CUDA, PyTorch's AMP recipe:
+    the images on the GPU (channels_last), autocast in the dtype the trainer uses (``autocast_dtype``), a
+    GradScaler for float16, and the loss read once per step (as the trainer reads its numbers)."""
 
-    def __init__(self, spec, images, labels, batch_size, seed):
+    def __init__(self, spec, images, labels, batch_size, seed, device="cpu"):
+        self.device = torch.device(device)
+        self.amp_dtype = autocast_dtype(self.device)
         torch.manual_seed(seed)
-        self.model = build_model(spec).train()
+        self.model = build_model(spec).to(self.device).train()
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+            images = images.to(self.device).contiguous(memory_format=torch.channels_last)
+            labels = labels.to(self.device)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.images, self.labels = images, labels
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
-        self.batches = list(torch.split(order, batch_size))
+        self.batches = [b.to(self.device) for b in torch.split(order, batch_size)]
         self.i = 0
 
     def step(self) -> float:
@@ -56,15 +67,22 @@ class MinimalLoop:
         idx = self.batches[self.i % len(self.batches)]
         self.i += 1
         self.opt.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.cross_entropy(self.model(self.images[idx]), self.labels[idx])
-        loss.backward()
-        self.opt.step()
+        with torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext():
+            loss = torch.nn.functional.cross_entropy(self.model(self.images[idx]), self.labels[idx])
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.opt.step()
+        loss.item()
         return time.perf_counter() - t0
 
 
-def paired_epoch(spec, dataset, info, batch_size, seed, augment):
+def paired_epoch(spec, dataset, info, batch_size, seed, augment, device="cpu"):
     """Per-step seconds of the trainer and of the minimal loop, interleaved step by step."""
-    minimal = MinimalLoop(spec, dataset.images, dataset.labels, batch_size, seed)
+    minimal = MinimalLoop(spec, dataset.images, dataset.labels, batch_size, seed, device)
     torch.manual_seed(seed)
     config = TrainConfig(epochs=1, batch_size=batch_size, seed=seed, augment=augment)
     trainer_times, minimal_times = [], []
@@ -75,9 +93,8 @@ def paired_epoch(spec, dataset, info, batch_size, seed, augment):
         minimal_times.append(minimal.step())
         clock["t"] = time.perf_counter()
 
-    trainer = Trainer(build_model(spec), spec, dataset, dataset, info, config, device="cpu", on_step=on_step)
-    x, y = dataset.get_batch(torch.arange(batch_size))
-    trainer._step(x, y)  # warm-up for both
+    trainer = Trainer(build_model(spec), spec, dataset, dataset, info, config, device=device, on_step=on_step)
+    trainer._step(*next(trainer._device_batches([torch.arange(batch_size)], 0, 0)))  # warm-up for both
     minimal.step()
     minimal.i = 0
     clock["t"] = time.perf_counter()
