@@ -160,7 +160,8 @@ def save_checkpoint(path: str | os.PathLike[str], *, spec: ArchSpec, state_dict:
         "version": VERSION,
         "arch": spec.name,
         "spec": spec.to_dict(),
-        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+        # contiguous (NCHW): a network trained channels_last on a GPU saves the layout one trained on the CPU does
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in state_dict.items()},
         "dataset": dataset.to_dict() if dataset is not None else None,
         "record": _plain(list(record)),
         "extra": _to_cpu(extra or {}),

@@ -53,7 +53,11 @@ def autocast_dtype(device, amp: bool = True):
 
     if not amp or device.type != "cuda":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    try:  # the hardware's answer: torch's default also says yes for a bf16 emulated (slowly) on older GPUs
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # an older torch without the argument does not count emulation either
+        native = torch.cuda.is_bf16_supported()
+    return torch.bfloat16 if native else torch.float16
 
 
 def channels_last_for(device, x) -> bool:

@@ -94,3 +94,16 @@ def test_torchrun_backend_and_gpu_per_rank(monkeypatch):
     monkeypatch.setenv(BACKEND_ENV, "mpi")
     with pytest.raises(ResnetCliError, match="must be gloo or nccl"):
         backend_for(CUDA)
+
+
+def test_a_channels_last_network_saves_the_layout_a_cpu_trained_one_does(tmp_path):
+    """The trainer makes the network channels_last on CUDA; its checkpoints stay plain NCHW tensors."""
+    from resnet_cli.checkpoint import load_checkpoint, save_checkpoint
+
+    spec = get_spec("cifar_resnet8", widths="4,8,16", stem_width=4, input_size=8)
+    model = build_model(spec)
+    nhwc = {k: v.clone() for k, v in model.to(memory_format=torch.channels_last).state_dict().items()}
+    assert not nhwc["conv1.weight"].is_contiguous()  # what the GPU path would save without the fix
+    save_checkpoint(tmp_path / "cl.pt", spec=spec, state_dict=nhwc, dataset=None, record=[])
+    saved = load_checkpoint(tmp_path / "cl.pt").state_dict
+    assert all(t.is_contiguous() and torch.equal(t, nhwc[k]) for k, t in saved.items())
