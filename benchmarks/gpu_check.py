@@ -1,6 +1,7 @@
 """One prepared check of the GPU path, under 8 minutes on one GPU: one table on stdout, the numbers in JSON.
 
-Four parts, each with a time budget (a part stops repeating once its budget is spent; ``--parts`` runs some):
+Four parts, each with a time budget (a part stops repeating once its budget is spent, and none starts past
+``--max-seconds``, 450 by default; ``--parts`` runs some):
 
 * ``agreement``: a small CIFAR-style ResNet, trained for a few steps on the CPU (``train``, seeded), runs its
   single-deletion lesion study on the CPU (the reference) and on ``--device``, with autocast (bf16, or fp16 on
@@ -87,13 +88,27 @@ class Sizes:
 
 
 FULL = Sizes("cifar_resnet14", {"widths": "8,16,32", "stem_width": 8, "input_size": 16}, 2048, 2, 64, 1024, 256,
-             (("resnet56", 32, 4096, 512, 3, 90), ("resnet50", 224, 512, 128, 2, 120)),
+             (("resnet56", 32, 4096, 512, 3, 75), ("resnet50", 224, 512, 128, 2, 90)),
              "resnet20", 32, 256, 16, 3,
-             {"agreement": 60, "train": 60, "torchrun": 150})
+             {"agreement": 45, "train": 45, "torchrun": 120})
 QUICK = Sizes("cifar_resnet8", {"widths": "8,16,32", "stem_width": 8, "input_size": 12}, 512, 2, 32, 128, 32,
               (("resnet20", 16, 16, 16, 1, 10), ("resnet50", 32, 8, 8, 1, 10)),
               "resnet20", 16, 32, 3, 1,
               {"agreement": 30, "train": 10, "torchrun": 120})
+
+
+#: A part (or a lesion net) given less time than this is skipped, and the JSON says so.
+MIN_PART_S = 5.0
+
+
+class Clock:
+    """The run's deadline: each part gets its own budget or what is left, whichever is less."""
+
+    def __init__(self, total_s: float) -> None:
+        self.end = time.monotonic() + total_s
+
+    def budget(self, wanted: float) -> float:
+        return max(0.0, min(wanted, self.end - time.monotonic()))
 
 
 def sync(device: torch.device) -> None:
@@ -207,9 +222,13 @@ def agreement(sizes: Sizes, device: torch.device, folder: Path, budget_s: float)
 
 
 # --------------------------------------------------------------------------- lesion, train
-def lesion_speed(sizes: Sizes, device: torch.device) -> list[dict]:
+def lesion_speed(sizes: Sizes, device: torch.device, clock: Clock, skipped: dict) -> list[dict]:
     nets = []
-    for arch, input_size, n, bs, repeats, budget in sizes.lesion_nets:
+    for arch, input_size, n, bs, repeats, wanted in sizes.lesion_nets:
+        budget = clock.budget(wanted)
+        if budget < MIN_PART_S:
+            skipped[f"lesion {arch}"] = "out of time (--max-seconds)"
+            continue
         spec = get_spec(arch, input_size=input_size)
         images, labels = seeded_images(spec, n)
         nets.append(measure(spec, images, labels, bs, device, repeats, budget_s=budget))
@@ -319,6 +338,7 @@ def table(doc: dict) -> list[str]:
         t = parts["torchrun"]
         rows.append(("torchrun", f"2 processes ({t['backend']})", "", "", "",
                      f"counts equal to one process: {'yes' if t['equal'] else 'NO'} ({t['seconds']:.0f} s)"))
+    rows += [("skipped", name, "", "", "", why) for name, why in doc["skipped"].items()]
     head = ("part", "run", "images/s", "eff. GMAC/s", "ratio", "check / note")
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(str(c).rjust(w) if i in (2, 3, 4) else str(c).ljust(w)
@@ -334,6 +354,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="auto", help="auto (the GPU where there is one), cuda or cpu")
     ap.add_argument("--quick", action="store_true", help="small sizes (a CPU, the tests)")
     ap.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
+    ap.add_argument("--max-seconds", type=float, default=450.0, help="no part starts after this (default 450)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "gpu_check.json"))
     args = ap.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
@@ -346,24 +367,30 @@ def main(argv: list[str] | None = None) -> dict:
     doc = {"benchmark": "gpu_check", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "device": str(device), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
            "torch": torch.__version__, "cuda": torch.version.cuda, "threads": torch.get_num_threads(),
-           "machine": platform.machine(), "quick": args.quick, "budgets_s": sizes.budgets, "parts": {},
-           "seconds": {}}
+           "machine": platform.machine(), "quick": args.quick, "max_seconds": args.max_seconds,
+           "budgets_s": {**sizes.budgets, **{f"lesion {net[0]}": net[-1] for net in sizes.lesion_nets}},
+           "parts": {}, "seconds": {}, "skipped": {}}
+    clock, skipped = Clock(args.max_seconds), doc["skipped"]
     with tempfile.TemporaryDirectory(prefix="gpu_check.") as tmp:
         ckpt = None
         for part in parts:
+            budget = clock.budget(sizes.budgets.get(part, args.max_seconds))
+            if budget < MIN_PART_S:
+                skipped[part] = "out of time (--max-seconds)"
+                continue
             t0 = time.monotonic()
             print(f"{part} ...", file=sys.stderr)
             if part == "agreement" or (part == "torchrun" and ckpt is None):
-                result = agreement(sizes, device, Path(tmp), sizes.budgets["agreement"])
+                result = agreement(sizes, device, Path(tmp), clock.budget(sizes.budgets["agreement"]))
                 ckpt = result.pop("checkpoint")
                 if part == "agreement":
                     doc["parts"]["agreement"] = result
             if part == "lesion":
-                doc["parts"]["lesion"] = lesion_speed(sizes, device)
+                doc["parts"]["lesion"] = lesion_speed(sizes, device, clock, skipped)
             elif part == "train":
-                doc["parts"]["train"] = train_speed(sizes, device, sizes.budgets["train"])
+                doc["parts"]["train"] = train_speed(sizes, device, budget)
             elif part == "torchrun":
-                doc["parts"]["torchrun"] = torchrun_smoke(ckpt, sizes, device, sizes.budgets["torchrun"])
+                doc["parts"]["torchrun"] = torchrun_smoke(ckpt, sizes, device, clock.budget(budget))
             doc["seconds"][part] = time.monotonic() - t0
     doc["total_s"] = time.monotonic() - started
     print(f"gpu_check on {doc['gpu'] or device} (torch {torch.__version__}), {doc['date']}, "

@@ -28,7 +28,7 @@ def doc(tmp_path_factory):
 def test_every_part_ran_within_its_budget_and_said_where(doc):
     assert set(doc["parts"]) == set(gpu_check.PARTS) == set(doc["seconds"])
     assert doc["device"] == "cpu" and doc["gpu"] is None and doc["quick"]
-    assert doc["total_s"] >= sum(doc["seconds"].values())
+    assert doc["total_s"] >= sum(doc["seconds"].values()) and doc["skipped"] == {}
     assert doc["seconds"]["torchrun"] < gpu_check.QUICK.budgets["torchrun"]
 
 
@@ -73,3 +73,14 @@ def test_train_rates_are_batches_over_median_steps(doc):
     assert t["trainer_images_per_s"] == pytest.approx(t["batch_size"] / statistics.median(t["trainer_step_s"]))
     ratios = [a / b for a, b in zip(t["trainer_step_s"], t["minimal_step_s"])]
     assert t["median_step_time_ratio"] == pytest.approx(statistics.median(ratios))
+
+
+def test_no_part_starts_past_the_deadline_and_unknown_parts_are_refused(tmp_path, capsys):
+    doc = gpu_check.main(["--device", "cpu", "--quick", "--parts", "lesion,train", "--max-seconds", "0",
+                          "--out", str(tmp_path / "none.json")])
+    assert doc["parts"] == {} and doc["skipped"] == {"lesion": "out of time (--max-seconds)",
+                                                     "train": "out of time (--max-seconds)"}
+    assert "skipped  lesion" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        gpu_check.main(["--parts", "agreement,speed"])
+    assert exit_info.value.code == 2 and "unknown part 'speed'" in capsys.readouterr().err
