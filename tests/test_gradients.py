@@ -172,6 +172,25 @@ def test_cli_gradients_json_and_plot(tmp_path):
     assert sum(r["share"] for r in doc["lengths"]) == pytest.approx(1.0)
     assert set(doc["effective_range"]) >= {"low", "high", "mass", "share", "fraction_of_paths"}
     assert (tmp_path / "g" / "gradients.json").exists() and (tmp_path / "g" / "gradients.png").stat().st_size
+    # what was built is named as a lesion study names it: this small digits net is not the registered CIFAR one
+    from resnet_cli.registry import spec_overrides
+
+    assert doc["overrides"] == spec_overrides(spec) and doc["overrides"]["input_size"] == spec.input_size != 32
+
+
+def test_gradient_figure_title_names_the_overrides(tmp_path, monkeypatch):
+    from resnet_cli.analysis.gradients import GradientResult, LengthRow
+    from resnet_cli.render import style
+    from resnet_cli.render.lesion import gradients_plots
+
+    titles = []
+    real_title = style.title
+    monkeypatch.setattr(style, "title", lambda *a, **k: titles.append(a[0]) or real_title(*a, **k))
+    rows = [LengthRow(k, math.comb(2, k), True, 1.0 / (k + 1), 0.0, s) for k, s in enumerate([0.2, 0.5, 0.3])]
+    result = GradientResult("cifar_resnet20", "digits", 2, 8, 1, 0.9, (0, 2), rows,
+                            overrides={"input_size": 16, "in_channels": 1})
+    gradients_plots(result, tmp_path)
+    assert titles == ["cifar_resnet20 (input_size=16, in_channels=1)"]
 
 
 def test_cli_gradients_refuses_a_plain_net(tmp_path):

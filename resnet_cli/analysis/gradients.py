@@ -119,6 +119,7 @@ class GradientResult:
     effective_range: tuple[int, int]
     rows: list[LengthRow]
     settings: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)  # what was built besides the arch, as a lesion study has
 
     @property
     def effective_paths_fraction(self) -> float:
@@ -130,6 +131,7 @@ class GradientResult:
         lo, hi = self.effective_range
         return {
             "arch": self.arch,
+            "overrides": self.overrides,
             "dataset": self.dataset,
             "blocks": self.blocks,
             "images": self.images,
@@ -204,9 +206,15 @@ def gradient_flow(
     sums, per_sample, seen = _combine(world, sums, per_sample, seen)
     measured = {k: sums[k] / (seen * samples) for k in lengths}
     rows, shares = _rows(measured, per_sample, n)
-    return GradientResult(arch, dataset, n, seen, samples, mass, shortest_range(shares, mass), rows,
-                          settings={"lengths": lengths, "batch_size": batch_size, "seed": seed,
-                                    "device": str(device), "mode": "eval (batch norm uses running statistics)"})
+    result = GradientResult(arch, dataset, n, seen, samples, mass, shortest_range(shares, mass), rows,
+                            settings={"lengths": lengths, "batch_size": batch_size, "seed": seed,
+                                      "device": str(device), "mode": "eval (batch norm uses running statistics)"})
+    spec = getattr(model, "spec", None)
+    if spec is not None:
+        from ..registry import spec_overrides
+
+        result.overrides = spec_overrides(spec)
+    return result
 
 
 def _combine(world: World, sums: dict[int, float], per_sample: dict[int, list[float]],

@@ -159,7 +159,7 @@ def _single_plot(studies: Sequence[dict[str, Any]], path: Path) -> Path:
                     mfc="none", mew=1.2, label="downsampling block" if i == 0 else None)
         for j, r in enumerate(s.get("skipped", [])):
             ax.axvspan(r["index"] - 0.4, r["index"] + 0.4, color=color, alpha=0.15, lw=0,
-                       label=f"{name}: cannot be removed" if j == 0 else None)
+                       label=None if j else (f"{name}: " if len(studies) > 1 else "") + "cannot be removed")
         base = 100 * s["baseline_error"]
         ax.axhline(base, **{**BASELINE_STYLE, "color": color},
                    label=f"no deletion ({base:.1f}%)" if len(studies) == 1 else f"{name} intact ({base:.1f}%)")
@@ -273,7 +273,7 @@ def gradients_plots(result: Any, out_dir: str | Path, suffix: str = "png") -> li
     ax2.set_title("all paths of length k")
     for ax in (ax1, ax2):
         integer_axis(ax.xaxis, ks)
-    what = (getattr(result, "label", None) or result.arch).replace("$", r"\$")  # no mathtext in a user's name
+    what = study_label(result.to_dict())  # the arch and its overrides, as the lesion figures name it
     fig.suptitle(title(what, getattr(result, "dataset", None) or None, "gradient by path length", PAGE))
     legend_below(fig, [ax1, ax2])
     path = out_dir / f"gradients.{suffix}"

@@ -192,6 +192,12 @@ def _pct(x: float) -> str:
     return f"{100 * x:.4f}%" if x < 0.9999995 else f"{100 * x:.7g}%"
 
 
+def _pct_legend(x: float) -> str:
+    """A share in a figure's legend, to a tenth of a percent (the table keeps every digit); below that, as a
+    fraction in scientific notation."""
+    return f"{x:.1e}" if 0 < x < 5e-4 else f"{100 * x:.1f}%"
+
+
 # --------------------------------------------------------------------------- csv
 def paths_csv(report: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
     header = ["length", "paths", "share", "log10_share"]
@@ -223,7 +229,7 @@ def paths_plot(report: Any, path: Any, scale: str = "linear") -> None:
         pairs = [(k, share) for k, share in pairs if share > 0]
     c = report.central
     ax.axvspan(c.first - 0.5, c.last + 0.5, color="C0", alpha=0.12, lw=0,
-               label=f"{report.mass:.4g} central range {_span(c.first, c.last)} ({_pct(c.share)})")
+               label=f"{report.mass:.4g} central range {_span(c.first, c.last)} ({_pct_legend(c.share)})")
     ax.bar([p[0] for p in pairs], [p[1] for p in pairs], width=1.0 if len(ks) > 80 else 0.8, color="C0",
            label="share of all paths")
     _plot_ranges(ax, report)
@@ -245,15 +251,18 @@ def _plot_ranges(ax: Any, report: Any) -> None:
     for r in report.ranges:
         ax.axvline(r.first - 0.5, color="tab:red", ls="--", lw=1)
         ax.axvline(r.last + 0.5, color="tab:red", ls="--", lw=1,
-                   label=f"range {_span(r.first, r.last)} ({_pct(r.share)})")
+                   label=f"range {_span(r.first, r.last)} ({_pct_legend(r.share)})")
 
 
 def _plot_stochastic(ax: Any, report: Any, ks: Sequence[int], scale: str) -> None:
     sd = report.stochastic
     if not sd:
         return
-    for values, label, color in ((sd.depth, f"depth in a step ({sd.schedule})", "tab:orange"),
-                                 (sd.alive_share, "alive paths in a step", "tab:green")):
+    # Both curves count blocks on the same axis: how many blocks a training step runs, and how long the paths
+    # that exist in such a step are.
+    for values, label, color in ((sd.depth, f"blocks a training step runs (stochastic depth {sd.schedule})",
+                                  "tab:orange"),
+                                 (sd.alive_share, "lengths of the paths alive in a step", "tab:green")):
         pts = [(k, values[k]) for k in ks if scale != "log" or values[k] > 0]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, lw=1.5, label=label)
 
