@@ -4,8 +4,9 @@ Trains a CIFAR-style ResNet-20 and its plain twin (the same 18 convolutions with
 handwritten digits at 16x16 pixels, saves both as checkpoints, then runs the lesion study on each (every block
 deleted in turn, k random blocks deleted, k pairs swapped) and the gradient-by-path-length measurement on the
 ResNet. Figures: OUT/lesion-resnet20/, OUT/lesion-plain20/, both nets in one figure each (Veit et al. Fig. 3) in
-OUT/lesion-both/, and OUT/gradients.png. 33 s on 2 idle cores (several minutes on a busy machine; a status line
-on stderr says where it is). The same studies from the shell, on the checkpoints written here:
+OUT/lesion-both/, and OUT/gradients.png. About a minute on 2 cores (many minutes on a busy machine; a status
+line on stderr says where it is). Seeded: a rerun on the same torch build and thread count prints the same
+numbers. The same studies from the shell, on the checkpoints written here:
 
     resnet-cli lesion OUT/resnet20.pt --out OUT/lesion-resnet20
     resnet-cli lesion OUT/plain20.pt --experiments single --out OUT/lesion-plain20
