@@ -141,7 +141,7 @@ def small_net(sizes: Sizes, folder: Path) -> tuple[Path, int, float]:
 
 def predictions(model, images, batch_size: int, device, amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Per configuration (baseline, then each single deletion) and image: the predicted class and the top-2
-    logit margin (float32 logits), on the CPU. A naive pass per configuration, run as the study runs it
+    logit margin (float32 logits), returned on the CPU. A naive pass per configuration, run as the study runs it
     (``Runtime``: the device, autocast, channels_last)."""
     runtime = Runtime.choose(device, amp, None, images)
     with prepared_model(model, runtime.device, runtime.channels_last) as work:
@@ -165,10 +165,10 @@ def predictions(model, images, batch_size: int, device, amp: bool) -> tuple[torc
     return torch.stack(preds), torch.stack(margins)
 
 
-def study_counts(model, images, labels, batch_size: int, device, amp: bool) -> list[int]:
-    """The lesion study's correct counts (cached engine): baseline, then each single deletion."""
+def study_counts(model, images, labels, batch_size: int, device, amp: bool, engine: str = "cached") -> list[int]:
+    """The lesion study's correct counts: baseline, then each single deletion."""
     result = lesion_study(model, images, labels, experiments=["single"], batch_size=batch_size, device=device,
-                          amp=amp)
+                          amp=amp, engine=engine)
     return [result.baseline_correct] + [r.correct for r in result.single]
 
 
@@ -190,6 +190,7 @@ def agreement(sizes: Sizes, device: torch.device, folder: Path, budget_s: float)
         start = time.monotonic()
         with tf32(False) if not amp else contextlib.nullcontext():
             correct = study_counts(model, images, labels, bs, device, amp)
+            stacked = study_counts(model, images, labels, bs, device, amp, engine="stacked")
             preds, _ = predictions(model, images, bs, device, amp)
         sync(device)
         differ = preds != reference_preds
@@ -210,7 +211,13 @@ def agreement(sizes: Sizes, device: torch.device, folder: Path, budget_s: float)
             "counts_bounded_by_flips": all(abs(a - b) <= int(d) for a, b, d in
                                            zip(correct, runs[0]["correct"], differ.sum(1))),
             "flipped_max_cpu_margin": float(flipped.max()) if len(flipped) else None,
+            # the stacked engine runs the branches in larger batches, whose kernels may round differently
+            "stacked_correct": stacked,
+            "stacked_max_difference": max(abs(a - b) for a, b in zip(stacked, correct)),
         })
+        run = runs[-1]
+        run["ok"] = run["within_tolerance"] and run["counts_bounded_by_flips"] and \
+            run["stacked_max_difference"] <= allowed
     return {"arch": sizes.agree_arch, "overrides": sizes.agree_overrides, "input_size": input_size,
             "images": len(images), "batch_size": bs, "configurations": len(runs[0]["correct"]),
             "test_error": test_error, "median_cpu_margin": float(reference_margins.median()),
@@ -317,8 +324,9 @@ def table(doc: dict) -> list[str]:
         for r in a["runs"][1:]:
             rows.append(("agreement", r["run"], "", "", "",
                          f"max {r['max_differing_images']} images differ (allowed {r['allowed_differing_images']}),"
-                         f" max count difference {max(map(abs, r['count_differences']))}: "
-                         f"{'ok' if r['within_tolerance'] and r['counts_bounded_by_flips'] else 'FAILED'}"))
+                         f" max count difference {max(map(abs, r['count_differences']))}, stacked engine "
+                         f"{r['stacked_max_difference']}: "
+                         f"{'ok' if r['ok'] else 'FAILED'}"))
     for net in parts.get("lesion", []):
         inference = net["rows"][0]
         for r in net["rows"]:
