@@ -9,6 +9,7 @@ refusal names the limit. The README's "Reliability" section lists them. Torch-fr
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from .errors import ResnetCliError, SpecError
@@ -22,7 +23,7 @@ MAX_STAGES = 64
 #: Planes of a stage, stem width, growth rate, groups and width per group (WRN-28-10 has 640 planes,
 #: wide_resnet101_2 a bottleneck width of 2048).
 MAX_WIDTH = 16_384
-#: Input height = width in pixels (a 224 ImageNet net at 8192 px is 1,300x the activations).
+#: Input height and width in pixels, each (a 224 ImageNet net at 8192 px is 1,300x the activations).
 MAX_INPUT_SIZE = 8192
 MAX_IN_CHANNELS = 4096
 MAX_CLASSES = 1_000_000
@@ -88,12 +89,36 @@ def check_spec(spec: Any) -> None:
     if not 1 <= spec.in_channels <= MAX_IN_CHANNELS:
         raise SpecError(f"in_channels must be between 1 and {MAX_IN_CHANNELS} (got {spec.in_channels})")
     check_input_size(spec.input_size, "input_size", SpecError)
+    if spec.input_width is not None:
+        check_input_size(spec.input_width, "input_width", SpecError)
 
 
 def check_input_size(size: int, what: str = "--input-size", error: type[ResnetCliError] | None = None) -> int:
     if not 1 <= size <= MAX_INPUT_SIZE:
         raise (error or LimitError)(f"{what} must be between 1 and {MAX_INPUT_SIZE} pixels (got {size})")
     return size
+
+
+_INPUT_SIZE = re.compile(r"\s*(\d+)\s*(?:[x×]\s*(\d+)\s*)?", re.ASCII | re.IGNORECASE)
+
+
+def parse_input_size(value: Any, what: str = "input size") -> tuple[int, int]:
+    """(height, width) in pixels of ``224`` (square), ``"224"``, ``"224x320"`` or ``(224, 320)``, each side
+    between 1 and MAX_INPUT_SIZE; anything else is refused with the form to use."""
+    if isinstance(value, str):
+        match = _INPUT_SIZE.fullmatch(value)
+        if match is None:
+            raise LimitError(f"{what} {value!r}: give H or HxW in pixels, e.g. 224 or 224x320")
+        hw = (int(match[1]), int(match[2] or match[1]))
+    elif isinstance(value, int) and not isinstance(value, bool):
+        hw = (value, value)
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        hw = (value[0], value[1])
+    else:
+        raise LimitError(f"{what} {value!r}: give H or HxW in pixels, e.g. 224 or 224x320")
+    for side in hw:
+        check_input_size(side, f"{what} {value!r}: each side")
+    return hw
 
 
 def check_samples(samples: int, option: str = "--samples") -> int:
@@ -148,7 +173,7 @@ def estimate_run_bytes(spec: Any, batch_size: int, *, training: bool, input_size
         activations = 2 * sum(sizes)  # outputs and the ReLU/BN copies autograd keeps
     else:
         activations = 3 * max(sizes, default=0)  # input, output and a shortcut alive at once
-    image = spec.in_channels * spec.input_size ** 2
+    image = spec.in_channels * spec.input_hw[0] * spec.input_hw[1]
     weights = params * (3 if training else 1)
     return 4 * (weights + batch_size * (activations + image) + held_images * image)
 

@@ -59,7 +59,9 @@ class ArchSpec:
     groups: int = 1
     width_per_group: int = 64
     num_classes: int = 1000
-    input_size: int = 224
+    input_size: int = 224  # input height in pixels, and its width unless input_width says otherwise
+    # Input width in pixels for a non-square input (``--input-size 224x320`` of params and compare); None = square.
+    input_width: int | None = None
     in_channels: int = 3
     # Stochastic depth (Huang et al. 2016): survival probability p_L of the last block, linear decay
     # p_l = 1 - (l / L)(1 - p_L); None = every block always runs.
@@ -100,6 +102,11 @@ class ArchSpec:
         return 4 if self.block == "bottleneck" else 1
 
     @property
+    def input_hw(self) -> tuple[int, int]:
+        """(height, width) of the input in pixels."""
+        return self.input_size, self.input_size if self.input_width is None else self.input_width
+
+    @property
     def num_blocks(self) -> int:
         """Residual blocks (units that have a shortcut) in forward order: what paths and lesion count.
 
@@ -136,8 +143,14 @@ class ArchSpec:
 
     @property
     def expected_depth(self) -> float:
-        """Expected number of blocks that run in a training step: sum of p_l ((3L - 1)/4 for p_L = 0.5)."""
-        return sum(self.survival_probabilities())
+        """Expected number of blocks that run in a training step: sum of p_l = L - (1 - p_L)(L + 1)/2 ((3L - 1)/4 for
+        p_L = 0.5), in exact arithmetic from p_L as written (JSON shows 40.25, not the float sum 40.25000000000002)."""
+        from fractions import Fraction
+
+        n = self.num_blocks
+        if self.stochastic_depth is None:
+            return float(n)
+        return float(n - (1 - Fraction(str(self.stochastic_depth))) * (n + 1) / 2)
 
     # ----------------------------------------------------------------- validation
     def validate(self) -> ArchSpec:

@@ -680,6 +680,9 @@ def _run_inputs(spec: ArchSpec, dataset: str, config: TrainConfig, data_dir: str
                 note: Callable[[str], None]) -> _RunInputs:
     """The spec, configuration and data of a new run, or those a resumed run keeps (only the epochs may change)."""
     if resume is None:
+        if spec.input_width is not None and spec.input_width != spec.input_size:
+            raise ResnetCliError(f"{spec.name}: training uses square images of input_size pixels; input_width "
+                                 f"(a {spec.input_size}x{spec.input_width} input) is for counting (params, compare)")
         return _RunInputs(None, spec, config, dataset, data_dir, spec.input_size, spec.in_channels, train_limit,
                           test_limit)
     state = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)

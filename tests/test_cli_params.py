@@ -115,8 +115,18 @@ def test_params_csv_has_a_header_and_a_total():
 @pytest.mark.parametrize("args, message", [
     (["params", "--arch", "resnet5O"], "did you mean resnet56, resnet50"),
     (["params", "--arch", "cifar_resnet21"], "6n+2"),
-    (["params", "--arch", "resnet50", "--input-size", "0"], "input_size"),
+    (["params", "--arch", "resnet50", "--input-size", "0"], "--input-size"),
     (["params", "--arch", "resnet50", "--input-size", "abc"], "--input-size"),
+    (["params", "--arch", "resnet50", "--input-size", "224x"], "H or HxW"),
+    (["params", "--arch", "resnet50", "--input-size", "0x5"], "between 1 and 8192"),
+    (["params", "--arch", "resnet50", "--input-size", "axb"], "H or HxW"),
+    (["params", "--arch", "resnet50", "--input-size", "224x9000"], "between 1 and 8192 pixels (got 9000)"),
+    (["params", "--arch", "resnet50", "--input-size", "224x320x3"], "H or HxW"),
+    (["compare", "resnet18", "resnet50", "--input-size", "x320"], "H or HxW"),
+    (["params", "--arch", "resnet50", "--dtype", "int8"], "--dtype"),
+    (["params", "--arch", "resnet50", "--batch-size", "0"], "--batch-size"),
+    (["params", "--block", "basic", "--batch-size", "2"], "not with --block"),
+    (["train", "--arch", "resnet20", "--set", "input_width=48", "-o", "unused.pt"], "square images"),
     (["params", "--arch", "resnet50", "--num-classes", "-1"], "num_classes"),
     (["params", "--arch", "resnet50", "--set", "bogus=1"], "unknown spec field"),
     (["params", "--arch", "resnet50", "--set", "widths"], "FIELD=VALUE"),
@@ -171,3 +181,37 @@ def test_stochastic_depth_reports_expected_depth_and_training_macs():
     # p_L = 1: nothing is ever dropped
     full = run_json("params", "--arch", "resnet110", "--stochastic-depth", "1")["stochastic_depth"]
     assert full["expected_training_macs"] == doc["macs"] and full["expected_blocks"] == 54
+
+
+def test_params_non_square_input_in_json_and_table():
+    doc = run_json("params", "--arch", "resnet50", "--input-size", "224x320")
+    assert (doc["input_size"], doc["input_hw"], doc["overrides"]) == (224, [224, 320], {"input_width": 320})
+    assert doc["spec"]["input_width"] == 320 and get_shape(doc, "layer4") == [2048, 7, 10]
+    assert doc["macs"] == 5_840_814_080  # equal to summarize's and fvcore's (test_summary, test_engines_agree)
+    square = run_json("params", "--arch", "resnet50", "--input-size", "224x224")
+    assert (square["input_hw"], square["overrides"], square["macs"]) == ([224, 224], {}, 4_089_184_256)
+    table = runner.invoke(app, ["params", "--arch", "resnet50", "--input-size", "224x320"], terminal_width=120)
+    assert table.exit_code == 0 and "input 224x320" in table.output and "2048x7x10" in table.output
+    both = run_json("compare", "resnet18", "resnet50", "--input-size", "160x96")
+    assert [a["input_hw"] for a in both["archs"]] == [[160, 96], [160, 96]]
+
+
+def test_params_memory_always_in_json_and_with_the_blocks_in_the_table():
+    mem = run_json("params", "--arch", "resnet20", "-b", "2", "--dtype", "float16")["memory"]
+    assert (mem["batch_size"], mem["dtype"], mem["bytes_per_element"]) == (2, "float16", 2)
+    assert mem["forward_bytes"] == 2 * 2 * 376_842  # test_summary.py counts the 376,842 outputs by hand
+    assert run_json("params", "--arch", "resnet20")["memory"]["batch_size"] == 1
+    shown = {args: "memory (estimates)" in runner.invoke(app, ["params", "--arch", "resnet20", *args]).output
+             for args in ((), ("--depth", "2"), ("-b", "8"), ("--dtype", "bfloat16"))}
+    assert shown == {(): False, ("--depth", "2"): True, ("-b", "8"): True, ("--dtype", "bfloat16"): True}
+
+
+def test_json_floats_are_exact_fractions_of_the_integers_beside_them():
+    doc = run_json("params", "--arch", "resnet20", "--depth", "2")
+    assert doc["gmacs"] == doc["macs"] / 1e9
+    assert all(r["share"] == r["macs"] / doc["macs"] for r in doc["rows"])
+    cmp = run_json("compare", "resnet18", "resnet50")["archs"]
+    assert cmp[1]["params_ratio"] == cmp[1]["params"] / cmp[0]["params"]
+    assert cmp[1]["macs_ratio"] == cmp[1]["macs"] / cmp[0]["macs"]
+    block = run_json("params", "--block", "basic", "--channels", "256")
+    assert block["compared_with"]["basic_to_bottleneck_ratio"] == 1_179_648 / 69_632

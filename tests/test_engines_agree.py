@@ -65,3 +65,11 @@ def test_summarize_unsupported_is_one_sorted_line():
     line = summarize_unsupported({"aten::relu_": 3, "aten::add": 16, "aten::pad": 3})
     assert line.startswith("aten::add x16, aten::pad x3, aten::relu_ x3")
     assert summarize_unsupported({}) == ""
+
+
+def test_fvcore_agrees_on_a_non_square_input():
+    # the plan carries height and width apart: fvcore traces a 64x96 input through the built module
+    spec = get_spec("resnet50", input_size=64, input_width=96)
+    report = count_with_fvcore(spec)
+    assert report.fvcore["conv_linear"] == count_params(spec).macs
+    assert report.fvcore["conv_linear"] != count_params(get_spec("resnet50", input_size=64)).macs

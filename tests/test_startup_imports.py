@@ -20,6 +20,7 @@ FAST_COMMANDS = [
     ["archs"],
     ["params", "--arch", "resnet50"],
     ["params", "--arch", "resnet50", "-f", "json"],
+    ["params", "--arch", "resnet50", "--input-size", "224x320", "--depth", "2", "-b", "8", "--dtype", "float16"],
     ["compare", "resnet18", "resnet50", "resnet152"],
     ["paths", "--blocks", "54"],
 ]

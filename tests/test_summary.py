@@ -15,15 +15,19 @@ def _rows(report):
     return [(r.name, r.level, tuple(r.out_shape), r.params, r.macs, r.detail) for r in report.rows]
 
 
-@pytest.mark.parametrize("arch,size", [("resnet20", 32), ("resnet50", 64), ("densenet121", 64),
-                                       ("preact_resnet110", 32), ("resnext29_8x64d", 32)])
+@pytest.mark.parametrize("arch,size", [("resnet20", (32, 32)), ("resnet50", (64, 64)), ("densenet121", (64, 64)),
+                                       ("preact_resnet110", (32, 32)), ("resnext29_8x64d", (32, 32)),
+                                       ("resnet50", (64, 96)), ("densenet121", (96, 64)), ("keras_resnet_v2", (48, 32)),
+                                       ("keras_minimodel", (32, 48))])
 def test_summarize_equals_params_for_a_module_the_tool_built(arch, size):
-    spec = get_spec(arch, input_size=size)
-    hooks = resnet_cli.summarize(resnet_cli.build_model(spec), size, detail=2)
-    plan = count_params(spec, detail=2)
+    spec = get_spec(arch, input_size=size[0], input_width=size[1])
+    hooks = resnet_cli.summarize(resnet_cli.build_model(spec), size, detail=2, batch_size=3, dtype=torch.float16)
+    plan = count_params(spec, detail=2, batch_size=3, dtype="float16")
     assert _rows(hooks) == _rows(plan)
     assert (hooks.params, hooks.macs, hooks.residual_blocks) == (plan.params, plan.macs, plan.residual_blocks)
     assert hooks.arch == arch and hooks.engine == "hooks"
+    # the memory estimates, per stage and in total: one rule (analysis/memory.py) over the plan and over hooks
+    assert plan.memory == hooks.memory and plan.input_hw == hooks.input_hw == size
 
 
 def test_non_square_input_by_hand():
@@ -32,6 +36,41 @@ def test_non_square_input_by_hand():
     # conv1: 7x7/2, 3 -> 64 channels, 112x160 outputs; the max-pool halves it to 56x80
     assert stem.macs == 64 * 112 * 160 * 3 * 49 and tuple(stem.out_shape) == (64, 56, 80)
     assert report.input_hw == (224, 320) and report.to_dict()["input_hw"] == [224, 320]
+
+
+def test_plan_of_a_non_square_input_by_hand():
+    """``params --input-size 224x320``: the plan carries height and width apart, and counts what the module does."""
+    spec = get_spec("resnet50", input_size=224, input_width=320)
+    plan = count_params(spec, detail=3)
+    layer = {r.name: r for r in plan.rows}
+    # conv1 7x7/2 3 -> 64 channels: 112x160 outputs; the 3x3/2 max-pool halves them to 56x80
+    assert layer["conv1"].macs == 64 * 3 * 49 * 112 * 160 and layer["stem"].out_shape == (64, 56, 80)
+    # layer4 runs at 7x10 (224 / 32 by 320 / 32): its second block's 3x3 conv is 512 -> 512
+    assert layer["layer4.1.conv2"].macs == 512 * 512 * 9 * 7 * 10 and layer["layer4"].out_shape == (2048, 7, 10)
+    assert layer["fc"].macs == 2048 * 1000  # after the global pool, the head does not depend on the input size
+    hooks = resnet_cli.summarize(resnet_cli.build_model(spec), "224x320")
+    assert plan.macs == hooks.macs == 5_840_814_080
+    assert count_params(get_spec("resnet50", input_size=224)).macs == 4_089_184_256  # a plain 224 stays square
+
+
+def test_params_memory_by_hand_on_resnet20():
+    """ResNet-20 at batch 2, float32: every conv and BN output counted once per image (option A shortcuts and the
+    ReLUs, pools and additions hold none), times 2 images and 4 bytes."""
+    mem = count_params(get_spec("resnet20"), batch_size=2).memory
+    per_image = {"stem": 2 * 16 * 32 * 32,  # conv1 and bn1
+                 "layer1": 3 * 4 * 16 * 32 * 32,  # 3 blocks of 2 convs and 2 BNs at 16x32x32
+                 "layer2": 3 * 4 * 32 * 16 * 16, "layer3": 3 * 4 * 64 * 8 * 8, "head": 10}  # head: the fc's logits
+    assert {r["name"]: r["forward_bytes"] for r in mem["stages"]} == {k: 2 * 4 * v for k, v in per_image.items()}
+    assert mem["forward_bytes"] == 2 * 4 * 376_842 and mem["forward_backward_bytes"] == 2 * mem["forward_bytes"]
+    assert mem["params_bytes"] == 4 * 269_722 and mem["input_bytes"] == 2 * 4 * 3 * 32 * 32
+    assert (mem["batch_size"], mem["dtype"], mem["bytes_per_element"]) == (2, "float32", 4)
+    assert count_params(get_spec("resnet20"), batch_size=2, dtype="bfloat16").memory["forward_bytes"] == 2 * 2 * 376_842
+
+
+def test_dtype_bytes_are_torchs():
+    from resnet_cli.analysis.memory import DTYPE_BYTES
+
+    assert {name: getattr(torch, name).itemsize for name in DTYPE_BYTES} == DTYPE_BYTES
 
 
 def test_memory_by_hand_on_a_small_net():

@@ -7,6 +7,7 @@ one "FLOP"; FLOPs = 2 x MACs; only conv and linear layers are charged; batch nor
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from ..plan.layers import LayerCount, Shape
 from ..plan.resnet import block_plan
 from ..registry import spec_overrides
 from ..spec import ArchSpec
+from .memory import DTYPE_BYTES, StageSize, counted_elements, memory_estimate
 
 CONVENTIONS = (
     "MACs = multiply-adds of conv and linear layers (the ResNet paper's and torchvision's 'FLOPs'); "
@@ -82,7 +84,7 @@ class ParamsReport:
     # What was built beyond the name: spec fields that differ from the registered arch (``--set`` and the named
     # options), and the label that says so (``resnet110 (shortcut_mode=conv)``; the bare name when unmodified).
     overrides: dict[str, Any] = field(default_factory=dict)
-    # From ``summarize`` (a module counted by hooks): height and width of the input, and the memory estimates.
+    # Height and width of the input (``input_size`` is the height), and the memory estimates (analysis/memory.py).
     input_hw: tuple[int, int] | None = None
     memory: dict[str, Any] | None = None
 
@@ -112,7 +114,7 @@ class ParamsReport:
             "trainable_params": self.trainable_params,
             "macs": self.macs,
             "flops": self.flops,
-            "gmacs": round(self.macs / 1e9, 6),
+            "gmacs": self.macs / 1e9,  # exact: tables round, JSON does not
             "residual_blocks": self.residual_blocks,
             "depth": self.depth,
             "units": {"params": "count", "macs": "multiply-adds", "flops": "2 x macs"},
@@ -137,18 +139,22 @@ class ParamsReport:
 def _row_dict(row: Row) -> dict[str, Any]:
     d = asdict(row)
     d["out_shape"] = list(row.out_shape)
-    d["share"] = round(row.share, 6)
     return d
 
 
-def count_params(spec: ArchSpec, detail: int = 1, plan: ModelPlan | None = None) -> ParamsReport:
-    """The size report of ``spec`` by arithmetic; ``detail`` 1 = stages, 2 = + blocks, 3 = + layers."""
+def count_params(spec: ArchSpec, detail: int = 1, plan: ModelPlan | None = None, *, batch_size: int = 1,
+                 dtype: str = "float32") -> ParamsReport:
+    """The size report of ``spec`` by arithmetic; ``detail`` 1 = stages, 2 = + blocks, 3 = + layers; memory
+    estimates at ``batch_size`` and ``dtype`` (a name in memory.DTYPE_BYTES)."""
     plan = plan or plan_model(spec)
     total_macs = plan.macs or 1
     rows: list[Row] = []
+    stage_sizes: list[StageSize] = []
     field_of_view = ReceptiveField()
     for stage, units in plan.stages():
         s_params = sum(u.params for u in units)
+        outputs = ((layer.kind, math.prod(layer.out_shape)) for u in units for layer in u.layers)
+        stage_sizes.append(StageSize(stage, s_params, counted_elements(outputs)))
         s_macs = sum(u.macs for u in units)
         kind = "stage" if units[0].is_block else stage
         stage_row = Row(stage, kind, 1, units[-1].out_shape, s_params, s_macs, s_macs / total_macs,
@@ -166,7 +172,9 @@ def count_params(spec: ArchSpec, detail: int = 1, plan: ModelPlan | None = None)
         arch=spec.name, engine="analytic", input_size=spec.input_size, num_classes=spec.num_classes,
         params=plan.params, trainable_params=plan.params, macs=plan.macs,
         residual_blocks=len(plan.blocks), depth=spec.depth, rows=rows, spec=spec.to_dict(),
-        stochastic_depth=_stochastic_depth(spec, plan), overrides=spec_overrides(spec),
+        stochastic_depth=_stochastic_depth(spec, plan), overrides=spec_overrides(spec), input_hw=spec.input_hw,
+        memory=memory_estimate(stage_sizes, batch_size=batch_size, dtype=dtype, bytes_per_element=DTYPE_BYTES[dtype],
+                               input_elements=spec.in_channels * spec.input_hw[0] * spec.input_hw[1]),
     )
 
 
@@ -176,10 +184,10 @@ def _stochastic_depth(spec: ArchSpec, plan: ModelPlan) -> dict[str, Any] | None:
     expected = plan.expected_training_macs()  # a dropped block skips its branch; shortcut and gate still run
     return {
         "p_last": spec.stochastic_depth,
-        "expected_blocks": round(spec.expected_depth, 6),
+        "expected_blocks": spec.expected_depth,
         "blocks": len(plan.blocks),
-        "expected_training_macs": round(expected),
-        "expected_training_macs_share": round(expected / plan.macs, 6) if plan.macs else 1.0,
+        "expected_training_macs": expected,
+        "expected_training_macs_share": expected / plan.macs if plan.macs else 1.0,
     }
 
 
@@ -250,7 +258,7 @@ def count_block(block: str, channels: int, feature_size: int = 56) -> BlockRepor
         report.other = {
             "block": other_kind,
             "conv_params": other.conv_params,
-            "basic_to_bottleneck_ratio": round(basic.conv_params / bottle.conv_params, 3),
+            "basic_to_bottleneck_ratio": basic.conv_params / bottle.conv_params,
         }
     return report
 
@@ -273,11 +281,12 @@ class CompareReport:
                     "depth": r.depth,
                     "residual_blocks": r.residual_blocks,
                     "input_size": r.input_size,
+                    "input_hw": list(r.input_hw or (r.input_size, r.input_size)),
                     "params": r.params,
                     "macs": r.macs,
                     "flops": r.flops,
-                    "params_ratio": round(r.params / base.params, 4) if base.params else None,
-                    "macs_ratio": round(r.macs / base.macs, 4) if base.macs else None,
+                    "params_ratio": r.params / base.params if base.params else None,
+                    "macs_ratio": r.macs / base.macs if base.macs else None,
                 }
                 for r in self.reports
             ],

@@ -24,12 +24,14 @@ from .counts import ParamsReport, count_params
 CONV_LINEAR_OPS = ("conv", "linear", "addmm", "matmul", "bmm", "einsum")
 
 
-def count_with_fvcore(spec: ArchSpec, detail: int = 1, progress: Progress | None = None) -> ParamsReport:
+def count_with_fvcore(spec: ArchSpec, detail: int = 1, progress: Progress | None = None, **memory: Any
+                      ) -> ParamsReport:
     """The analytic report of ``spec`` plus fvcore's count of the built module (``report.fvcore``).
 
     ``params``/``trainable_params`` are read off the built module; ``report.fvcore`` holds ``total`` (fvcore's
     default handles), ``conv_linear``, ``by_operator``, ``not_counted`` (one line) and ``modules`` (one row per
-    module down to ``detail``: 1 the network's children, 2 + blocks, 3 every module).
+    module down to ``detail``: 1 the network's children, 2 + blocks, 3 every module). ``memory``: count_params's
+    ``batch_size`` and ``dtype`` of the memory estimates.
     """
     tick = Steps(progress, "fvcore", 4, "steps")  # import torch, build, trace, count
     tick(0, phase="importing torch")
@@ -37,10 +39,10 @@ def count_with_fvcore(spec: ArchSpec, detail: int = 1, progress: Progress | None
 
     from ..models import build_model
 
-    report = count_params(spec, detail=detail)
+    report = count_params(spec, detail=detail, **memory)
     tick(phase=f"building {spec.name}")
     model = build_model(spec).eval()  # eval: stochastic depth and dropout must not change what is traced
-    x = torch.zeros(1, spec.in_channels, spec.input_size, spec.input_size)
+    x = torch.zeros(1, spec.in_channels, *spec.input_hw)
     tick(phase="tracing with fvcore")
     analysis = _analyse(model, x)
     tick(phase="counting per module")

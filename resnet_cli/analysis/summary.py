@@ -6,11 +6,11 @@ One forward pass of zeros with hooks on the leaf modules records each one's outp
   (output elements) x (input features) — the analytic engine's rule, so a module the tool builds gets the same
   numbers as ``params`` (tested). Batch norm, pooling, activations and additions are not charged.
 * **params**: every parameter, counted once, in the module that owns it.
-* **memory (estimates)**, at ``batch_size`` and ``dtype``, torchinfo's counting rule: parameters x bytes per
-  element; "forward" = the outputs of every leaf layer that has parameters (conv, batch norm, linear) x batch x
-  bytes; "forward + backward" = twice that (each such output and its gradient). What autograd really keeps differs
-  a little (the input image, batch norm's per-channel statistics, max-pooling's int64 indices; in-place ReLUs
-  share their input's memory): the tests check the estimate against the saved tensors on the CPU.
+* **memory (estimates)**, at ``batch_size`` and ``dtype``, by torchinfo's counting rule (analysis/memory.py, the
+  rule ``params`` uses too): parameters x bytes per element; "forward" = the outputs of every leaf layer that has
+  parameters (conv, batch norm, linear) x batch x bytes; "forward + backward" = twice that. What autograd really
+  keeps differs a little (the input image, batch norm's per-channel statistics, max-pooling's int64 indices;
+  in-place ReLUs share their input's memory): the tests check the estimate against the saved tensors on the CPU.
 
 Rows are grouped as ``params`` groups the tool's own plans: a *stage* is a child container of the network's
 spine (``layer1``, ``features.denseblock1``); leaves before the first stage are the ``stem``, after the last the
@@ -23,11 +23,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..limits import parse_input_size
 from .counts import ParamsReport, Row
-
-MEMORY_RULE = ("memory = estimates, torchinfo's rule: params x bytes per element; forward = outputs of the layers "
-               "with parameters (conv, batch norm, linear) x batch x bytes; forward+backward = 2 x forward "
-               "(each output and its gradient)")
+from .memory import StageSize, counted_elements, memory_estimate
 
 
 @dataclass
@@ -50,24 +48,6 @@ class _Group:
     block_shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
 
 
-def parse_input_size(value: Any) -> tuple[int, int]:
-    """224 -> (224, 224); '224x320' or (224, 320) -> (224, 320): height, width."""
-    from ..errors import ResnetCliError
-
-    if isinstance(value, int):
-        hw = (value, value)
-    elif isinstance(value, str):
-        parts = value.lower().replace("×", "x").split("x")
-        if not all(p.strip().isdigit() for p in parts) or len(parts) not in (1, 2):
-            raise ResnetCliError(f"input size {value!r}: give H or HxW in pixels, e.g. 224 or 224x320")
-        hw = (int(parts[0]), int(parts[-1]))
-    else:
-        hw = (int(value[0]), int(value[1]))
-    if min(hw) < 1:
-        raise ResnetCliError(f"input size {value!r}: pixels must be at least 1")
-    return hw
-
-
 def summarize(module: Any, input_size: Any = 224, *, batch_size: int = 1, in_channels: int = 3,
               dtype: Any = None, detail: int = 1, name: str | None = None) -> ParamsReport:
     """The per-stage (``detail`` 2: + blocks) params / MACs / memory report of ``module`` on an input of
@@ -80,27 +60,27 @@ def summarize(module: Any, input_size: Any = 224, *, batch_size: int = 1, in_cha
     element = torch.empty((), dtype=dtype).element_size()
     leaves, shapes = _trace(module, torch.zeros(1, in_channels, height, width))
     groups = _group(module, leaves, shapes)
-    rows, memory_rows = _rows(groups, detail, sum(leaf.macs for leaf in leaves) or 1, batch_size, element)
+    rows, stage_sizes = _rows(groups, detail, sum(leaf.macs for leaf in leaves) or 1)
     head = next((leaf for leaf in reversed(leaves) if leaf.kind == "linear"), None)
     spec = getattr(module, "spec", None)  # a module the tool built says what it is, with its overrides
     report = ParamsReport(
         arch=name or getattr(spec, "name", None) or type(module).__name__, engine="hooks",
-        input_size=height if height == width else 0,
+        input_size=height,
         num_classes=head.out_shape[0] if head else 0, params=sum(p.numel() for p in module.parameters()),
         trainable_params=sum(p.numel() for p in module.parameters() if p.requires_grad),
         macs=sum(leaf.macs for leaf in leaves), residual_blocks=sum(len(g.blocks) for g in groups),
         depth=_depth(leaves),
         rows=rows, spec={}, input_hw=(height, width),
-        memory=_memory(memory_rows, batch_size, dtype, element, in_channels * height * width),
+        memory=memory_estimate(stage_sizes, batch_size=batch_size, dtype=str(dtype).replace("torch.", ""),
+                               bytes_per_element=element, input_elements=in_channels * height * width),
         overrides=_overrides(spec) if spec is not None and name is None else {},
     )
     return report
 
 
-def _rows(groups: list[_Group], detail: int, total_macs: int, batch_size: int, element: int
-          ) -> tuple[list[Row], list[dict[str, Any]]]:
-    """The table's rows (stages; with ``detail`` 2 their blocks) and each stage's memory estimates."""
-    rows, memory_rows = [], []
+def _rows(groups: list[_Group], detail: int, total_macs: int) -> tuple[list[Row], list[StageSize]]:
+    """The table's rows (stages; with ``detail`` 2 their blocks) and what the memory estimates need of each stage."""
+    rows, stage_sizes = [], []
     for g in groups:
         # a stage's output is its last block's (a DenseNet's dense layer returns its input and its new maps)
         out = g.block_shapes[list(g.blocks)[-1]][1] if g.blocks else (g.leaves[-1].out_shape if g.leaves else ())
@@ -109,18 +89,9 @@ def _rows(groups: list[_Group], detail: int, total_macs: int, batch_size: int, e
                         f"{len(g.blocks)} blocks" if g.blocks else ""))
         if detail >= 2:
             rows += [_block_row(g, block, total_macs) for block in g.blocks]
-        activations = sum(leaf.output_elements for leaf in g.leaves if leaf.kind != "other")
-        memory_rows.append({"name": g.name, "params_bytes": g.params * element,
-                            "forward_bytes": batch_size * activations * element,
-                            "forward_backward_bytes": 2 * batch_size * activations * element})
-    return rows, memory_rows
-
-
-def _memory(rows: list[dict[str, Any]], batch_size: int, dtype: Any, element: int, input_elements: int
-            ) -> dict[str, Any]:
-    totals = {key: sum(r[key] for r in rows) for key in ("params_bytes", "forward_bytes", "forward_backward_bytes")}
-    return {"batch_size": batch_size, "dtype": str(dtype).replace("torch.", ""), "bytes_per_element": element,
-            "input_bytes": batch_size * input_elements * element, **totals, "stages": rows, "rule": MEMORY_RULE}
+        activations = counted_elements((leaf.kind, leaf.output_elements) for leaf in g.leaves)
+        stage_sizes.append(StageSize(g.name, g.params, activations))
+    return rows, stage_sizes
 
 
 def _overrides(spec: Any) -> dict[str, Any]:
@@ -141,8 +112,10 @@ def _block_row(g: _Group, block: str, total_macs: int) -> Row:
     leaves = g.blocks[block]
     macs = sum(leaf.macs for leaf in leaves)
     shape_in, shape_out = g.block_shapes.get(block, ((), ()))
-    # downsample: the block shrinks the feature map, or projects its shortcut (torchvision's ``downsample``)
-    down = shape_in[1:] != shape_out[1:] or any(leaf.name.startswith(block + ".downsample.") for leaf in leaves)
+    # downsample: the block shrinks the feature map, or projects its shortcut (torchvision's ``downsample``, the
+    # Keras ports' ``shortcut_conv``)
+    projections = (block + ".downsample.", block + ".shortcut")
+    down = shape_in[1:] != shape_out[1:] or any(leaf.name.startswith(projections) for leaf in leaves)
     return Row(block, "block", 2, shape_out, g.block_params.get(block, 0), macs, macs / total_macs,
                "downsample" if down else "")
 

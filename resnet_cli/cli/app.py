@@ -201,6 +201,9 @@ NormalizeOpt = Annotated[str | None, typer.Option("--normalize", help="Normalise
 
 # Spec overrides, shared by every command that builds an architecture from a name.
 InputSizeOpt = Annotated[int | None, typer.Option("--input-size", help="Input height = width in pixels.")]
+# params and compare count any input shape: H (square) or HxW (input_size and input_width of the spec)
+InputHWOpt = Annotated[str | None, typer.Option("--input-size", metavar="H[xW]", help="Input size in pixels: H "
+                                                "for a square input, or HxW (height x width), e.g. 224x320.")]
 NumClassesOpt = Annotated[int | None, typer.Option("--num-classes", help="Classes of the final layer.")]
 ShortcutOpt = Annotated[str | None, typer.Option("--shortcut", help="Shortcut option: A (zero-pad), B (project "
                                                  "where the shape changes), C (project everywhere).")]
@@ -237,7 +240,16 @@ def parse_sets(sets: list[str] | None) -> dict[str, str]:
     return out
 
 
-def spec_from_options(arch: str, *, input_size: int | None = None, num_classes: int | None = None,
+def input_size_fields(value: int | str) -> dict[str, int | None]:
+    """The spec fields of an ``--input-size``: '224' -> input_size 224 (square: input_width None); '224x320' ->
+    input_size 224, input_width 320. Bad forms and sizes past the limits are refused in one line."""
+    from ..limits import parse_input_size
+
+    height, width = parse_input_size(value, "--input-size")
+    return {"input_size": height, "input_width": None if width == height else width}
+
+
+def spec_from_options(arch: str, *, input_size: int | str | None = None, num_classes: int | None = None,
                       shortcut: str | None = None, widths: str | None = None, layers: str | None = None,
                       stochastic_depth: float | None = None, placement: str | None = None,
                       shortcut_mode: str | None = None, sets: list[str] | None = None,
@@ -247,7 +259,9 @@ def spec_from_options(arch: str, *, input_size: int | None = None, num_classes: 
     from ..registry import get_spec
 
     overrides: dict[str, Any] = parse_sets(sets)
-    for key, value in (("input_size", input_size), ("num_classes", num_classes), ("widths", widths),
+    if input_size is not None:
+        overrides.update(input_size_fields(input_size))
+    for key, value in (("num_classes", num_classes), ("widths", widths),
                        ("layers", layers), ("shortcut", shortcut.upper() if shortcut else None),
                        ("stochastic_depth", stochastic_depth),
                        ("placement", placement.lower().replace("-", "_") if placement else None),

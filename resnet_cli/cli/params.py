@@ -3,16 +3,18 @@
 # Annotations are evaluated here, at import, not by typer at each start (cli/app.py says why).
 
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ..analysis.memory import DTYPE_BYTES
 from ..errors import ResnetCliError
 from ..render import OutputFormat, emit
 from .app import (
     FormatOpt,
-    InputSizeOpt,
+    InputHWOpt,
     LayersOpt,
     NumClassesOpt,
     PlacementOpt,
@@ -38,6 +40,10 @@ class BlockKind(str, Enum):
     bottleneck = "bottleneck"
 
 
+# --dtype of the memory estimates: the element types analysis/memory.py knows the bytes of
+Dtype = Enum("Dtype", {name: name for name in DTYPE_BYTES}, type=str)
+
+
 @app.command()
 def archs(
     pattern: Annotated[str | None, typer.Argument(help="Glob filter, e.g. 'resnet*' or '*plain*'.")] = None,
@@ -59,7 +65,7 @@ def params(
     arch: Annotated[str | None, typer.Option("--arch", "-a", help="Architecture name (see 'archs').")] = None,
     from_ckpt: Annotated[Path | None, typer.Option("--from", help="Count the network in this checkpoint or state "
                                                    "dict (any layout 'eval' reads) instead of --arch.")] = None,
-    input_size: InputSizeOpt = None,
+    input_size: InputHWOpt = None,
     num_classes: NumClassesOpt = None,
     shortcut: ShortcutOpt = None,
     widths: WidthsOpt = None,
@@ -79,6 +85,11 @@ def params(
     = 256,
     feature_size: Annotated[int, typer.Option("--feature-size", min=1, help="With --block: feature map size "
                                               "for MACs.")] = 56,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per batch of "
+                                            "the memory estimates (shown with --depth 2 or this option; always in "
+                                            "JSON).")] = 1,
+    dtype: Annotated[Dtype, typer.Option("--dtype", case_sensitive=False, help="Element type of the memory "
+                                         "estimates.")] = Dtype["float32"],
     fmt: FormatOpt = OutputFormat.table,
     quiet: QuietOpt = False,
 ) -> None:
@@ -90,7 +101,8 @@ def params(
         if arch is not None or from_ckpt is not None:
             raise ResnetCliError("give either --arch/--from or --block, not both")
         network_only = options_given(ctx, "input_size", "num_classes", "shortcut", "widths", "layers", "placement",
-                                     "shortcut_mode", "stochastic_depth", "sets", "depth", "engine")
+                                     "shortcut_mode", "stochastic_depth", "sets", "depth", "engine", "batch_size",
+                                     "dtype")
         if network_only:
             raise ResnetCliError(f"{', '.join(network_only)}: not with --block (a block takes only --channels and "
                                  f"--feature-size)")
@@ -130,13 +142,16 @@ def params(
             if shown and not sys.stderr.isatty():  # a log sees what the next seconds are spent on
                 show.log(f"fvcore: building {spec.name} and tracing it with fvcore (seconds; a minute for the "
                          f"largest nets)")
-            report = count_with_fvcore(spec, detail=depth, progress=show)
+            report = count_with_fvcore(spec, detail=depth, progress=show, batch_size=batch_size,
+                                       dtype=dtype.value)
     else:
-        report = count_params(spec, detail=depth)
-    emit(report, fmt, params_table, params_csv, loading=loading)
+        report = count_params(spec, detail=depth, batch_size=batch_size, dtype=dtype.value)
+    # the memory table with the blocks (--depth 2 and more), or when its options are given
+    with_memory = depth >= 2 or bool(options_given(ctx, "batch_size", "dtype"))
+    emit(report, fmt, partial(params_table, memory=with_memory), params_csv, loading=loading)
 
 
-def _spec_from_checkpoint(ctx: typer.Context, path: Path, input_size: int | None) -> tuple[object, dict]:
+def _spec_from_checkpoint(ctx: typer.Context, path: Path, input_size: str | None) -> tuple[object, dict]:
     """The spec of the network in a checkpoint (torch is imported here, to read the file) and what loading it
     mapped. Only --input-size may change it: the weights fix everything else."""
     fixed = options_given(ctx, "num_classes", "shortcut", "widths", "layers", "placement", "shortcut_mode",
@@ -145,10 +160,11 @@ def _spec_from_checkpoint(ctx: typer.Context, path: Path, input_size: int | None
         raise ResnetCliError(f"{', '.join(fixed)}: not with --from (the checkpoint's weights fix the network; "
                              f"only --input-size can change)")
     from ..checkpoint import load_checkpoint
-    from ..registry import get_spec
+    from .app import input_size_fields
 
+    fields = input_size_fields(input_size) if input_size is not None else None  # a bad size before the file is read
     ckpt = load_checkpoint(path)
-    spec = get_spec(ckpt.spec, input_size=input_size) if input_size is not None else ckpt.spec
+    spec = ckpt.spec.replace(**fields) if fields is not None else ckpt.spec
     return spec, ckpt.loading_report()
 
 
@@ -157,7 +173,7 @@ def compare(
     names: Annotated[list[str], typer.Argument(help="Two or more architectures; ratios are to the first. One column's "
                                                "own overrides follow its name: NAME:FIELD=VALUE[:FIELD=VALUE...], "
                                                "e.g. resnet110:shortcut_mode=conv.", metavar="ARCH[:FIELD=VALUE]...")],
-    input_size: InputSizeOpt = None,
+    input_size: InputHWOpt = None,
     num_classes: NumClassesOpt = None,
     shortcut: ShortcutOpt = None,
     placement: PlacementOpt = None,

@@ -81,10 +81,10 @@ class KerasNet(ResidualNetwork):
             self.add_module(stage, nn.Sequential(*blocks))
         self.stage_names = tuple(stages)
         self.head_bn = keras_bn(channels) if spec.block != "res_block_v1" else None
-        spatial = spec.input_size
+        height, width = spec.input_hw
         for s in spec.strides:
-            spatial //= s
-        self.fc = nn.Linear(head_features(spec, (channels, spatial, spatial)), spec.num_classes)
+            height, width = height // s, width // s
+        self.fc = nn.Linear(head_features(spec, (channels, height, width)), spec.num_classes)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.xavier_uniform_(m.weight)

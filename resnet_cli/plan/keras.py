@@ -34,7 +34,7 @@ def head_features(spec: ArchSpec, shape: Shape) -> int:
 
 
 def plan_keras(spec: ArchSpec) -> ModelPlan:
-    shape: Shape = (spec.in_channels, spec.input_size, spec.input_size)
+    shape: Shape = (spec.in_channels, *spec.input_hw)
     stem = UnitPlan("stem", "stem", shape)
     stem.add("stem", conv("conv1", shape, spec.stem_width, 3, bias=True))
     units = [stem]

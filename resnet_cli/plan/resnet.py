@@ -83,7 +83,7 @@ def stem_plan(spec: ArchSpec, names: tuple[str, str, str] = ("conv1", "bn1", "ma
     ``norm`` (default ``stem_has_norm``), and a 3x3/2 max-pool unless CIFAR. ``names`` are the modules' names
     (a DenseNet's are features.conv0, features.norm0, features.pool0)."""
     conv_name, bn_name, pool_name = names
-    shape: Shape = (spec.in_channels, spec.input_size, spec.input_size)
+    shape: Shape = (spec.in_channels, *spec.input_hw)
     unit = UnitPlan("stem", "stem", shape)
     if spec.stem == "deep":
         for i, (name, width, stride) in enumerate(deep_stem_convs(spec)):

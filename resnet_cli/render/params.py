@@ -8,7 +8,8 @@ from typing import Any
 from . import fmt_int, fmt_shape, fmt_si, safe
 
 
-def params_table(report: Any, console: Any) -> None:
+def params_table(report: Any, console: Any, memory: bool = True) -> None:
+    """The size table, then its notes; ``memory``: the memory estimates' table too (when the report has them)."""
     from rich import box  # here, not at the top: JSON and CSV start faster without rich
     from rich.table import Table
 
@@ -42,13 +43,13 @@ def params_table(report: Any, console: Any) -> None:
         sd = report.stochastic_depth
         console.print(
             f"stochastic depth p_L = {sd['p_last']}: {sd['expected_blocks']:g} of {sd['blocks']} blocks run in a "
-            f"training step on average; expected training MACs {fmt_int(sd['expected_training_macs'])} "
+            f"training step on average; expected training MACs {sd['expected_training_macs']:,.0f} "
             f"({100 * sd['expected_training_macs_share']:.1f}% of the full net's)"
         )
     if with_rf:
         console.print("[dim]RF px = theoretical receptive field in input pixels (r <- r + (k - 1) j, j <- j s over "
                       "the kernels k and strides s of the stem, the blocks' branches and the transitions)[/dim]")
-    if report.memory is not None:
+    if memory and report.memory is not None:
         _memory_table(report.memory, console)
     if report.fvcore is not None:
         fv = report.fvcore
@@ -64,7 +65,9 @@ def params_table(report: Any, console: Any) -> None:
 
 
 def fmt_bytes(n: int) -> str:
-    """Bytes in MB (10^6, as torchinfo prints them), KB below a megabyte."""
+    """Bytes in MB (10^6, as torchinfo prints them), KB below a megabyte, bytes below a kilobyte."""
+    if n < 1e3:
+        return f"{n} B"
     return f"{n / 1e6:,.2f} MB" if n >= 1e6 else f"{n / 1e3:,.1f} KB"
 
 
@@ -72,9 +75,10 @@ def _memory_table(mem: dict[str, Any], console: Any) -> None:
     from rich import box
     from rich.table import Table
 
-    table = Table(title=f"memory (estimates) at batch {mem['batch_size']}, {mem['dtype']} "
-                        f"({mem['bytes_per_element']} bytes per element)",
-                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    # the heading on a line of its own: as the table's title it would wrap at the narrow table's width
+    console.print(f"memory (estimates) at batch {mem['batch_size']}, {mem['dtype']} ({mem['bytes_per_element']} "
+                  f"bytes per element)", style="italic")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for col, just in (("stage", "left"), ("params", "right"), ("forward", "right"), ("forward+backward", "right")):
         table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for row in mem["stages"]:
@@ -177,8 +181,9 @@ def compare_table(report: Any, console: Any) -> None:
                   box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True)
     # Names are never cut: the arch column is as wide as the longest name, the numbers are short (SI units;
     # the exact integers are in --format json/csv).
-    rows = [[safe(a["label"]), str(a["depth"]), str(a["residual_blocks"]), str(a["input_size"]), fmt_si(a["params"]),
-             f"{a['params_ratio']:.2f}", fmt_si(a["macs"]), f"{a['macs_ratio']:.2f}"] for a in data["archs"]]
+    rows = [[safe(a["label"]), str(a["depth"]), str(a["residual_blocks"]), _input_px(a["input_hw"]),
+             fmt_si(a["params"]), f"{a['params_ratio']:.2f}", fmt_si(a["macs"]), f"{a['macs_ratio']:.2f}"]
+            for a in data["archs"]]
     # Numbers are never cut: each number column is as wide as its widest cell ("470.…" on 80 columns before).
     # Names are never cut either: on a terminal too narrow for everything, the arch column folds its names.
     table.add_column("arch", overflow="fold", min_width=min(12, max(len(r[0]) for r in rows)))
@@ -190,10 +195,15 @@ def compare_table(report: Any, console: Any) -> None:
     console.print(f"[dim]{data['conventions']}[/dim]")
 
 
+def _input_px(hw: Sequence[int]) -> str:
+    """224 for a square input, 224x320 (height x width) otherwise."""
+    return str(hw[0]) if hw[0] == hw[1] else fmt_shape(hw)
+
+
 def compare_csv(report: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
     data = report.to_dict()["archs"]
     header = [h for h in data[0] if h != "overrides"]  # the label says them in a cell; JSON has them as data
-    return header, [[a[h] for h in header] for a in data]
+    return header, [[fmt_shape(a[h]) if h == "input_hw" else a[h] for h in header] for a in data]
 
 
 def archs_table(report: Any, console: Any) -> None:
