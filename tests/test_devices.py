@@ -107,3 +107,23 @@ def test_a_channels_last_network_saves_the_layout_a_cpu_trained_one_does(tmp_pat
     save_checkpoint(tmp_path / "cl.pt", spec=spec, state_dict=nhwc, dataset=None, record=[])
     saved = load_checkpoint(tmp_path / "cl.pt").state_dict
     assert all(t.is_contiguous() and torch.equal(t, nhwc[k]) for k, t in saved.items())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_on_cuda_takes_the_fast_path_and_its_checkpoint_evaluates_on_the_cpu(tmp_path):
+    """Where a GPU is present: channels_last, the autocast dtype's loss scaling, data held on the GPU; the
+    checkpoint evaluates on the CPU to the recorded test error, up to the images autocast may flip."""
+    from resnet_cli.checkpoint import load_checkpoint
+
+    spec = get_spec("cifar_resnet8", widths="8,16,32", stem_width=8, input_size=12)
+    train_set, info = load_dataset("synthetic", "train", input_size=12, limit=256)
+    test_set, _ = load_dataset("synthetic", "test", input_size=12, limit=128)
+    trainer = Trainer(build_model(spec), spec, train_set, test_set, info, TrainConfig(epochs=1, batch_size=32),
+                      device="cuda", checkpoint=tmp_path / "gpu.pt")
+    assert trainer.model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert trainer.train_set.images.is_cuda and trainer.test_set.images.is_cuda
+    assert (trainer.scaler is None) == (trainer.amp_dtype is torch.bfloat16)
+    record = trainer.fit()
+    saved = load_checkpoint(tmp_path / "gpu.pt")
+    on_cpu = training.evaluate(saved.build_model(), test_set, device="cpu")
+    assert abs(on_cpu.correct - record[-1]["test_correct"]) <= 0.05 * 128
