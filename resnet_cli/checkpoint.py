@@ -167,13 +167,16 @@ def save_checkpoint(path: str | os.PathLike[str], *, spec: ArchSpec, state_dict:
         "extra": _to_cpu(extra or {}),
     }
     path = Path(path)
+    existed = path.exists()
     try:
         with atomic_open(path, "wb") as fh:
             torch.save(payload, fh)
-    except OSError as exc:  # a full disk, a folder in the way: the user's to fix, not a traceback
-        raise ResnetCliError(f"cannot write the checkpoint {path}: {exc.strerror or exc}") from None
-    except RuntimeError as exc:  # torch's zip writer reports a full disk as RuntimeError("... file write failed")
-        raise ResnetCliError(f"cannot write the checkpoint {path}: {_first_line(exc)}") from None
+    except (OSError, RuntimeError) as exc:  # a full disk, a folder in the way: the user's to fix, not a traceback
+        # torch's zip writer reports a failed write as RuntimeError("... file write failed" or "unexpected pos")
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else \
+            f"torch's writer failed: {_first_line(exc)}; is the disk full?"
+        kept = f"; {path.name} keeps what it held before" if existed else ""  # atomic_open: whole or not at all
+        raise ResnetCliError(f"cannot write the checkpoint {path}: {why}{kept}") from None
     return path
 
 
@@ -190,11 +193,20 @@ def _to_cpu(obj: Any) -> Any:
 
 
 def check_checkpoint_path(path: Path) -> Path:
-    """Refuse a path that holds no file, at once: before torch is imported (seconds) or any data is loaded."""
-    if not path.exists():
-        raise CheckpointError(f"no such checkpoint: {path}")
+    """Refuse a path that holds no checkpoint file, at once: before torch is imported (seconds) or any data is
+    loaded. Also a name too long, a FIFO or device (/dev/zero would be read forever) and a file past the limit."""
+    from .limits import MAX_CHECKPOINT_BYTES, check_file_size, check_path_length
+
+    path = Path(path)
+    check_path_length(path, "a checkpoint", CheckpointError)
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+    try:
+        check_file_size(path, MAX_CHECKPOINT_BYTES, "a checkpoint", CheckpointError)
+    except FileNotFoundError:
+        raise CheckpointError(f"no such checkpoint: {path}") from None
+    except OSError as exc:  # a symlink loop, a folder without read permission
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
     return path
 
 
@@ -234,11 +246,8 @@ def _read(path: Path) -> Any:
 
 
 def _read_bytes(path: Path) -> bytes:
-    from .limits import MAX_CHECKPOINT_BYTES, check_file_size
-
     check_checkpoint_path(path)
     try:
-        check_file_size(path, MAX_CHECKPOINT_BYTES, "a checkpoint", CheckpointError)
         data = path.read_bytes()
     except OSError as exc:
         raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None

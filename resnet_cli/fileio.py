@@ -47,7 +47,11 @@ def check_writable(path: str | os.PathLike[str], option: str, *, folder: bool = 
     Creates the missing parent folders (writing would create them anyway) and probes with a temporary file.
     """
     from .errors import ResnetCliError
+    from .limits import check_path_length
 
+    # a name the file system refuses is refused now, not when the finished run saves (a folder's own files have
+    # short fixed names; a file's temporary file adds TEMP_NAME_EXTRA bytes to its name)
+    check_path_length(path, option, ResnetCliError, reserve=0 if folder else TEMP_NAME_EXTRA)
     path = Path(path)
     target = path if folder else path.parent
     if path.exists() and path.is_dir() != folder:
@@ -72,6 +76,11 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 # --------------------------------------------------------------------------- temporary files and locks
+#: What a temporary file's name adds to the name it is written for: '.', '.PID.' (Linux pids have at most 7
+#: digits: pid_max is at most 2**22), mkstemp's 8 random characters and '.tmp'.
+TEMP_NAME_EXTRA = len(".") + len(".4194304.") + 8 + len(".tmp")
+
+
 def _temp_prefix(path: Path) -> str:
     """Temporary files beside ``path`` are named ``.NAME.PID.XXXX.tmp``: the pid says whose they are, so a run
     can remove the ones a killed run (SIGKILL mid-save) left behind."""

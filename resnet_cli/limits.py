@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from typing import Any
 
 from .errors import ResnetCliError, SpecError
@@ -35,6 +36,9 @@ MAX_NAME_LENGTH = 200
 MAX_LESION_MEASUREMENTS = 100_000
 #: ``--samples`` of ``lesion`` and ``gradients``.
 MAX_SAMPLES = 10_000
+#: Data-loading processes (``--workers``): each is a copy of the run, and past the cores they only slow it (100,000
+#: of them froze the machine).
+MAX_WORKERS = 64
 #: Share of the memory available when a run starts that its estimated need may take (weights, gradients,
 #: optimizer state, one batch's activations, images held in memory).
 MEMORY_SHARE = 0.9
@@ -56,6 +60,10 @@ MAX_CIFAR_BATCH_IMAGES = 60_000
 #: A JSON file read back (measurements.json of a lesion study); nesting too deep for Python's parser is refused
 #: as such.
 MAX_JSON_BYTES = 256 * 2**20
+#: Bytes of one file or folder name, and of a whole path, as typed: NAME_MAX and PATH_MAX (less its closing NUL)
+#: of Linux's file systems (ext4, xfs, btrfs, tmpfs). Names are counted in bytes: 'é' is two.
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4095
 
 
 class LimitError(ResnetCliError, ValueError):
@@ -127,12 +135,51 @@ def check_samples(samples: int, option: str = "--samples") -> int:
     return samples
 
 
+def check_path_length(path: Any, what: str, error: type[ResnetCliError] | None = None, *, reserve: int = 0) -> None:
+    """Refuse ``path`` (``what``: "--output", "a checkpoint") when one of its names is longer than MAX_NAME_BYTES or
+    the whole is longer than MAX_PATH_BYTES: the file system would refuse it, maybe only after the work.
+
+    ``reserve``: bytes that files made beside an output add to its name (its temporary file while it is written)."""
+    raw = os.fsencode(path)
+    names = [name for name in raw.split(b"/") if name]
+    longest = max(names, key=len, default=b"")
+    last = names[-1] if names else b""
+    shown = os.fsdecode(raw[:60]) + ("..." if len(raw) > 60 else "")
+    if len(longest) > MAX_NAME_BYTES:
+        raise (error or LimitError)(f"{what} {shown}: a file or folder name is at most {MAX_NAME_BYTES} bytes "
+                                    f"(this one has {len(longest):,})")
+    if len(last) + reserve > MAX_NAME_BYTES:
+        raise (error or LimitError)(f"{what} {shown}: the name of a file written is at most "
+                                    f"{MAX_NAME_BYTES - reserve} bytes, the file system's {MAX_NAME_BYTES} less "
+                                    f"{reserve} for its temporary file (this one has {len(last):,})")
+    if len(raw) + reserve > MAX_PATH_BYTES:
+        raise (error or LimitError)(f"{what} {shown}: a path is at most {MAX_PATH_BYTES - reserve:,} bytes, and this "
+                                    f"one has {len(raw):,}")
+
+
+_FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a device"),
+               (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+
+
+def check_workers(workers: int) -> int:
+    if not 0 <= workers <= MAX_WORKERS:
+        raise LimitError(f"--workers must be between 0 and {MAX_WORKERS} (got {workers:,})")
+    return workers
+
+
 def check_file_size(path: Any, limit: int, what: str, error: type[ResnetCliError] | None = None) -> int:
-    """The size of ``path`` in bytes, refused past ``limit`` before anything reads it (``what``: "a checkpoint")."""
-    size = path.stat().st_size
-    if size > limit:
-        raise (error or LimitError)(f"{path} is {size:,} bytes, past the limit of {limit:,} bytes for {what}")
-    return size
+    """The size of ``path`` in bytes, refused before anything opens it (``what``: "a checkpoint"): past ``limit``,
+    or not a regular file: a FIFO blocks on open and a device such as /dev/zero reads forever, and neither has a
+    size to check. An ``OSError`` (a missing file, a symlink loop) is the caller's to put into words."""
+    check_path_length(path, what, error)
+    status = os.stat(path)
+    if not stat.S_ISREG(status.st_mode):
+        kind = next((name for test, name in _FILE_KINDS if test(status.st_mode)), "a special file")
+        raise (error or LimitError)(f"{path} is {kind}, not a regular file: {what} is read from a file")
+    if status.st_size > limit:
+        raise (error or LimitError)(f"{path} is {status.st_size:,} bytes, past the limit of {limit:,} bytes for "
+                                    f"{what}")
+    return status.st_size
 
 
 def check_image_pixels(width: int, height: int, what: str) -> None:

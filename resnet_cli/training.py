@@ -35,6 +35,7 @@ from .data import DatasetInfo, TensorImageDataset, augment_batch, mix_seed
 from .devices import autocast_dtype, channels_last_for, keeps_on_device, to_device
 from .distributed import SINGLE, World
 from .errors import ResnetCliError
+from .limits import check_workers
 from .progress import Counter, Progress
 from .spec import ArchSpec
 
@@ -175,8 +176,8 @@ def iterate_chunks(dataset: Any, chunks: list[torch.Tensor], workers: int = 0, p
         for chunk in chunks:
             yield dataset.get_batch(chunk)
         return
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=[c.tolist() for c in chunks], num_workers=workers,
-                                         pin_memory=pin_memory)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=[c.tolist() for c in chunks],
+                                         num_workers=check_workers(workers), pin_memory=pin_memory)
     for x, y in loader:
         yield x, torch.as_tensor(y, dtype=torch.int64)
 

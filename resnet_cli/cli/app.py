@@ -19,6 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..errors import ResnetCliError
+from ..limits import MAX_WORKERS
 from ..render import OutputFormat
 from . import clickapi, failures
 
@@ -178,6 +179,8 @@ DeviceOpt = Annotated[Device, typer.Option("--device", help="auto picks CUDA, th
 SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=2**63 - 1,
                                        help="Random seed (same seed, same results on the CPU).")]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per batch.")]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=0, max=MAX_WORKERS,
+                                         help="Data-loading processes for image folders.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or messages on stderr.")]
 
 

@@ -58,7 +58,11 @@ def _os_error(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return f"no space left on the device{f' writing {where}' if where else ''} (free some space and run again)"
     if exc.errno == errno.ENAMETOOLONG:
-        return f"a file name is too long for the file system ({what}): {str(where)[:80]}..."
+        from ..limits import MAX_NAME_BYTES, MAX_PATH_BYTES
+
+        named = f" ({str(where)[:60]}...)" if where else ""
+        return (f"a file name is too long for the file system: a name is at most {MAX_NAME_BYTES} bytes and a path "
+                f"{MAX_PATH_BYTES:,}{named}")
     return f"{where}: {what}" if where else what
 
 

@@ -173,6 +173,7 @@ def plot_lesion(
     import json
 
     from ..fileio import check_writable
+    from ..limits import MAX_JSON_BYTES, check_file_size
     from ..render import stderr_console
     from ..render.lesion import lesion_plots
 
@@ -181,10 +182,13 @@ def plot_lesion(
     for path in studies:
         file = path / "lesion.json" if path.is_dir() else path
         try:
+            check_file_size(file, MAX_JSON_BYTES, "a lesion study", ResnetCliError)
             data = json.loads(file.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ResnetCliError(f"{file}: no such file (give a folder written by 'lesion --out' or its "
                                  f"lesion.json)") from None
+        except RecursionError:
+            raise ResnetCliError(f"{file}: not a lesion study (it is nested too deeply)") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ResnetCliError(f"{file}: not a lesion study ({exc})") from None
         if not isinstance(data, dict) or "baseline_error" not in data:

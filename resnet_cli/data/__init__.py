@@ -217,6 +217,20 @@ def default_data_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "resnet-cli" / "data"
 
 
+def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
+    """``data_dir`` (else ``default_data_dir()``) as an absolute path with its symlinks resolved, refused in one line
+    where it cannot be: a name past the file system's limits, a symlink loop."""
+    from ..limits import check_path_length
+
+    path = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    what = "--data-dir" if data_dir else "the data folder ($RESNET_CLI_DATA)"
+    check_path_length(path, what, DatasetError)
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop, before Python 3.13
+        raise DatasetError(f"{what} {path} cannot be resolved ({exc})") from None
+
+
 Loader = Callable[..., tuple[Dataset, DatasetInfo]]
 
 
@@ -282,4 +296,5 @@ def dataset_tensors(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 __all__ = ["DATASET_NAMES", "DatasetError", "DatasetInfo", "TensorImageDataset", "Uint8ImageDataset",
-           "augment_batch", "dataset_tensors", "default_data_dir", "load_dataset", "mix_seed", "normalise"]
+           "augment_batch", "dataset_tensors", "default_data_dir", "load_dataset", "mix_seed", "normalise",
+           "resolve_data_dir"]

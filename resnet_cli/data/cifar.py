@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..limits import MAX_CIFAR_BATCH_BYTES, MAX_CIFAR_BATCH_IMAGES, check_file_size
-from . import DatasetError, DatasetInfo, TensorImageDataset, Uint8ImageDataset, default_data_dir
+from . import DatasetError, DatasetInfo, TensorImageDataset, Uint8ImageDataset, resolve_data_dir
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ def fetch_archive(source: CifarSource, data_dir: Path) -> Path:
 
 def _load(source: CifarSource, *, split: str, input_size: int | None, data_dir=None, download: bool = False,
           seed: int = 0, in_channels: int | None = None) -> tuple[TensorImageDataset, DatasetInfo]:
-    root = (Path(data_dir).expanduser() if data_dir else default_data_dir()).resolve()
+    root = resolve_data_dir(data_dir)
     if root.exists() and not root.is_dir():
         raise DatasetError(f"the data folder {root} is a file, not a folder (--data-dir or $RESNET_CLI_DATA)")
     folder = find_folder(root, source, split)

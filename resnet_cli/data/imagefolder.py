@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..limits import check_image_pixels
-from . import DatasetError, DatasetInfo, normalise
+from . import DatasetError, DatasetInfo, normalise, resolve_data_dir
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -137,7 +137,7 @@ def load(*, split: str, input_size: int | None, data_dir=None, download: bool = 
          in_channels: int | None = None) -> tuple[ImageFolderDataset, DatasetInfo]:
     if data_dir is None:
         raise DatasetError("imagefolder needs --data-dir DIR (one sub-folder of images per class)")
-    base = Path(data_dir).expanduser().resolve()
+    base = resolve_data_dir(data_dir)
     if not base.is_dir():
         raise DatasetError(f"--data-dir {base} is not a folder")
     root = find_root(base, split)
