@@ -40,7 +40,7 @@ DRIVER = textwrap.dedent("""
         sys.stdout.flush(); sys.stderr.flush()
         os.dup2(out, 1); os.dup2(err, 2)
         for name, text in case.get("files", {}).items():  # a file edited between two runs
-            with open(name, "w") as fh:
+            with open(name, "w", encoding="utf-8", errors="surrogateescape") as fh:  # "\\udcff": the byte 0xff
                 fh.write(text)
         sys.argv = ["resnet-cli", *case["argv"]]
         os.environ.update(case.get("env", {}))
@@ -188,21 +188,51 @@ class Evil:
         return (os.system, ("echo pwned > /dev/null",))
 
 
-def _zip_bomb(source: Path, path: Path, inflated: int = 2 * 2**30) -> Path:
-    """``source`` with its first tensor's record replaced by ``inflated`` deflated zero bytes (2 MB on disk)."""
-    import zipfile
+def _deflated_zeros(mebibytes: int) -> bytes:
+    """A raw deflate stream that inflates to ``mebibytes`` MiB of zero bytes, made in milliseconds: after a full
+    flush the compressor starts afresh, so every further MiB of zeros compresses to the same 1 kB, repeated here
+    instead of compressed again (deflating 2 GiB took 11 s)."""
+    import zlib
 
-    with zipfile.ZipFile(source) as src, zipfile.ZipFile(path, "w", compresslevel=1) as out:  # fastest deflate
+    mib = bytes(2**20)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = compressor.compress(mib) + compressor.flush(zlib.Z_FULL_FLUSH)
+    again = compressor.compress(mib) + compressor.flush(zlib.Z_FULL_FLUSH)
+    assert again == first  # what makes the repetition a valid stream
+    return first * mebibytes + compressor.flush(zlib.Z_FINISH)
+
+
+def _zip_bomb(source: Path, path: Path, mebibytes: int = 2048) -> Path:
+    """``source`` with its first tensor's record replaced by ``mebibytes`` MiB of deflated zero bytes (2 MB on
+    disk), the zip written record by record (zipfile cannot take a stream deflated already)."""
+    import struct
+    import zipfile
+    import zlib
+
+    assert zlib.decompress(_deflated_zeros(3), -15) == bytes(3 * 2**20)  # the stream inflates to what it claims
+    mib, crc = bytes(2**20), 0
+    for _ in range(mebibytes):
+        crc = zlib.crc32(mib, crc)
+    records = []  # (name, method, crc, data, inflated size)
+    with zipfile.ZipFile(source) as src:
         for info in src.infolist():
-            if not info.filename.endswith("/data/0"):
-                out.writestr(info, src.read(info))
-                continue
-            bomb = zipfile.ZipInfo(info.filename)
-            bomb.compress_type = zipfile.ZIP_DEFLATED
-            with out.open(bomb, "w", force_zip64=True) as fh:
-                zeros = bytes(64 * 2**20)
-                for _ in range(inflated // len(zeros)):
-                    fh.write(zeros)
+            if info.filename.endswith("/data/0"):
+                records.append((info.filename, zipfile.ZIP_DEFLATED, crc, _deflated_zeros(mebibytes),
+                                mebibytes * 2**20))
+            else:
+                data = src.read(info)
+                records.append((info.filename, zipfile.ZIP_STORED, zlib.crc32(data), data, len(data)))
+    body, directory = bytearray(), bytearray()
+    for name, method, crc32, data, size in records:
+        raw = name.encode()
+        directory += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0, 0x21, crc32, len(data),
+                                 size, len(raw), 0, 0, 0, 0, 0, len(body)) + raw
+        body += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0x21, crc32, len(data), size, len(raw),
+                            0) + raw + data
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(records), len(records), len(directory), len(body), 0)
+    path.write_bytes(bytes(body + directory + end))
+    with zipfile.ZipFile(path) as bomb:  # a well-formed zip, as zipfile (and the checkpoint check) reads it
+        assert sum(i.file_size for i in bomb.infolist()) > mebibytes * 2**20
     assert path.stat().st_size < 4 * 2**20
     return path
 
@@ -292,12 +322,12 @@ def _dead_pid() -> int:
     return child.pid
 
 
-def test_an_edited_measurements_json_is_refused_and_the_study_kept(trained, tmp_path):
+def test_an_edited_measurements_json_is_refused_and_the_study_kept(trained, tmp_path, monkeypatch, capsys):
     ckpt, _ = trained
     out = tmp_path / "study"
     study = ["lesion", str(ckpt), "--limit", "16", "--experiments", "single", "--out", str(out), "--format", "json"]
-    [first] = run_cases(tmp_path, [{"argv": study}])
-    assert first["code"] == 0, first["stderr"]
+    code, err = _cli(monkeypatch, capsys, study)  # the study itself is no hostile case: in this process
+    assert code == 0, err
     kept = {name: (out / name).read_bytes() for name in ("lesion.json", "measurements.json", "measurements.csv")}
     state = json.loads(kept["measurements.json"])
     key = next(iter(state["done"]))
@@ -313,6 +343,7 @@ def test_an_edited_measurements_json_is_refused_and_the_study_kept(trained, tmp_
         "string count": entry(correct="12"), "no images": entry(images=0), "999 of 16": entry(correct=999),
         "deep nesting": "[" * 100_000 + "]" * 100_000, "not json": "{", "bool k": entry(k=True),
         "partial of 99": edited(partial={"chunk": "single", "keys": [key], "images_done": 99, "correct": [1]}),
+        "not UTF-8": '{"done": "\udcff\udcfe"}',
     }
     state_file = str(out / "measurements.json")
     cases = [{"argv": [*study, "--resume"], "files": {state_file: text}} for text in bad.values()]
@@ -506,3 +537,207 @@ def test_a_lesion_study_too_large_is_refused_before_a_sample_is_drawn():
 
     with pytest.raises(ResnetCliError, match=r"up to 200,000 measurements .* limit is 100,000"):
         plan_chunks([None] * 54, ["multi", "reorder"], max_k=10, samples=10_000, seed=0)  # ResNet-110's 54 blocks
+
+
+# --------------------------------------------------------------------------- hostile paths
+def test_hostile_paths_are_refused_before_any_work(trained, tmp_path):
+    """Names past the file system's 255 bytes, a FIFO or a device where a file is read (reading /dev/zero never
+    ends; opening a FIFO blocks), a symlink loop, a folder where a file is expected, 100,000 workers: one line
+    each, and an output refused before a training starts, not when its finished checkpoint is saved."""
+    ckpt, _ = trained
+    long = "a" * 300
+    beside_temp = "b" * 240  # fits 255 bytes, but its temporary file ".NAME.PID.XXXXXXXX.tmp" would not
+    fifo = tmp_path / "fifo.pt"
+    os.mkfifo(fifo)
+    loop = tmp_path / "loop"
+    loop.symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(loop)
+    train = ["train", "--arch", "cifar_resnet8", "--widths", "8,16,32", "--set", "stem_width=8", "--input-size",
+             "12", "--epochs", "1", "--limit", "32", "--test-limit", "16", "-o"]
+    made = tmp_path / "outputs"
+    cases = [
+        {"argv": [*train, str(made / f"{long}.pt")]},
+        {"argv": [*train, str(made / f"{beside_temp}.pt")]},
+        {"argv": [*train, str(made / "net.pt"), "--best", str(made / f"{beside_temp}.pt")]},
+        {"argv": ["train", "--resume", str(ckpt), "--epochs", "3", "-o", str(made / long / "net.pt")]},
+        {"argv": ["lesion", str(ckpt), "--limit", "8", "--out", str(made / long)]},
+        {"argv": ["eval", str(tmp_path / f"{long}.pt")]},
+        {"argv": ["params", "--from", str(tmp_path / f"{long}.pt")]},
+        {"argv": ["eval", str(ckpt), "--dataset", "cifar10", "--data-dir", str(tmp_path / long)]},
+        {"argv": ["eval", str(fifo)]},
+        {"argv": ["lesion", "/dev/zero", "--limit", "8"]},
+        {"argv": ["params", "--from", "/dev/zero"]},
+        {"argv": ["plot-lesion", str(fifo), "-o", str(made / "plots")]},
+        {"argv": ["eval", str(loop)]},
+        {"argv": ["eval", str(ckpt), "--dataset", "imagefolder", "--data-dir", str(loop)]},
+        {"argv": ["train", "--resume", str(tmp_path)]},
+        {"argv": ["eval", str(tmp_path / "x\udcff\udcfe.pt")]},  # bytes that are not UTF-8, as a shell passes them
+        {"argv": ["eval", str(ckpt), "--workers", "100000"]},
+    ]
+    r = run_cases(tmp_path, cases)
+    assert_refused(r[0], "--output", "at most 255 bytes", "has 303")
+    assert_refused(r[1], "--output", "at most 233 bytes", "22 for its temporary file", "has 243")
+    assert_refused(r[2], "--best", "at most 233 bytes")
+    assert_refused(r[3], "--output", "at most 255 bytes", "has 300")
+    assert_refused(r[4], "--out", "at most 255 bytes")
+    for result in r[5:7]:
+        assert_refused(result, "a checkpoint", "at most 255 bytes")
+    assert_refused(r[7], "--data-dir", "at most 255 bytes")
+    assert_refused(r[8], "fifo.pt is a named pipe (FIFO), not a regular file")
+    for result in r[9:11]:
+        assert_refused(result, "/dev/zero is a device, not a regular file")
+    assert_refused(r[11], "named pipe")
+    assert_refused(r[12], f"cannot read {loop}")
+    assert_refused(r[13], "--data-dir", "cannot be resolved")
+    assert_refused(r[14], "is a folder, not a checkpoint file")
+    assert_refused(r[15], "no such checkpoint", "x\\udcff\\udcfe.pt")
+    assert_refused(r[16], "--workers", "0<=x<=64")
+    assert not made.exists() or not any(made.rglob("*.pt"))  # nothing trained, nothing saved
+    for result in r[:4]:
+        assert result["seconds"] < 5, result  # refused before torch trains anything
+
+
+# --------------------------------------------------------------------------- a full disk
+class FullDisk:
+    """A file on a disk with ``room`` bytes left: a write past it fails as on a full disk (ENOSPC)."""
+
+    def __init__(self, real, room: int) -> None:
+        self.real, self.room, self.written = real, room, 0
+
+    def write(self, data):
+        if self.written + len(data) > self.room:
+            import errno
+
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.written += len(data)
+        return self.real.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.real.close()
+
+
+def _cli(monkeypatch, capsys, argv: list[str]) -> tuple[int, str]:
+    """Run the CLI in this process (where the test's patches apply): its exit code and its stderr."""
+    from resnet_cli.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["resnet-cli", *argv])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    return exit_.value.code, capsys.readouterr().err
+
+
+def _fill_the_disk_after(monkeypatch, saves: int, room: int, kinds=("wb",)) -> list[Path]:
+    """After ``saves`` atomic writes, every later one fails once ``room`` bytes are written (``kinds``: the open
+    modes it applies to). Returns the files whose write failed."""
+    from resnet_cli import fileio
+
+    real_fdopen, seen, failed = os.fdopen, [0], []
+
+    def fdopen(fd, mode="r", *args, **kwargs):
+        fh = real_fdopen(fd, mode, *args, **kwargs)
+        if mode not in kinds:
+            return fh
+        seen[0] += 1
+        if seen[0] <= saves:
+            return fh
+        failed.append(Path(os.readlink(f"/proc/self/fd/{fh.fileno()}")))
+        return FullDisk(fh, room)
+
+    monkeypatch.setattr(fileio.os, "fdopen", fdopen)
+    return failed
+
+
+def _torch_fails_writing(monkeypatch, saves: int) -> None:
+    """After ``saves`` checkpoints, torch.save writes a little and then fails as its zip writer does on a full
+    disk: a RuntimeError, not an OSError."""
+    import torch
+
+    real_save, seen = torch.save, [0]
+
+    def save(obj, f, *args, **kwargs):
+        seen[0] += 1
+        if seen[0] <= saves:
+            return real_save(obj, f, *args, **kwargs)
+        f.write(b"PK\x03\x04 half a zip")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", save)
+
+
+@pytest.mark.parametrize("failure", ["ENOSPC at once", "ENOSPC mid-zip", "torch RuntimeError"])
+def test_a_full_disk_while_saving_a_checkpoint_keeps_the_last_one(tmp_path, monkeypatch, capsys, failure):
+    """Epoch 1's checkpoint is written; epoch 2's save meets a full disk (the first write fails: OSError; one
+    write in: torch reports "unexpected pos" as a RuntimeError; torch's own writer fails). One line, exit 2, no
+    temporary file, and epoch 1's checkpoint byte for byte as it was."""
+    from resnet_cli.checkpoint import load_checkpoint
+
+    run = tmp_path / "run.pt"
+    kept = {}
+    if failure == "torch RuntimeError":
+        _torch_fails_writing(monkeypatch, saves=1)
+    else:
+        _fill_the_disk_after(monkeypatch, saves=1, room=0 if failure == "ENOSPC at once" else 5000)
+    import torch
+
+    real_save = torch.save
+
+    def snapshot_then_save(obj, f, *args, **kwargs):  # what epoch 1 left, read just before epoch 2 saves
+        if run.exists():
+            kept.setdefault("bytes", run.read_bytes())
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", snapshot_then_save)
+    code, err = _cli(monkeypatch, capsys, [
+        "train", "--arch", "cifar_resnet8", "--widths", "8,16,32", "--set", "stem_width=8", "--input-size", "12",
+        "--epochs", "2", "--limit", "64", "--test-limit", "32", "--no-best", "-o", str(run), "--quiet"])
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith(f"Error: cannot write the checkpoint {run}: "), err
+    assert ("No space left on device" if failure == "ENOSPC at once" else "is the disk full?") in err
+    assert err.endswith("run.pt keeps what it held before\n")
+    assert "Traceback" not in err
+    assert "bytes" in kept and run.read_bytes() == kept["bytes"]
+    assert len(load_checkpoint(run).record) == 1  # epoch 1, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.pt"]  # no temporary file, no lock
+
+
+def test_a_full_disk_while_writing_a_study_keeps_the_finished_one(trained, tmp_path, monkeypatch, capsys):
+    """A finished study in --out; its --resume (nothing left to measure) rewrites the results on a full disk:
+    one line, exit 2, every file of the study byte for byte as it was, no temporary file, no lock."""
+    ckpt, _ = trained
+    out = tmp_path / "study"
+    study = ["lesion", str(ckpt), "--limit", "8", "--experiments", "single", "--out", str(out), "--quiet",
+             "--format", "json"]
+    code, err = _cli(monkeypatch, capsys, study)
+    assert code == 0, err
+    kept = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {"lesion.json", "measurements.json", "measurements.csv", "single.png"} <= set(kept)
+    failed = _fill_the_disk_after(monkeypatch, saves=0, room=10, kinds=("w", "wb"))
+    code, err = _cli(monkeypatch, capsys, [*study, "--resume"])
+    assert code == 2, err
+    assert err.splitlines() == ["Error: no space left on the device (free some space and run again)"], err
+    assert failed  # the disk was full for a write of the study
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == kept
+
+
+def test_path_limits_count_bytes_and_leave_room_for_the_temporary_file(tmp_path):
+    from resnet_cli.fileio import TEMP_NAME_EXTRA, atomic_write_text
+    from resnet_cli.limits import LimitError, check_path_length
+
+    check_path_length("a" * 255, "--out")
+    check_path_length("/".join(["d" * 255] * 15), "--out")  # 15 x 256 - 1 = 3839 bytes
+    for bad, words in [("é" * 128, "has 256"), ("/".join(["d" * 255] * 17), "a path is at most 4,095 bytes")]:
+        with pytest.raises(LimitError, match=words):
+            check_path_length(bad, "--out")  # 'é' is two bytes in UTF-8
+    fits = "a" * (255 - TEMP_NAME_EXTRA)
+    check_path_length(fits, "--output", reserve=TEMP_NAME_EXTRA)
+    with pytest.raises(LimitError, match="at most 233 bytes"):
+        check_path_length(fits + "a", "--output", reserve=TEMP_NAME_EXTRA)
+    atomic_write_text(tmp_path / fits, "whole")  # the longest name allowed, with its real temporary file
+    assert (tmp_path / fits).read_text() == "whole"
