@@ -134,7 +134,10 @@ def spec_overrides(spec: ArchSpec) -> dict[str, Any]:
     except SpecError:
         return {}
     mine, theirs = spec.to_dict(), base.to_dict()
-    return {k: v for k, v in mine.items() if k not in _NOT_OVERRIDES and v != theirs.get(k)}
+    changed = {k: v for k, v in mine.items() if k not in _NOT_OVERRIDES and v != theirs.get(k)}
+    if "input_width" in changed:  # a non-square input is both sides: the height belongs with the width
+        changed = {"input_size": mine["input_size"], **changed}
+    return changed
 
 
 def spec_label(spec: ArchSpec) -> str:
@@ -147,5 +150,8 @@ def spec_label(spec: ArchSpec) -> str:
 def label_with_overrides(name: str, overrides: dict[str, Any]) -> str:
     if not overrides:
         return name
-    parts = [f"{k}={','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in overrides.items()]
+    shown = dict(overrides)
+    if shown.get("input_width") is not None and "input_size" in shown:  # as typed: --input-size 224x320
+        shown["input_size"] = f"{shown['input_size']}x{shown.pop('input_width')}"
+    parts = [f"{k}={','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in shown.items()]
     return f"{name} ({', '.join(parts)})"

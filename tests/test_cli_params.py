@@ -185,7 +185,10 @@ def test_stochastic_depth_reports_expected_depth_and_training_macs():
 
 def test_params_non_square_input_in_json_and_table():
     doc = run_json("params", "--arch", "resnet50", "--input-size", "224x320")
-    assert (doc["input_size"], doc["input_hw"], doc["overrides"]) == (224, [224, 320], {"input_width": 320})
+    # the overrides carry both sides of a non-square input; the label shows them as typed
+    assert (doc["input_size"], doc["input_hw"]) == (224, [224, 320])
+    assert doc["overrides"] == {"input_size": 224, "input_width": 320}
+    assert doc["label"] == "resnet50 (input_size=224x320)"
     assert doc["spec"]["input_width"] == 320 and get_shape(doc, "layer4") == [2048, 7, 10]
     assert doc["macs"] == 5_840_814_080  # equal to summarize's and fvcore's (test_summary, test_engines_agree)
     square = run_json("params", "--arch", "resnet50", "--input-size", "224x224")
