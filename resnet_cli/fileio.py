@@ -57,6 +57,9 @@ def check_writable(path: str | os.PathLike[str], option: str, *, folder: bool = 
     if path.exists() and path.is_dir() != folder:
         raise ResnetCliError(f"{option} {path} is a {'file' if folder else 'folder'}, not a "
                              f"{'folder' if folder else 'file'}")
+    if not folder and path.exists() and not path.is_file():  # the atomic rename would replace the node itself
+        raise ResnetCliError(f"{option} {path} is a device, FIFO or socket, not a regular file: results are written "
+                             f"to a file (a new one, or one that they replace)")
     blocker = next((p for p in (target, *target.parents) if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise ResnetCliError(f"{option} {path}: {blocker} is a file, not a folder")

@@ -573,6 +573,7 @@ def test_hostile_paths_are_refused_before_any_work(trained, tmp_path):
         {"argv": ["train", "--resume", str(tmp_path)]},
         {"argv": ["eval", str(tmp_path / "x\udcff\udcfe.pt")]},  # bytes that are not UTF-8, as a shell passes them
         {"argv": ["eval", str(ckpt), "--workers", "100000"]},
+        {"argv": [*train, str(fifo)]},  # the finished run's rename would have replaced the FIFO (as root: /dev/null)
     ]
     r = run_cases(tmp_path, cases)
     assert_refused(r[0], "--output", "at most 255 bytes", "has 303")
@@ -592,6 +593,8 @@ def test_hostile_paths_are_refused_before_any_work(trained, tmp_path):
     assert_refused(r[14], "is a folder, not a checkpoint file")
     assert_refused(r[15], "no such checkpoint", "x\\udcff\\udcfe.pt")
     assert_refused(r[16], "--workers", "0<=x<=64")
+    assert_refused(r[17], "--output", "fifo.pt is a device, FIFO or socket, not a regular file")
+    assert fifo.is_fifo()
     assert not made.exists() or not any(made.rglob("*.pt"))  # nothing trained, nothing saved
     for result in r[:4]:
         assert result["seconds"] < 5, result  # refused before torch trains anything
@@ -741,3 +744,36 @@ def test_path_limits_count_bytes_and_leave_room_for_the_temporary_file(tmp_path)
         check_path_length(fits + "a", "--output", reserve=TEMP_NAME_EXTRA)
     atomic_write_text(tmp_path / fits, "whole")  # the longest name allowed, with its real temporary file
     assert (tmp_path / fits).read_text() == "whole"
+
+
+def test_an_output_that_is_a_device_is_refused_not_replaced():
+    """As root, a training's atomic rename onto `-o /dev/null` would replace the device node with a checkpoint."""
+    from resnet_cli.errors import ResnetCliError
+    from resnet_cli.fileio import check_writable
+
+    for device in ("/dev/null", "/dev/full"):
+        with pytest.raises(ResnetCliError, match="is a device, FIFO or socket, not a regular file"):
+            check_writable(device, "--output")
+
+
+@pytest.mark.parametrize("text, words", [
+    ('{"baseline_error": "x"}', "no baseline_error between 0 and 1"),
+    ('{"baseline_error": 1e999, "single": []}', "no baseline_error between 0 and 1"),
+    ('{"baseline_error": 0.1, "single": "garbage"}', "'single' is not a list"),
+    ('{"baseline_error": 0.1, "single": [1, 2]}', "'single' row 1 lacks"),
+    ('{"baseline_error": 0.1, "multi": [{"k": 1, "mean": 0.5, "std": 0.1}, {"k": "2", "mean": 0.5, "std": 0}]}',
+     "'multi' row 2 lacks"),
+    ('{"baseline_error": 0.1, "reorder": [{"k": 1, "mean": 50, "std": 0}]}', "'reorder' row 1 lacks"),
+    ('{"baseline_error": 0.5}', "no single, multi or reorder measurements to draw"),
+    ('{"baseline_error": 0.1, "multi": [{"k": 1, "mean": 0.5, "std": 0.1}], "num_classes": 0}', "num_classes"),
+    ("\udcff{}", "not a lesion study"),  # not UTF-8
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+])
+def test_plot_lesion_refuses_a_lesion_json_it_cannot_draw(tmp_path, monkeypatch, capsys, text, words):
+    """Each used to end in a TypeError traceback-turned-"internal error" (exit 1), or exit 0 having drawn nothing."""
+    study = tmp_path / "lesion.json"
+    study.write_text(text, encoding="utf-8", errors="surrogateescape")
+    code, err = _cli(monkeypatch, capsys, ["plot-lesion", str(study), "-o", str(tmp_path / "plots")])
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith(f"Error: {study}: not a lesion study") and words in err, err
+    assert not (tmp_path / "plots").exists()

@@ -170,3 +170,39 @@ def _check_partial(partial: Any, images: int, bad: Any) -> None:
 def _count(value: Any) -> bool:
     """A whole number >= 0 (not a bool, a float or a string)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+# --------------------------------------------------------------------------- lesion.json, read back to be drawn
+def check_saved_study(data: Any, path: Path) -> dict[str, Any]:
+    """``data``, a study's ``lesion.json`` read back (``plot-lesion``), refused unless it can be drawn as it says:
+    an object with errors that are fractions in [0, 1], rows of ``single`` and ``skipped`` that name a block by
+    its index, rows of ``multi`` and ``reorder`` with a whole k and a mean and std, and something to draw."""
+    def bad(why: str) -> ResnetCliError:
+        return ResnetCliError(f"{path}: not a lesion study written by 'lesion' ({why})")
+
+    if not isinstance(data, dict) or not _fraction(data.get("baseline_error")):
+        raise bad("no baseline_error between 0 and 1")
+    rules = {
+        "single": lambda r: _count(r.get("index")) and isinstance(r.get("block"), str) and _fraction(r.get("error")),
+        "skipped": lambda r: _count(r.get("index")) and isinstance(r.get("block"), str),
+        "multi": lambda r: _count(r.get("k")) and _fraction(r.get("mean")) and _fraction(r.get("std")),
+    }
+    rules["reorder"] = rules["multi"]
+    for name, fits in rules.items():
+        rows = data.get(name, [])
+        if not isinstance(rows, list):
+            raise bad(f"{name!r} is not a list")
+        wrong = next((i for i, r in enumerate(rows) if not (isinstance(r, dict) and fits(r))), None)
+        if wrong is not None:
+            raise bad(f"{name!r} row {wrong + 1} lacks a whole index or k, a block name, or an error in [0, 1]")
+    if not any(data.get(name) for name in ("single", "multi", "reorder")):
+        raise bad("no single, multi or reorder measurements to draw")
+    classes = data.get("num_classes")
+    if classes is not None and not (_count(classes) and classes >= 1):
+        raise bad("num_classes is not a whole number >= 1")
+    return data
+
+
+def _fraction(value: Any) -> bool:
+    """A number in [0, 1] (an error; also a std of errors): not a bool, a string, NaN or an infinity."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1

@@ -172,6 +172,7 @@ def plot_lesion(
     """Draw saved lesion studies together: a ResNet and its plain twin in one figure (Veit et al. 2016 Fig. 3)."""
     import json
 
+    from ..analysis.lesion_state import check_saved_study
     from ..fileio import check_writable
     from ..limits import MAX_JSON_BYTES, check_file_size
     from ..render import stderr_console
@@ -191,9 +192,7 @@ def plot_lesion(
             raise ResnetCliError(f"{file}: not a lesion study (it is nested too deeply)") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ResnetCliError(f"{file}: not a lesion study ({exc})") from None
-        if not isinstance(data, dict) or "baseline_error" not in data:
-            raise ResnetCliError(f"{file}: not a lesion study written by 'lesion' (no baseline_error)")
-        loaded.append(data)
+        loaded.append(check_saved_study(data, file))
     check_writable(out, "--out", folder=True)
     plots = [p for suffix in suffixes for p in lesion_plots(loaded, out, suffix)]
     stderr_console(quiet).print(f"wrote {', '.join(p.name for p in plots)} to {out}")
