@@ -122,6 +122,12 @@ def test_markup_in_a_name_is_printed_as_typed(tmp_path):
     assert "[/bold]x[red]" in result["stdout"]
 
 
+def test_an_emoji_code_in_a_name_is_printed_as_typed(tmp_path):
+    [result] = run_cases(tmp_path, [{"argv": ["params", "--arch", "resnet20", "--set", "name=net:fire:x"]}])
+    assert result["code"] == 0, result["stderr"]
+    assert "net:fire:x" in result["stdout"]  # rich's default would print net🔥x
+
+
 # --------------------------------------------------------------------------- stdout that fails
 def test_a_full_disk_under_stdout_is_one_line():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
