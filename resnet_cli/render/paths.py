@@ -7,7 +7,6 @@ conversion (4,300 digits); ``big_ints`` lifts it while one output is written, so
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -275,6 +274,8 @@ def write_listing(paths: Iterable[tuple[int, ...]], names: Sequence[str], fmt: s
     out = out or sys.stdout
     written = 0
     if fmt == "json":
+        import json  # here: the table does without it (≈ 2 ms of its start)
+
         head = json.dumps(header or {}, indent=2)
         out.write(head[:-1].rstrip() + (",\n" if header else "\n") + '  "paths": [')
         for path in paths:
