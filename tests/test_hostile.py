@@ -614,9 +614,12 @@ class FullDisk:
         self.real, self.room, self.written = real, room, 0
 
     def write(self, data):
-        if self.written + len(data) > self.room:
+        fits = max(0, self.room - self.written)
+        if len(data) > fits:  # what fits is written, then the disk is full
             import errno
 
+            self.real.write(data[:fits])
+            self.written += fits
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         self.written += len(data)
         return self.real.write(data)
@@ -641,21 +644,23 @@ def _cli(monkeypatch, capsys, argv: list[str]) -> tuple[int, str]:
     return exit_.value.code, capsys.readouterr().err
 
 
-def _fill_the_disk_after(monkeypatch, saves: int, room: int, kinds=("wb",)) -> list[Path]:
+def _fill_the_disk_after(monkeypatch, saves: int, room: int, kinds=("wb",), of: str = "") -> list[Path]:
     """After ``saves`` atomic writes, every later one fails once ``room`` bytes are written (``kinds``: the open
-    modes it applies to). Returns the files whose write failed."""
+    modes it applies to; ``of``: only writes of files with this in their name). Returns the files whose write
+    failed (their temporary files)."""
     from resnet_cli import fileio
 
     real_fdopen, seen, failed = os.fdopen, [0], []
 
     def fdopen(fd, mode="r", *args, **kwargs):
         fh = real_fdopen(fd, mode, *args, **kwargs)
-        if mode not in kinds:
+        name = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        if mode not in kinds or of not in name.name:
             return fh
         seen[0] += 1
         if seen[0] <= saves:
             return fh
-        failed.append(Path(os.readlink(f"/proc/self/fd/{fh.fileno()}")))
+        failed.append(name)
         return FullDisk(fh, room)
 
     monkeypatch.setattr(fileio.os, "fdopen", fdopen)
@@ -783,3 +788,30 @@ def test_plot_lesion_refuses_a_lesion_json_it_cannot_draw(tmp_path, monkeypatch,
     assert code == 2, err
     assert err.count("\n") == 1 and err.startswith(f"Error: {study}: not a lesion study") and words in err, err
     assert not (tmp_path / "plots").exists()
+
+
+def test_a_full_disk_in_the_middle_of_a_study_keeps_what_was_measured(trained, tmp_path, monkeypatch, capsys):
+    """The disk fills after the first chunk was written: one line, exit 2, measurements.json holds that chunk whole
+    (no temporary file), and --resume on a disk with room again ends with the uninterrupted study's numbers."""
+    ckpt, _ = trained
+    options = [str(ckpt), "--limit", "8", "--experiments", "single,multi", "--max-k", "2", "--samples", "2",
+               "--quiet", "--format", "json"]
+    code, err = _cli(monkeypatch, capsys, ["lesion", *options, "--out", str(tmp_path / "whole")])
+    assert code == 0, err
+    whole = json.loads((tmp_path / "whole" / "lesion.json").read_text())
+    out = tmp_path / "cut"
+    with monkeypatch.context() as full:
+        # the study's state written empty, then after chunk 1; after chunk 2 its first 100 bytes fit
+        failed = _fill_the_disk_after(full, saves=2, room=100, kinds=("w",), of="measurements.json")
+        code, err = _cli(full, capsys, ["lesion", *options, "--out", str(out)])
+    assert code == 2, err
+    assert err.splitlines() == ["Error: no space left on the device (free some space and run again)"], err
+    assert failed and not any(f.exists() for f in failed)  # the half-written state was removed
+    kept = json.loads((out / "measurements.json").read_text())
+    assert kept["done"] and kept["partial"] is None  # the first chunk, whole
+    assert {p.name for p in out.iterdir()} <= {"measurements.csv", "measurements.json"}  # no temp file, no lock
+    code, err = _cli(monkeypatch, capsys, ["lesion", *options, "--out", str(out), "--resume"])
+    assert code == 0, err
+    resumed = json.loads((out / "lesion.json").read_text())
+    for key in ("baseline_error", "single", "multi"):
+        assert resumed[key] == whole[key]
