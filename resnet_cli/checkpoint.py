@@ -224,7 +224,7 @@ def _read(path: Path) -> Any:
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols before it fails: one line, not three
             warnings.simplefilter("ignore")
-            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            return _check_items(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True), path)
     except pickle.UnpicklingError as exc:
         code = _foreign_globals(data)
         if code:
@@ -243,6 +243,27 @@ def _read(path: Path) -> Any:
         else:
             why = "corrupt or not a torch file"
         raise CheckpointError(f"{path} is {why} ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def _check_items(obj: Any, path: Path) -> Any:
+    """``obj``, refused when its containers hold more than MAX_CHECKPOINT_ITEMS values counted as a tree.
+
+    A pickle may name one object many times: 30 levels of ``[x, x]`` are 2**30 values to whatever walks them (the
+    record's check, --resume's save, a spec's fields) from a 200 kB file. Counted without recursion, and without
+    listing a container that would pass the limit."""
+    from .limits import MAX_CHECKPOINT_ITEMS
+
+    pending, counted = [obj], 0
+    while pending:
+        item = pending.pop()
+        if not isinstance(item, (dict, list, tuple, set, frozenset)):
+            continue  # a tensor, a number, a string: one value, counted by its container
+        counted += 2 * len(item) if isinstance(item, dict) else len(item)  # a dict's keys and values
+        if counted > MAX_CHECKPOINT_ITEMS:
+            raise CheckpointError(f"{path} is refused: its lists and dicts hold more than {MAX_CHECKPOINT_ITEMS:,} "
+                                  f"values (counting each reference to a shared one), past the limit for a checkpoint")
+        pending.extend([*item.keys(), *item.values()] if isinstance(item, dict) else item)
+    return obj
 
 
 def _read_bytes(path: Path) -> bytes:

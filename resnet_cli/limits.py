@@ -54,6 +54,9 @@ MAX_IMAGE_PIXELS = 8192 * 8192
 MAX_CHECKPOINT_BYTES = 8 * 2**30
 MAX_CHECKPOINT_PICKLE_BYTES = 256 * 2**20
 MAX_CHECKPOINT_INFLATION = 4
+#: Values in a checkpoint's lists and dicts, each reference to a shared one counted (a ResNet-1202's state dict,
+#: optimizer state and a 1000-epoch record hold under 100,000).
+MAX_CHECKPOINT_ITEMS = 2_000_000
 #: One CIFAR batch file (CIFAR-100's train is 155 MB) and the images in it (50,000).
 MAX_CIFAR_BATCH_BYTES = 400 * 2**20
 MAX_CIFAR_BATCH_IMAGES = 60_000

@@ -277,6 +277,15 @@ def corpus(trained, tmp_path_factory):
     p = _payload(good)
     p["extra"]["epoch"] = 7
     files["epoch_mismatch"] = _save(p, folder / "epoch_mismatch.pt")
+    laughs = [0]
+    for _ in range(30):  # 2**30 values to whatever walks it, from a few hundred bytes of pickle ("billion laughs")
+        laughs = [laughs, laughs]
+    p = _payload(good)
+    p["spec"]["description"] = laughs
+    files["laughs_spec"] = _save(p, folder / "laughs_spec.pt")
+    p = _payload(good)
+    p["record"][0]["notes"] = laughs
+    files["laughs_record"] = _save(p, folder / "laughs_record.pt")
     p = _payload(good)
     p["state_dict"] = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
                        for k, v in p["state_dict"].items()}
@@ -299,6 +308,8 @@ def test_hostile_checkpoints_are_refused_in_one_line(corpus, tmp_path):
         {"argv": ["train", "--resume", c["epoch_mismatch"], "-o", str(tmp_path / "c.pt")]},
         {"argv": ["eval", c["nan_weights"], "--format", "json"]},
         {"argv": ["eval", c["zip_bomb"].replace("bomb", "missing")]},
+        {"argv": ["params", "--from", c["laughs_spec"]]},
+        {"argv": ["train", "--resume", c["laughs_record"], "-o", str(tmp_path / "d.pt")]},
     ]
     r = run_cases(tmp_path, cases)
     assert_refused(r[0], "inflate", "limits")
@@ -318,6 +329,9 @@ def test_hostile_checkpoints_are_refused_in_one_line(corpus, tmp_path):
     assert report["loss"] is None and report["error"] == pytest.approx(0.9, abs=0.2)
     assert "JSON shows null" in nan["stderr"]
     assert_refused(r[11], "no such checkpoint")
+    for result in r[12:14]:  # hung for hours (the spec's fields; --resume's copy of the record)
+        assert_refused(result, "more than 2,000,000 values", "shared one")
+    assert not (tmp_path / "d.pt").exists()
 
 
 # --------------------------------------------------------------------------- studies read back, and locks
