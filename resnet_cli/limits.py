@@ -54,6 +54,9 @@ MAX_IMAGE_PIXELS = 8192 * 8192
 MAX_CHECKPOINT_BYTES = 8 * 2**30
 MAX_CHECKPOINT_PICKLE_BYTES = 256 * 2**20
 MAX_CHECKPOINT_INFLATION = 4
+#: Records (files) in a checkpoint's zip: torch writes one per tensor storage, a few thousand for a ResNet-1202
+#: with its optimizer state.
+MAX_CHECKPOINT_RECORDS = 100_000
 #: Values in a checkpoint's lists and dicts, each reference to a shared one counted (a ResNet-1202's state dict,
 #: optimizer state and a 1000-epoch record hold under 100,000).
 MAX_CHECKPOINT_ITEMS = 2_000_000
