@@ -122,17 +122,26 @@ def parse_input_size(value: Any, what: str = "input size") -> tuple[int, int]:
     if isinstance(value, str):
         match = _INPUT_SIZE.fullmatch(value)
         if match is None:
-            raise LimitError(f"{what} {value!r}: give H or HxW in pixels, e.g. 224 or 224x320")
-        hw = (int(match[1]), int(match[2] or match[1]))
+            raise LimitError(f"{what} {_shown(value)}: give H or HxW in pixels, e.g. 224 or 224x320")
+        sides = (match[1], match[2] or match[1])
+        if any(len(side.lstrip("0")) > len(str(MAX_INPUT_SIZE)) for side in sides):  # int() refuses 4,300 digits
+            raise LimitError(f"{what} {_shown(value)}: each side must be between 1 and {MAX_INPUT_SIZE} pixels")
+        hw = (int(sides[0]), int(sides[1]))
     elif isinstance(value, int) and not isinstance(value, bool):
         hw = (value, value)
     elif isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
         hw = (value[0], value[1])
     else:
-        raise LimitError(f"{what} {value!r}: give H or HxW in pixels, e.g. 224 or 224x320")
+        raise LimitError(f"{what} {_shown(value)}: give H or HxW in pixels, e.g. 224 or 224x320")
     for side in hw:
-        check_input_size(side, f"{what} {value!r}: each side")
+        check_input_size(side, f"{what} {_shown(value)}: each side")
     return hw
+
+
+def _shown(value: Any) -> str:
+    """``value`` as typed, for a message: its repr, cut to 40 characters (a typo can be 5,000 digits)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def check_samples(samples: int, option: str = "--samples") -> int:

@@ -105,6 +105,7 @@ def test_typed_sizes_are_refused_by_the_limit_they_pass(tmp_path):
         {"argv": ["params", "--arch", "resnet20", "--set", "name=a\x1b]0;pwned\x07b\x1b[2J"]},
         {"argv": ["paths", "--arch", "resnet20", "--set", f"layers={10**6},1,1"]},
         {"argv": ["params", "--arch", "resnet18", "--input-size", "100000"]},
+        {"argv": ["params", "--arch", "resnet18", "--input-size", "9" * 5000]},  # past int()'s 4,300 digits
     ]
     results = run_cases(tmp_path, cases)
     for result in results[:3]:
@@ -114,6 +115,8 @@ def test_typed_sizes_are_refused_by_the_limit_they_pass(tmp_path):
     assert_refused(results[5], "printable", "\\x1b")  # shown escaped, never sent
     assert_refused(results[6], "20,000 blocks")
     assert_refused(results[7], "8192 pixels")
+    assert_refused(results[8], "8192 pixels")
+    assert len(results[8]["stderr"]) < 200  # the typed value is cut, not printed whole
 
 
 def test_markup_in_a_name_is_printed_as_typed(tmp_path):
@@ -803,6 +806,7 @@ def test_an_output_that_is_a_device_is_refused_not_replaced():
     ('{"baseline_error": 0.5}', "no single, multi or reorder measurements to draw"),
     ('{"baseline_error": 0.1, "multi": [{"k": 1, "mean": 0.5, "std": 0.1}], "num_classes": 0}', "num_classes"),
     ("\udcff{}", "not a lesion study"),  # not UTF-8
+    ('{"baseline_error": ' + "9" * 5000 + "}", "4300 digits"),  # json refuses it with a ValueError
     ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
 ])
 def test_plot_lesion_refuses_a_lesion_json_it_cannot_draw(tmp_path, monkeypatch, capsys, text, words):

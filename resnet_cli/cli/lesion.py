@@ -190,7 +190,7 @@ def plot_lesion(
                                  f"lesion.json)") from None
         except RecursionError:
             raise ResnetCliError(f"{file}: not a lesion study (it is nested too deeply)") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # not JSON, not UTF-8, an integer of more than 4,300 digits
             raise ResnetCliError(f"{file}: not a lesion study ({exc})") from None
         loaded.append(check_saved_study(data, file))
     check_writable(out, "--out", folder=True)
