@@ -9,7 +9,7 @@ command's median over the median of ``python -c pass`` (issue 15 asks for at mos
 
 Bytecode: an installed package runs from compiled bytecode (pip compiles it when it installs). With
 ``PYTHONDONTWRITEBYTECODE=1`` in the caller's environment every run would compile this checkout's modules from
-source again (≈ 1x ``python -c pass`` more), so the runs get a bytecode cache of their own, a temporary
+source again (≈ 0.5x ``python -c pass`` more here), so the runs get a bytecode cache of their own, a temporary
 ``PYTHONPYCACHEPREFIX`` that the warm-up run fills; ``--no-bytecode`` measures the compile-every-time start instead.
 
 Then ``python -X importtime`` of the slowest command, a few times: the top-level imports by cumulative time, each
