@@ -258,6 +258,7 @@ def _zip_bomb(source: Path, path: Path, mebibytes: int = 2048) -> Path:
 def corpus(trained, tmp_path_factory):
     """name -> a hostile file made from the trained checkpoint."""
     import pickle
+    import zlib
 
     import torch
 
@@ -266,6 +267,9 @@ def corpus(trained, tmp_path_factory):
     files = {}
     files["zip_bomb"] = _zip_bomb(good, folder / "bomb.pt")
     files["many_records"] = _write_zip(folder / "many.pt", [(f"many/data/{i}", 0, 0, b"", 0) for i in range(150_000)])
+    pickled = b"\x80\x02]" + b"N" * 9 * 2**20 + b"."  # a list of 9,437,184 Nones: past the 8 MiB pickle limit
+    files["big_pickle"] = _write_zip(folder / "big_pickle.pt", [("big/data.pkl", 0, zlib.crc32(pickled), pickled,
+                                                                  len(pickled))])
     files["code_zip"] = _save({"x": Evil()}, folder / "code.pt")
     files["code_raw"] = folder / "code.pkl"
     files["code_raw"].write_bytes(pickle.dumps({"x": Evil()}, protocol=4))
@@ -322,6 +326,7 @@ def test_hostile_checkpoints_are_refused_in_one_line(corpus, tmp_path):
         {"argv": ["eval", c["zip_bomb"].replace("bomb", "missing")]},
         {"argv": ["params", "--from", c["laughs_spec"]]},
         {"argv": ["eval", c["many_records"]]},
+        {"argv": ["eval", c["big_pickle"]]},
         {"argv": ["train", "--resume", c["laughs_record"], "-o", str(tmp_path / "d.pt")]},
     ]
     r = run_cases(tmp_path, cases)
@@ -342,10 +347,11 @@ def test_hostile_checkpoints_are_refused_in_one_line(corpus, tmp_path):
     assert report["loss"] is None and report["error"] == pytest.approx(0.9, abs=0.2)
     assert "JSON shows null" in nan["stderr"]
     assert_refused(r[11], "no such checkpoint")
-    for result in (r[12], r[14]):  # hung for hours (the spec's fields; --resume's copy of the record)
+    for result in (r[12], r[15]):  # hung for hours (the spec's fields; --resume's copy of the record)
         assert_refused(result, "more than 2,000,000 values", "shared one")
     assert not (tmp_path / "d.pt").exists()
     assert_refused(r[13], "lists 150,000 records", "limit of 100,000")  # zipfile's parse of them took 600 MB
+    assert_refused(r[14], "'big/data.pkl': 9,437,188", "8,388,608 for the pickle")
 
 
 # --------------------------------------------------------------------------- studies read back, and locks
