@@ -54,7 +54,8 @@ MAX_IMAGE_PIXELS = 8192 * 8192
 MAX_CHECKPOINT_BYTES = 8 * 2**30
 #: The pickle holds about 100 bytes per tensor (a ResNet-1202's training checkpoint has under 1 MB of it); torch
 #: builds each tensor it names: 450,000 entries in a 43 MB pickle took torch.load 18 s and 1 GB, and 160,000 in
-#: 15 MB 17 s and 500 MB on a loaded 2-core machine.
+#: 15 MB 17 s and 500 MB on a loaded 2-core machine. The same limit holds for the pickles of torch's format
+#: before zip (checkpoint._check_legacy_pickles).
 MAX_CHECKPOINT_PICKLE_BYTES = 8 * 2**20
 MAX_CHECKPOINT_INFLATION = 4
 #: Records (files) in a checkpoint's zip: torch writes one per tensor storage, a few thousand for a ResNet-1202

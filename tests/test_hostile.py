@@ -254,6 +254,25 @@ def _zip_bomb(source: Path, path: Path, mebibytes: int = 2048) -> Path:
     return path
 
 
+def _legacy_checkpoint(path: Path, pickled: bytes) -> Path:
+    """``pickled`` as the object of a checkpoint in torch's format before zip (akamaster's files): torch's own
+    first three pickles (magic number, protocol, system information), then ``pickled``, then no storage keys."""
+    import io
+    import pickle
+    import pickletools
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save([], buf, _use_new_zipfile_serialization=False)
+    stream = io.BytesIO(buf.getvalue())
+    for _ in range(3):
+        for _op in pickletools.genops(stream):
+            pass
+    path.write_bytes(buf.getvalue()[:stream.tell()] + pickled + pickle.dumps([], protocol=2))
+    return path
+
+
 @pytest.fixture(scope="module")
 def corpus(trained, tmp_path_factory):
     """name -> a hostile file made from the trained checkpoint."""
@@ -270,6 +289,7 @@ def corpus(trained, tmp_path_factory):
     pickled = b"\x80\x02]" + b"N" * 9 * 2**20 + b"."  # a list of 9,437,184 Nones: past the 8 MiB pickle limit
     files["big_pickle"] = _write_zip(folder / "big_pickle.pt", [("big/data.pkl", 0, zlib.crc32(pickled), pickled,
                                                                   len(pickled))])
+    files["legacy_big_pickle"] = _legacy_checkpoint(folder / "legacy_big_pickle.th", pickled)
     files["code_zip"] = _save({"x": Evil()}, folder / "code.pt")
     files["code_raw"] = folder / "code.pkl"
     files["code_raw"].write_bytes(pickle.dumps({"x": Evil()}, protocol=4))
@@ -328,6 +348,7 @@ def test_hostile_checkpoints_are_refused_in_one_line(corpus, tmp_path):
         {"argv": ["eval", c["many_records"]]},
         {"argv": ["eval", c["big_pickle"]]},
         {"argv": ["train", "--resume", c["laughs_record"], "-o", str(tmp_path / "d.pt")]},
+        {"argv": ["eval", c["legacy_big_pickle"]]},
     ]
     r = run_cases(tmp_path, cases)
     assert_refused(r[0], "inflate", "limits")
@@ -352,6 +373,7 @@ def test_hostile_checkpoints_are_refused_in_one_line(corpus, tmp_path):
     assert not (tmp_path / "d.pt").exists()
     assert_refused(r[13], "lists 150,000 records", "limit of 100,000")  # zipfile's parse of them took 600 MB
     assert_refused(r[14], "'big/data.pkl': 9,437,188", "8,388,608 for the pickle")
+    assert_refused(r[16], "pickled part passes 8,388,608 bytes")  # torch.load took 4 s and 300 MB to build it
 
 
 # --------------------------------------------------------------------------- studies read back, and locks
