@@ -36,6 +36,10 @@ MAX_NAME_LENGTH = 200
 MAX_LESION_MEASUREMENTS = 100_000
 #: ``--samples`` of ``lesion`` and ``gradients``.
 MAX_SAMPLES = 10_000
+#: Epochs of one training run, typed or read from a checkpoint being resumed (the papers train 164 to 300 on
+#: CIFAR, 90 to 120 on ImageNet): past it a typo trains for ever, and the record of every epoch stays a tenth of
+#: MAX_CHECKPOINT_ITEMS.
+MAX_EPOCHS = 10_000
 #: Data-loading processes (``--workers``): each is a copy of the run, and past the cores they only slow it (100,000
 #: of them froze the machine).
 MAX_WORKERS = 64

@@ -86,8 +86,12 @@ class TrainConfig:
         return cls(**kwargs)
 
     def validate(self) -> TrainConfig:
-        if self.epochs < 1:
-            raise ResnetCliError(f"--epochs must be at least 1 (got {self.epochs})")
+        from .limits import MAX_EPOCHS
+
+        if not 1 <= self.epochs <= MAX_EPOCHS:
+            got = f"{self.epochs:,}" if abs(self.epochs) < 10**15 else f"a number of {len(str(self.epochs))} digits"
+            raise ResnetCliError(f"a run's epochs (--epochs, or the checkpoint's when resuming) must be 1 to "
+                                 f"{MAX_EPOCHS:,}, the limit of one run (got {got})")
         if self.batch_size < 1 or self.eval_batch_size < 1:
             raise ResnetCliError("batch sizes must be at least 1")
         if not (self.lr > 0 and math.isfinite(self.lr)):

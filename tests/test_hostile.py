@@ -305,6 +305,9 @@ def corpus(trained, tmp_path_factory):
     p["extra"]["config"]["lr"] = "0.1"
     files["string_lr"] = _save(p, folder / "string_lr.pt")
     p = _payload(good)
+    p["extra"]["config"]["epochs"] = 10**20  # a resumed run would train for ever
+    files["endless_epochs"] = _save(p, folder / "endless_epochs.pt")
+    p = _payload(good)
     del p["record"][-1]["wall_time_s"]
     files["record_lacks_key"] = _save(p, folder / "record_lacks_key.pt")
     p = _payload(good)
@@ -349,6 +352,9 @@ def test_hostile_checkpoints_are_refused_in_one_line(corpus, tmp_path):
         {"argv": ["eval", c["big_pickle"]]},
         {"argv": ["train", "--resume", c["laughs_record"], "-o", str(tmp_path / "d.pt")]},
         {"argv": ["eval", c["legacy_big_pickle"]]},
+        {"argv": ["train", "--resume", c["endless_epochs"], "-o", str(tmp_path / "e.pt")]},
+        {"argv": ["train", "--arch", "resnet20", "--dataset", "digits", "--epochs", "10001", "-o",
+                  str(tmp_path / "f.pt")]},
     ]
     r = run_cases(tmp_path, cases)
     assert_refused(r[0], "inflate", "limits")
@@ -374,6 +380,9 @@ def test_hostile_checkpoints_are_refused_in_one_line(corpus, tmp_path):
     assert_refused(r[13], "lists 150,000 records", "limit of 100,000")  # zipfile's parse of them took 600 MB
     assert_refused(r[14], "'big/data.pkl': 9,437,188", "8,388,608 for the pickle")
     assert_refused(r[16], "pickled part passes 8,388,608 bytes")  # torch.load took 4 s and 300 MB to build it
+    assert_refused(r[17], "1 to 10,000", "checkpoint's when resuming", "21 digits")
+    assert_refused(r[18], "1 to 10,000", "10,001")
+    assert not (tmp_path / "e.pt").exists() and not (tmp_path / "f.pt").exists()
 
 
 # --------------------------------------------------------------------------- studies read back, and locks
