@@ -73,11 +73,12 @@ def time_inference(model, images, batch_size, device, amp_dtype) -> float:
     if device.type == "cuda":
         work = work.to(memory_format=torch.channels_last)
     autocast = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+    images = images.to(device)  # before the clock: the engines hold the study's images on the device too
     sync(device)
     start = time.perf_counter()
     with torch.inference_mode(), autocast:
         for i in range(0, len(images), batch_size):
-            x = images[i:i + batch_size].to(device)
+            x = images[i:i + batch_size]
             if device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             work(x).argmax(1)
@@ -142,6 +143,10 @@ def measure(spec, images, labels, batch_size: int, device, repeats: int, budget_
         "errors_identical": errors["naive"] == errors["cached"] == errors["stacked"],
         "max_error_difference": max(abs(a - b) for e in ("cached", "stacked")
                                     for a, b in zip(errors["naive"], errors[e])),
+        # per engine: on a GPU under autocast the stacked engine's larger batches may round a borderline image
+        # the other way, so its difference is a measurement, not a failure (gpu_check's agreement bounds it)
+        "error_difference_from_naive": {e: max(abs(a - b) for a, b in zip(errors["naive"], errors[e]))
+                                        for e in ("cached", "stacked")},
         "units": {"median_s": "seconds (median over repeats)", "macs": "multiply-adds of conv and linear layers",
                   "images_per_s": "images x configurations scored per second"},
         "rows": rows,

@@ -160,8 +160,7 @@ def save_checkpoint(path: str | os.PathLike[str], *, spec: ArchSpec, state_dict:
         "version": VERSION,
         "arch": spec.name,
         "spec": spec.to_dict(),
-        # contiguous (NCHW): a network trained channels_last on a GPU saves the layout one trained on the CPU does
-        "state_dict": {k: v.detach().cpu().contiguous() for k, v in state_dict.items()},
+        "state_dict": _to_cpu(dict(state_dict)),
         "dataset": dataset.to_dict() if dataset is not None else None,
         "record": _plain(list(record)),
         "extra": _to_cpu(extra or {}),
@@ -181,10 +180,12 @@ def save_checkpoint(path: str | os.PathLike[str], *, spec: ArchSpec, state_dict:
 
 
 def _to_cpu(obj: Any) -> Any:
+    """Tensors on the CPU and contiguous (NCHW), in nested dicts and lists: a network trained channels_last on a
+    GPU saves the layout one trained on the CPU does, its weights and its optimizer's momentum alike."""
     import torch
 
     if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
+        return obj.detach().cpu().contiguous()
     if isinstance(obj, dict):
         return {k: _to_cpu(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

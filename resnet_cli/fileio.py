@@ -47,7 +47,7 @@ def check_writable(path: str | os.PathLike[str], option: str, *, folder: bool = 
     Creates the missing parent folders (writing would create them anyway) and probes with a temporary file.
     """
     from .errors import ResnetCliError
-    from .limits import check_path_length
+    from .limits import check_path_length, file_kind
 
     # a name the file system refuses is refused now, not when the finished run saves (a folder's own files have
     # short fixed names; a file's temporary file adds TEMP_NAME_EXTRA bytes to its name)
@@ -58,8 +58,8 @@ def check_writable(path: str | os.PathLike[str], option: str, *, folder: bool = 
         raise ResnetCliError(f"{option} {path} is a {'file' if folder else 'folder'}, not a "
                              f"{'folder' if folder else 'file'}")
     if not folder and path.exists() and not path.is_file():  # the atomic rename would replace the node itself
-        raise ResnetCliError(f"{option} {path} is a device, FIFO or socket, not a regular file: results are written "
-                             f"to a file (a new one, or one that they replace)")
+        raise ResnetCliError(f"{option} {path} is {file_kind(path.stat().st_mode)}, not a regular file: results are "
+                             f"written to a file (a new one, or one that they replace)")
     blocker = next((p for p in (target, *target.parents) if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise ResnetCliError(f"{option} {path}: {blocker} is a file, not a folder")

@@ -180,6 +180,11 @@ def check_path_length(path: Any, what: str, error: type[ResnetCliError] | None =
                                     f"one has {len(raw):,}")
 
 
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words ("a named pipe (FIFO)"), from its ``st_mode``."""
+    return next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
+
+
 _FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a device"),
                (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
 
@@ -197,7 +202,7 @@ def check_file_size(path: Any, limit: int, what: str, error: type[ResnetCliError
     check_path_length(path, what, error)
     status = os.stat(path)
     if not stat.S_ISREG(status.st_mode):
-        kind = next((name for test, name in _FILE_KINDS if test(status.st_mode)), "a special file")
+        kind = file_kind(status.st_mode)
         raise (error or LimitError)(f"{path} is {kind}, not a regular file: {what} is read from a file")
     if status.st_size > limit:
         raise (error or LimitError)(f"{path} is {status.st_size:,} bytes, past the limit of {limit:,} bytes for "

@@ -264,6 +264,22 @@ def flush_denormals() -> Iterator[None]:
             torch.set_flush_denormal(False)
 
 
+@contextlib.contextmanager
+def _cudnn_autotuned(device: torch.device) -> Iterator[None]:
+    """cuDNN times its algorithms for each batch shape it meets (a training run has three: the full batch, an
+    epoch's last one, the evaluation's) and keeps the fastest; only during ``fit``, so that a lesion study or
+    ``evaluate`` later in the same process keeps torch's default, deterministic choice."""
+    if device.type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
 def _autocast(dtype: Any) -> Any:
     """CUDA autocast to ``dtype`` (from ``autocast_dtype``), or nothing for None."""
     return torch.autocast("cuda", dtype=dtype) if dtype is not None else contextlib.nullcontext()
@@ -312,7 +328,6 @@ class Trainer:
         self.model = model.to(self.device)
         if on_cuda:
             self.model = self.model.to(memory_format=torch.channels_last)  # batches follow (channels_last_for)
-            torch.backends.cudnn.benchmark = True  # a run's batch shape is fixed: let cuDNN time its algorithms once
         if world.distributed and config.sync_bn:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         #: what the steps run: under torchrun the DistributedDataParallel wrapper (gradients averaged over the
@@ -396,7 +411,7 @@ class Trainer:
         return torch.randperm(len(self.train_set), generator=g)
 
     def fit(self) -> list[dict[str, Any]]:
-        with self._sigint_requests_stop(), flush_denormals():
+        with self._sigint_requests_stop(), flush_denormals(), _cudnn_autotuned(self.device):
             while self.epoch < self.config.epochs:
                 if self._stop_requested:  # Ctrl-C during the last evaluation: stop at the epoch boundary
                     self._interrupt()
@@ -735,7 +750,11 @@ def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, 
     dev = resolve_device(device)
     # before joining the run: an error every rank has is said once, by rank 0
     run = _run_inputs(spec, dataset, config, data_dir, train_limit, test_limit, resume, note)
-    if run.config.sync_bn and distributed and dist.from_environment().distributed and dev.type != "cuda":
+    launched = distributed and dist.from_environment().distributed
+    if run.config.sync_bn and resume is None and not launched:  # else recorded, never applied, kept by --resume
+        raise ResnetCliError("--sync-bn shares batch norm statistics between torchrun's processes, and this run is "
+                             "one process: launch it with torchrun, or leave --sync-bn out")
+    if run.config.sync_bn and launched and dev.type != "cuda":
         whose = "the checkpoint's run uses --sync-bn, but " if resume is not None else ""
         raise ResnetCliError(f"{whose}SyncBatchNorm works on CUDA only (torch's gloo backend on the CPU has none)")
     world, dev = dist.start(dev) if distributed else (dist.SINGLE, dev)

@@ -17,8 +17,11 @@ CUDA, CPU, META = torch.device("cuda"), torch.device("cpu"), torch.device("meta"
 
 @pytest.mark.parametrize("bf16, expected", [(True, torch.bfloat16), (False, torch.float16)])
 def test_autocast_is_bf16_where_the_gpu_has_it_else_fp16_and_never_off_cuda(monkeypatch, bf16, expected):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
-    assert devices.autocast_dtype(CUDA) is expected
+    asked = []
+    # the hardware's answer is asked for: torch's default also says yes for bf16 emulated on older GPUs
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported",
+                        lambda including_emulation=True: asked.append(including_emulation) or bf16)
+    assert devices.autocast_dtype(CUDA) is expected and asked == [False]
     assert devices.autocast_dtype(CUDA, amp=False) is None
     assert devices.autocast_dtype(CPU) is None and devices.autocast_dtype(torch.device("mps")) is None
 
@@ -102,11 +105,29 @@ def test_a_channels_last_network_saves_the_layout_a_cpu_trained_one_does(tmp_pat
 
     spec = get_spec("cifar_resnet8", widths="4,8,16", stem_width=4, input_size=8)
     model = build_model(spec)
-    nhwc = {k: v.clone() for k, v in model.to(memory_format=torch.channels_last).state_dict().items()}
+    model = model.to(memory_format=torch.channels_last)
+    nhwc = {k: v.clone() for k, v in model.state_dict().items()}
     assert not nhwc["conv1.weight"].is_contiguous()  # what the GPU path would save without the fix
-    save_checkpoint(tmp_path / "cl.pt", spec=spec, state_dict=nhwc, dataset=None, record=[])
-    saved = load_checkpoint(tmp_path / "cl.pt").state_dict
-    assert all(t.is_contiguous() and torch.equal(t, nhwc[k]) for k, t in saved.items())
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)).sum().backward()
+    opt.step()
+    momentum = {k: v["momentum_buffer"] for k, v in opt.state_dict()["state"].items()}
+    assert any(m.dim() == 4 and not m.is_contiguous() for m in momentum.values())
+    save_checkpoint(tmp_path / "cl.pt", spec=spec, state_dict=nhwc, dataset=None, record=[],
+                    extra={"optimizer": opt.state_dict()})
+    ckpt = load_checkpoint(tmp_path / "cl.pt")
+    assert all(t.is_contiguous() and torch.equal(t, nhwc[k]) for k, t in ckpt.state_dict.items())
+    saved = {k: v["momentum_buffer"] for k, v in ckpt.extra["optimizer"]["state"].items()}
+    assert all(t.is_contiguous() and torch.equal(t, momentum[k]) for k, t in saved.items())
+
+
+@pytest.mark.parametrize("device, tuned", [(CUDA, True), (CPU, False)])
+def test_cudnn_autotunes_only_while_a_cuda_run_trains(device, tuned):
+    """A lesion study or evaluate later in the same process keeps torch's default (deterministic) choice."""
+    before = torch.backends.cudnn.benchmark
+    with training._cudnn_autotuned(device):
+        assert torch.backends.cudnn.benchmark is (tuned or before)
+    assert torch.backends.cudnn.benchmark is before
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

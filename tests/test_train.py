@@ -152,10 +152,19 @@ def test_trains_from_files_cifar_and_imagefolder(tmp_path):
 def test_sync_bn_is_recorded_and_kept_by_resume(tmp_path, monkeypatch):
     """--sync-bn is part of the run's recorded config: --resume keeps it, refuses to be told it, and says so when
     the resumed run could not have it (under torchrun on the CPU)."""
+    import torch
+
     ckpt = tmp_path / "sb.pt"
-    first = train(tiny_spec(), "synthetic", quick(epochs=1, sync_bn=True), device="cpu", train_limit=64,
-                  test_limit=32, checkpoint=ckpt)
-    assert first.config.sync_bn and load_checkpoint(ckpt).extra["config"]["sync_bn"] is True
+    with pytest.raises(ResnetCliError, match="this run is one process"):  # nothing to share batch norm with
+        train(tiny_spec(), "synthetic", quick(epochs=1, sync_bn=True), device="cpu", train_limit=64,
+              test_limit=32, checkpoint=ckpt)
+    assert not ckpt.exists()
+    first = train(tiny_spec(), "synthetic", quick(epochs=1), device="cpu", train_limit=64, test_limit=32,
+                  checkpoint=ckpt)
+    assert first.config.sync_bn is False and load_checkpoint(ckpt).extra["config"]["sync_bn"] is False
+    payload = torch.load(ckpt, weights_only=True)  # as a run under torchrun on GPUs with --sync-bn records it
+    payload["extra"]["config"]["sync_bn"] = True
+    torch.save(payload, ckpt)
     resumed = train(None, "synthetic", quick(epochs=2), device="cpu", checkpoint=ckpt, resume=ckpt)
     assert resumed.config.sync_bn and load_checkpoint(ckpt).extra["config"]["sync_bn"] is True
     result = CliRunner().invoke(app, ["train", "--resume", str(ckpt), "--epochs", "3", "--sync-bn"])

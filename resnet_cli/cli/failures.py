@@ -60,7 +60,8 @@ def _os_error(exc: OSError) -> str:
     if exc.errno == errno.ENAMETOOLONG:
         from ..limits import MAX_NAME_BYTES, MAX_PATH_BYTES
 
-        named = f" ({str(where)[:60]}...)" if where else ""
+        shown = str(where) if where else ""
+        named = f" ({shown[:60]}{'...' if len(shown) > 60 else ''})" if shown else ""
         return (f"a file name is too long for the file system: a name is at most {MAX_NAME_BYTES} bytes and a path "
                 f"{MAX_PATH_BYTES:,}{named}")
     return f"{where}: {what}" if where else what

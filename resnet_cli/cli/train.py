@@ -9,6 +9,7 @@ import typer
 
 from ..errors import ResnetCliError
 from ..fileio import check_writable, output_lock
+from ..limits import MAX_EPOCHS
 from ..render import OutputFormat, check_figure_path, emit, stderr_console
 from .app import (
     BatchSizeOpt,
@@ -53,8 +54,8 @@ def train(
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue a checkpoint written by 'train' "
                                                 "(also after Ctrl-C); its arch, data and settings are kept.")]
     = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", "-e", min=1, help="Epochs in total (default 30; with "
-                                               "--resume, the saved total).")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", "-e", min=1, max=MAX_EPOCHS, help="Epochs in total "
+                                               "(default 30; with --resume, the saved total).")] = None,
     batch_size: BatchSizeOpt = 128,
     lr: Annotated[float, typer.Option("--lr", help="Initial learning rate (divided by 10 at 50% and 75% of the "
                                       "epochs).")] = 0.1,

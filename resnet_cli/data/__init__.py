@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from ..devices import to_device
 from ..errors import ResnetCliError, did_you_mean
 from ..limits import check_input_size
 
@@ -116,7 +118,7 @@ class TensorImageDataset(Dataset):
         return self.images[i], int(self.labels[i])
 
     def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        indices = indices.to(self.images.device)
+        indices = to_device(indices, self.images.device)  # on a GPU: a copy the host does not wait for
         return self.images[indices], self.labels[indices]
 
     def to(self, device: Any) -> TensorImageDataset:
@@ -147,7 +149,7 @@ class Uint8ImageDataset(TensorImageDataset):
         return self._prepare(self.images[i:i + 1])[0], int(self.labels[i])
 
     def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        indices = indices.to(self.images.device)
+        indices = to_device(indices, self.images.device)  # on a GPU: a copy the host does not wait for
         return self._prepare(self.images[indices]), self.labels[indices]
 
     def with_info(self, info: DatasetInfo) -> Uint8ImageDataset:
@@ -179,15 +181,23 @@ def augment_batch(x: torch.Tensor, info: DatasetInfo, generator: torch.Generator
         x = torch.stack([padded[k, :, dy[k]:dy[k] + h, dx[k]:dx[k] + w] for k in range(n)])
     if info.flip:
         flip = torch.rand(n, generator=generator) < 0.5
-        flip = flip.to(x.device).view(n, 1, 1, 1)
+        flip = to_device(flip, x.device).view(n, 1, 1, 1)
         x = torch.where(flip, x.flip(-1), x)
     return x
 
 
 def normalise(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    m = torch.tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    m = _per_channel(tuple(mean), images.dtype, images.device)
+    s = _per_channel(tuple(std), images.dtype, images.device)
     return (images - m) / s
+
+
+@functools.lru_cache(maxsize=64)
+def _per_channel(values: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``values`` as a 1 x C x 1 x 1 tensor, made once per device: a tensor made from Python numbers on a GPU is a
+    copy the host waits for, which in every batch would undo the trainer's overlap of data and steps."""
+    with torch.inference_mode(False):  # a plain tensor, whichever mode its first caller runs in
+        return torch.tensor(values, dtype=dtype, device=device).view(1, -1, 1, 1)
 
 
 def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
