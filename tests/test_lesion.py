@@ -228,6 +228,20 @@ def test_cli_out_dir_and_resume(resnet_ckpt, tmp_path):
         resumed = CliRunner().invoke(app, args + ["--resume", "--format", "json"])
     assert resumed.exit_code == 0
     assert json.loads(resumed.stdout)["single"] == json.loads((out / "lesion.json").read_text())["single"]
+    assert "holds no study yet" not in resumed.stderr
+
+
+def test_cli_resume_of_a_folder_without_a_study_says_it_starts_afresh(resnet_ckpt, tmp_path):
+    """A typo in --out with --resume would otherwise repeat hours of work without a word."""
+    typo = tmp_path / "studdy"
+    with one_thread():
+        res = CliRunner().invoke(app, ["lesion", str(resnet_ckpt), "--limit", "20", "--experiments", "single",
+                                       "--out", str(typo), "--resume", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    note = [line for line in res.stderr.splitlines() if line.startswith("note: --resume")]
+    assert len(note) == 1 and f"{typo} holds no study yet" in note[0] and "from the beginning" in note[0]
+    assert "wrote lesion.json, measurements.json, measurements.csv and" in res.stderr
+    assert (typo / "measurements.json").exists()
 
 
 @pytest.mark.parametrize("args, message", [

@@ -62,6 +62,24 @@ def test_single_deletion_figure_names_blocks_marks_chance_and_leaves_gaps(figure
     assert ax.get_legend() is None and figures[0].legends  # the legend is outside the axes
 
 
+def test_two_studies_of_one_net_get_their_own_colours_and_names(figures, tmp_path):
+    """Seeds, epochs or test subsets of one net: told apart by where each came from (plot-lesion's folders)."""
+    from resnet_cli.render.lesion import lesion_plots
+
+    a, b = _study(True, [0.1] * 9), _study(True, [0.2] * 9)
+    a["source"], b["source"] = "seed0", "seed1"
+    lesion_plots([a, b], tmp_path)
+    ax = figures[0].axes[0]
+    lines = [line for line in ax.get_lines() if line.get_label() in ("cifar_resnet9 [seed0]", "cifar_resnet9 [seed1]")]
+    assert len(lines) == 2 and lines[0].get_color() != lines[1].get_color()
+    assert " vs " not in ax.get_title()  # one net, named once
+    b["source"] = "seed0"  # folders alike too: their places in the command
+    first = len(figures)
+    lesion_plots([a, b], tmp_path)
+    labels = {line.get_label() for line in figures[first].axes[0].get_lines()}
+    assert {"cifar_resnet9 [1]", "cifar_resnet9 [2]"} <= labels
+
+
 def test_k_figure_has_whole_k_ticks_and_bars_clipped_at_zero(figures, tmp_path):
     from resnet_cli.render.lesion import lesion_plots
 

@@ -92,7 +92,11 @@ def lesion(
     suffixes = figure_types(figure_type)
     check_checkpoint_path(checkpoint)
     # a second run on this folder refuses; under torchrun rank 0 alone writes, so it alone holds the folder
-    with output_lock(out if distributed.from_environment().main else None, "--out", folder=True):
+    main = distributed.from_environment().main
+    with output_lock(out if main else None, "--out", folder=True):
+        if resume and main and not (out / "measurements.json").exists():  # a typo must not pass for a resume
+            stderr_console(quiet).print(f"note: --resume: {out} holds no study yet (no measurements.json), so "
+                                        f"this one starts from the beginning")
         torch_device = resolve_device(device.value)
         inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, normalize=normalize)
         world, torch_device = distributed.start(torch_device)  # under torchrun; rank 0 alone shows and writes
@@ -113,9 +117,9 @@ def lesion(
         if out is not None:
             atomic_write_text(out / "lesion.json", to_json(result.to_dict()) + "\n")
             plots = [p for suffix in suffixes for p in lesion_plots(result, out, suffix)]
+            written = ["lesion.json", "measurements.json", "measurements.csv", *(p.name for p in plots)]
             stderr_console(quiet or fmt is not OutputFormat.table).print(
-                f"wrote {out / 'lesion.json'}, {out / 'measurements.csv'} and {', '.join(p.name for p in plots)} "
-                f"to {out}")
+                f"wrote {', '.join(written[:-1])} and {written[-1]} to {out}")
         emit(result, fmt, lesion_table, lesion_csv, loading=inputs.checkpoint.loading_report())
 
 
@@ -192,7 +196,10 @@ def plot_lesion(
             raise ResnetCliError(f"{file}: not a lesion study (it is nested too deeply)") from None
         except (OSError, ValueError) as exc:  # not JSON, not UTF-8, an integer of more than 4,300 digits
             raise ResnetCliError(f"{file}: not a lesion study ({exc})") from None
-        loaded.append(check_saved_study(data, file))
+        study = check_saved_study(data, file)
+        # where it came from, for a legend that must tell two studies of one net apart
+        study["source"] = file.parent.name if file.name == "lesion.json" else file.stem
+        loaded.append(study)
     check_writable(out, "--out", folder=True)
     plots = [p for suffix in suffixes for p in lesion_plots(loaded, out, suffix)]
     stderr_console(quiet).print(f"wrote {', '.join(p.name for p in plots)} to {out}")

@@ -94,12 +94,25 @@ def _as_study(result: Any) -> dict[str, Any]:
     return result.to_dict() if hasattr(result, "to_dict") else result
 
 
-def _color(study: dict[str, Any], i: int) -> str:
+def _color(studies: Sequence[dict[str, Any]], i: int) -> str:
     from .style import PLAIN_COLOR, RESIDUAL_COLOR
 
-    if i < 2:  # the usual pair, a ResNet and its plain twin, in the colours every figure uses
-        return RESIDUAL_COLOR if study.get("residual", True) else PLAIN_COLOR
-    return f"C{i}"
+    kinds = [s.get("residual", True) for s in studies]
+    if len(studies) == 1 or (len(studies) == 2 and kinds[0] != kinds[1]):
+        # one study, or the usual pair of a ResNet and its plain twin: the colours every figure uses
+        return RESIDUAL_COLOR if kinds[i] else PLAIN_COLOR
+    return f"C{i}"  # several of a kind (seeds, epochs, test subsets of one net): one colour each
+
+
+def _labels(studies: Sequence[dict[str, Any]]) -> list[str]:
+    """Each study's name in a legend: the arch and the overrides not common to all, and where two would read
+    alike, where each came from (its folder) or its place in the command."""
+    common = _common_overrides(studies)
+    labels = [study_label(s, common) for s in studies]
+    sources = [s.get("source") for s in studies]
+    distinct = None not in sources and len(set(sources)) == len(sources)
+    return [f"{label} [{sources[i] if distinct else i + 1}]" if labels.count(label) > 1 else label
+            for i, label in enumerate(labels)]
 
 
 def _figure_title(studies: Sequence[dict[str, Any]], what: str, width: float) -> str:
@@ -107,7 +120,7 @@ def _figure_title(studies: Sequence[dict[str, Any]], what: str, width: float) ->
 
     datasets = sorted({s.get("dataset") or "" for s in studies} - {""})
     common = _common_overrides(studies)
-    names = " vs ".join(study_label(s, common) for s in studies)
+    names = " vs ".join(dict.fromkeys(study_label(s, common) for s in studies))  # one net studied twice: once
     if common:
         from ..registry import label_with_overrides
 
@@ -145,12 +158,13 @@ def _single_plot(studies: Sequence[dict[str, Any]], path: Path) -> Path:
     names = _block_names(studies)
     width = COLUMN if len(names) <= 24 else PAGE
     fig, ax = new_figure(figsize=(width, HEIGHT + 0.4))
+    labels = _labels(studies)
     for i, s in enumerate(studies):
-        color = _color(s, i)
+        color = _color(studies, i)
         by_index = {int(r["index"]): r for r in s.get("single", [])}
         # a layer that cannot be removed is a gap in the line (NaN), never bridged, and marked on the axis
         ys = [100 * by_index[k]["error"] if k in by_index else float("nan") for k in names]
-        name = study_label(s, _common_overrides(studies))
+        name = labels[i]
         label = name if len(studies) > 1 else "one block deleted"
         ax.plot(list(names), ys, "o-", color=color, label=label)
         down = [r for r in s.get("single", []) if r.get("downsample")]
@@ -194,17 +208,18 @@ def _k_plot(studies: Sequence[dict[str, Any]], name: str, path: Path) -> Path:
     xlabel, what = _K_LABELS[name]
     fig, ax = new_figure()
     ks_all: list[int] = []
+    labels = _labels(studies)
     for i, s in enumerate(studies):
         rows = s.get(name) or []
         if not rows:
             continue
-        color = _color(s, i)
+        color = _color(studies, i)
         # k = 0 is the intact network: the curve starts at the baseline, as the paper's does
         ks = [0] + [r["k"] for r in rows]
         means = [100 * s["baseline_error"]] + [100 * r["mean"] for r in rows]
         stds = [0.0] + [100 * r["std"] for r in rows]
         ks_all += ks
-        label = (f"{study_label(s, _common_overrides(studies))}: " if len(studies) > 1 else "") + "mean ± std"
+        label = (f"{labels[i]}: " if len(studies) > 1 else "") + "mean ± std"
         ax.errorbar(ks, means, yerr=percent_bars(means, stds), fmt="o-", color=color, capsize=2, label=label)
     if len(studies) == 1:
         base = 100 * studies[0]["baseline_error"]
