@@ -89,6 +89,9 @@ class Checkpoint:
         from .models import build_model
 
         model = build_model(self.spec)
+        misfit = _misfit(model.state_dict(), self.state_dict, self.spec.name)
+        if misfit:
+            raise CheckpointError(f"{self.path or 'checkpoint'}: weights do not fit {self.spec.name}: {misfit}")
         try:
             model.load_state_dict(self.state_dict, strict=True)
         except RuntimeError as exc:
@@ -132,6 +135,31 @@ class Checkpoint:
         self.normalization = choose(given=normalize, dataset=data_info.name, info=data_info, stored=info,
                                     bare=self.is_bare)
         return renormalised(data, data_info, self.normalization)
+
+
+def _misfit(wanted: dict[str, Any], given: dict[str, Any], name: str) -> str:
+    """What keeps ``given`` weights from loading into ``name``'s module, whose state dict is ``wanted``, in a few
+    words ("60 of its tensors missing (layer1.3.conv1.weight, ...)"), or "" when they fit."""
+    def some(names: list[str]) -> str:
+        return ", ".join(names[:2]) + (", ..." if len(names) > 2 else "")
+
+    # batch norm fills in a missing step counter itself (checkpoints from before torch 0.4.1 have none)
+    missing = [k for k in wanted if k not in given and not k.endswith("num_batches_tracked")]
+    extra = [k for k in given if k not in wanted]
+    shapes = [f"{k} {tuple(given[k].shape)} for {tuple(wanted[k].shape)}" for k in wanted
+              if k in given and hasattr(given[k], "shape") and tuple(given[k].shape) != tuple(wanted[k].shape)]
+    parts = [f"{len(missing):,} of its tensors missing ({some(missing)})" if missing else "",
+             f"{len(extra):,} tensors {name} does not have ({some(extra)})" if extra else "",
+             f"{len(shapes):,} of other shapes ({some(shapes)})" if shapes else ""]
+    found = "; ".join(p for p in parts if p)
+    if not found:
+        return ""
+    try:
+        fits, _ = infer_arch(given)
+        found += f"; they fit {fits.name} (leave --arch out to use it)"
+    except ResnetCliError:
+        pass
+    return found
 
 
 def _plain(obj: Any) -> Any:

@@ -93,8 +93,27 @@ def test_arch_inference_refuses_ambiguity_and_mismatch(tmp_path):
     torch.save(state, tmp_path / "odd.pt")
     with pytest.raises(CheckpointError, match="matches no registered architecture"):
         load_checkpoint(tmp_path / "odd.pt")
-    with pytest.raises(CheckpointError, match="do not fit"):
+    # the head's class count comes from fc.weight: the bias is then the odd one too
+    with pytest.raises(CheckpointError, match=r"do not fit resnet18: 2 of other shapes \(fc.weight \(10, 7\) for "
+                                              r"\(10, 512\), fc.bias \(1000,\) for \(10,\)\)$"):
         load_checkpoint(tmp_path / "odd.pt", arch="resnet18").build_model()
+
+
+def test_weights_of_another_depth_are_refused_by_count_not_by_torchs_key_list(tmp_path):
+    """A ResNet-14's weights given --arch cifar_resnet20 (one block more per stage): said in a number and two
+    names, not torch's list of every key."""
+    small, big = build_model("cifar_resnet14").state_dict(), build_model("cifar_resnet20").state_dict()
+    torch.save(small, tmp_path / "r14.pt")
+    lacking = [k for k in big if k not in small and not k.endswith("num_batches_tracked")]
+    assert len(lacking) == 3 * 10  # per block: 2 convs, 2 batch norms of 4 tensors each
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(tmp_path / "r14.pt", arch="cifar_resnet20").build_model()
+    message = str(info.value)
+    assert f"do not fit cifar_resnet20: 30 of its tensors missing ({lacking[0]}, {lacking[1]}, ...)" in message
+    assert len(message) < 200 and "\n" not in message
+    state = {k: v for k, v in small.items() if not k.endswith("num_batches_tracked")}  # as torch < 0.4.1 saved
+    torch.save(state, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt", arch="cifar_resnet14").build_model() is not None
 
 
 class _Evil:
