@@ -108,6 +108,20 @@ def test_record_plot_in_percent_with_a_log_option(figures, tmp_path):
     assert figures[1].axes[0].get_ylim() == (0.0, pytest.approx(60 * 1.08))
 
 
+def test_a_short_log_range_is_labelled_in_plain_percentages(figures, tmp_path):
+    from resnet_cli.render.training import plot_records
+
+    record = [{"epoch": e, "train_error": t, "test_error": v}
+              for e, t, v in ((1, 0.8, 0.88), (2, 0.6, 0.7), (3, 0.4, 0.45), (4, 0.35, 0.4))]
+    plot_records([("resnet20", record)], tmp_path / "r.png", log=True)
+    fig = figures[0]
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    shown = [t.get_text() for t in ax.get_yticklabels() + ax.get_yticklabels(minor=True) if t.get_text()]
+    assert {"20", "30", "40", "60", "100"} <= set(shown), shown  # not 2x10^1 ... 6x10^1 beside a plain 100
+    assert not any("times" in t or "^" in t for t in shown), shown
+
+
 def test_log_path_histogram_keeps_its_legend_off_the_data(figures, tmp_path):
     from resnet_cli.analysis.paths import path_lengths
     from resnet_cli.render.paths import paths_plot

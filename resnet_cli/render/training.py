@@ -115,15 +115,26 @@ def plot_records(series: Sequence[tuple[str, list[dict[str, Any]]]], path: str |
     save_figure(fig, path)
 
 
+def _plain_log_formatter() -> Any:
+    """matplotlib's choice of which log-axis ticks to label, each labelled as a plain number."""
+    from matplotlib.ticker import LogFormatter
+
+    class PlainLogFormatter(LogFormatter):
+        def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+            return f"{x:g}"
+
+    return PlainLogFormatter(labelOnlyBase=False)
+
+
 def _error_axis(ax: Any, errors: Sequence[float], floor: float | None) -> None:
     """0 to just above the largest error in %; with a ``floor``, a log scale from it."""
     top = max(errors, default=100.0)
     if floor is not None:
-        from matplotlib.ticker import FormatStrFormatter
-
         ax.set_yscale("log")
         ax.set_ylim(floor / 1.5, min(100.0, top * 1.5))
-        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))  # 0.1, 1, 10: percentages, not 10^-1
+        # 0.1, 1, 10 and, where the range is short, 20, 30, 60: percentages, never 10^-1 or 6x10^1
+        ax.yaxis.set_major_formatter(_plain_log_formatter())
+        ax.yaxis.set_minor_formatter(_plain_log_formatter())
     else:
         ax.set_ylim(0, min(100.0, top * 1.08) or 1.0)
     ax.set_ylabel("error (%)" + (", log scale" if floor is not None else ""))
