@@ -191,6 +191,12 @@ def test_params_non_square_input_in_json_and_table():
     assert doc["label"] == "resnet50 (input_size=224x320)"
     assert doc["spec"]["input_width"] == 320 and get_shape(doc, "layer4") == [2048, 7, 10]
     assert doc["macs"] == 5_840_814_080  # equal to summarize's and fvcore's (test_summary, test_engines_agree)
+    # the form the label prints is the form a column or --set takes; a column's plain size is square
+    column = run_json("compare", "resnet50", "resnet50:input_size=224x320")["archs"][1]
+    assert (column["label"], column["macs"]) == ("resnet50 (input_size=224x320)", 5_840_814_080)
+    assert run_json("params", "--arch", "resnet50", "--set", "input_size=224x320")["macs"] == 5_840_814_080
+    both = run_json("compare", "resnet50", "resnet50:input_size=256", "--input-size", "224x320")["archs"]
+    assert [a["input_hw"] for a in both] == [[224, 320], [256, 256]]
     square = run_json("params", "--arch", "resnet50", "--input-size", "224x224")
     assert (square["input_hw"], square["overrides"], square["macs"]) == ([224, 224], {}, 4_089_184_256)
     table = runner.invoke(app, ["params", "--arch", "resnet50", "--input-size", "224x320"], terminal_width=120)

@@ -243,12 +243,12 @@ def parse_sets(sets: list[str] | None) -> dict[str, str]:
     return out
 
 
-def input_size_fields(value: int | str) -> dict[str, int | None]:
+def input_size_fields(value: int | str, option: str = "--input-size") -> dict[str, int | None]:
     """The spec fields of an ``--input-size``: '224' -> input_size 224 (square: input_width None); '224x320' ->
     input_size 224, input_width 320. Bad forms and sizes past the limits are refused in one line."""
     from ..limits import parse_input_size
 
-    height, width = parse_input_size(value, "--input-size")
+    height, width = parse_input_size(value, option)
     return {"input_size": height, "input_width": None if width == height else width}
 
 
@@ -261,7 +261,7 @@ def spec_from_options(arch: str, *, input_size: int | str | None = None, num_cla
     column's overrides in ``compare``, over all the others)."""
     from ..registry import get_spec
 
-    overrides: dict[str, Any] = parse_sets(sets)
+    overrides: dict[str, Any] = _sized(parse_sets(sets), "--set input_size")
     if input_size is not None:
         overrides.update(input_size_fields(input_size))
     for key, value in (("num_classes", num_classes), ("widths", widths),
@@ -271,4 +271,12 @@ def spec_from_options(arch: str, *, input_size: int | str | None = None, num_cla
                        ("shortcut_mode", shortcut_mode.lower().replace("-", "_") if shortcut_mode else None)):
         if value is not None:
             overrides[key] = value
-    return get_spec(arch, **{**overrides, **(last or {})})
+    return get_spec(arch, **{**overrides, **_sized(dict(last or {}), f"{arch}:input_size")})
+
+
+def _sized(fields: dict[str, Any], option: str) -> dict[str, Any]:
+    """``fields`` with an ``input_size`` read as ``--input-size`` reads it (H or HxW, as labels print it): a
+    column's ``input_size=256`` is square whatever the global option's width."""
+    if "input_size" not in fields:
+        return fields
+    return {**fields, **input_size_fields(fields.pop("input_size"), option)}
