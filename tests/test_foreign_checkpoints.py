@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from timm_nets import TimmResNetD
 from torch import nn
 from typer.testing import CliRunner
 
@@ -305,52 +306,6 @@ def test_timm_basic_resnetv2_is_refused_not_loaded_wrong(tmp_path):
     torch.save(timm.state_dict(), tmp_path / "v2_18.pth")
     with pytest.raises(CheckpointError, match=r"resnetv2_18/34\) differs from preact_resnet18/34"):
         load_checkpoint(tmp_path / "v2_18.pth")
-
-
-class TimmBottleneck(nn.Module):
-    """timm's resnet.py Bottleneck (stride in the 3x3) with avg_down's downsample: pool, 1x1 conv, BN."""
-
-    def __init__(self, cin, planes, stride):
-        super().__init__()
-        cout = planes * 4
-        self.conv1, self.bn1 = nn.Conv2d(cin, planes, 1, bias=False), nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3, self.bn3 = nn.Conv2d(planes, cout, 1, bias=False), nn.BatchNorm2d(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            pool = nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False) if stride > 1 else nn.Identity()
-            self.downsample = nn.Sequential(pool, nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return F.relu(out + (self.downsample(x) if self.downsample is not None else x))
-
-
-class TimmResNetD(nn.Module):
-    """timm's resnet50d: deep stem (3x3 convs 32, 32, 64 as conv1.0/.3/.6 with BNs .1/.4), avg_down shortcuts."""
-
-    def __init__(self, layers=(3, 4, 6, 3), num_classes=1000):
-        super().__init__()
-        self.conv1 = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
-                                   nn.Conv2d(32, 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
-                                   nn.Conv2d(32, 64, 3, 1, 1, bias=False))
-        self.bn1 = nn.BatchNorm2d(64)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        cin = 64
-        for i, (n, planes) in enumerate(zip(layers, (64, 128, 256, 512))):
-            blocks = [TimmBottleneck(cin if b == 0 else planes * 4, planes, (1 if i == 0 else 2) if b == 0 else 1)
-                      for b in range(n)]
-            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
-            cin = planes * 4
-        self.fc = nn.Linear(2048, num_classes)
-
-    def forward(self, x):
-        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(x.mean((2, 3)))
 
 
 def test_timm_resnet50d_loads_as_is(tmp_path):

@@ -11,6 +11,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from timm_nets import TimmResNetD, randomise
 from torch import nn
 from typer.testing import CliRunner
 
@@ -19,17 +20,6 @@ from resnet_cli.analysis.fvcore_engine import conv_linear_macs
 from resnet_cli.cli import app
 from resnet_cli.errors import SpecError
 from resnet_cli.plan import plan_model
-
-
-def _randomise(model, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if t.dtype.is_floating_point:
-                if name.endswith("running_var"):
-                    t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-                else:
-                    t.copy_(torch.randn(t.shape, generator=g) * (0.05 if t.dim() > 1 else 0.2))
 
 
 def _load_by_order(ours, theirs):
@@ -72,58 +62,9 @@ def test_v1_bottleneck_strides_in_the_first_1x1():
         get_spec("resnet18", stride_in_1x1=True)
 
 
-# --------------------------------------------------------------------------- ResNet-D: timm's resnet50d, ported
-class TimmBottleneck(nn.Module):
-    def __init__(self, inplanes, planes, stride, downsample):
-        super().__init__()
-        self.conv1, self.bn1 = nn.Conv2d(inplanes, planes, 1, bias=False), nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3, self.bn3 = nn.Conv2d(planes, planes * 4, 1, bias=False), nn.BatchNorm2d(planes * 4)
-        self.downsample = downsample
-
-    def forward(self, x):
-        shortcut = x if self.downsample is None else self.downsample(x)
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = F.relu(self.bn2(self.conv2(x)))
-        return F.relu(self.bn3(self.conv3(x)) + shortcut)
-
-
-def downsample_avg(cin, cout, stride):
-    """timm.models.resnet.downsample_avg."""
-    pool = nn.Identity() if stride == 1 else nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False)
-    return nn.Sequential(pool, nn.Conv2d(cin, cout, 1, 1, 0, bias=False), nn.BatchNorm2d(cout))
-
-
-class TimmResNet50D(nn.Module):
-    """timm's resnet50d: ResNet(Bottleneck, [3, 4, 6, 3], stem_width=32, stem_type='deep', avg_down=True)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
-                                   nn.Conv2d(32, 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
-                                   nn.Conv2d(32, 64, 3, 1, 1, bias=False))
-        self.bn1 = nn.BatchNorm2d(64)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        inplanes = 64
-        for i, (n, planes) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512))):
-            stride = 1 if i == 0 else 2
-            blocks = [TimmBottleneck(inplanes, planes, stride, downsample_avg(inplanes, planes * 4, stride))]
-            blocks += [TimmBottleneck(planes * 4, planes, 1, None) for _ in range(n - 1)]
-            inplanes = planes * 4
-            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
-        self.fc = nn.Linear(2048, 1000)
-
-    def forward(self, x):
-        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
-        for i in range(1, 5):
-            x = getattr(self, f"layer{i}")(x)
-        return self.fc(x.mean((2, 3)))
-
-
+# ------------------------------------------------------------ ResNet-D: timm's resnet50d, ported in tests/timm_nets.py
 def test_resnet50d_loads_timm_keys_strict_with_equal_logits():
-    theirs = TimmResNet50D()
-    _randomise(theirs)
+    theirs = randomise(TimmResNetD())
     ours = build_model("resnet50d")
     assert sum(p.numel() for p in theirs.parameters()) == 25_576_264 == plan_model(get_spec("resnet50d")).params
     ours.load_state_dict(theirs.state_dict(), strict=True)
@@ -182,7 +123,7 @@ class LuaPreActCifar(nn.Module):
 
 def test_preact_resnet164_is_the_authors_cifar_code():
     theirs = LuaPreActCifar(n=2)
-    _randomise(theirs)
+    randomise(theirs)
     spec = get_spec("preact_resnet164", layers="2,2,2")
     ours = build_model(spec)
     _load_by_order(ours, theirs)
@@ -247,7 +188,7 @@ def test_preact_resnet18_is_fb_resnet_torch():
         cin = n
     theirs = nn.Sequential(*stem, *blocks, nn.BatchNorm2d(512), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                            nn.Linear(512, 1000))
-    _randomise(theirs)
+    randomise(theirs)
     ours = build_model("preact_resnet18")
     assert not hasattr(ours.layer1[0], "bn1") and hasattr(ours.layer2[0], "bn1")
     _load_by_order(ours, theirs)

@@ -9,6 +9,7 @@ must load into ours with ``strict=True`` and give the same logits. Counts: timm'
 import pytest
 import torch
 import torch.nn.functional as F
+from timm_nets import randomise
 from torch import nn
 
 from resnet_cli import build_model, get_spec
@@ -104,18 +105,6 @@ class TimmSEResNet(nn.Module):
         return self.fc(torch.flatten(self.global_pool(x), 1))
 
 
-def _randomise(model):
-    """Weights and BN statistics away from their initial values, so that a wrong key or order shows."""
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if t.dtype.is_floating_point:
-                if name.endswith("running_var"):
-                    t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-                else:
-                    t.copy_(torch.randn(t.shape, generator=g) * (0.05 if t.dim() > 1 else 0.2))
-
-
 # --------------------------------------------------------------------------- the tests
 TIMM = {"seresnet50": (1, 64, 28_088_024), "seresnext50_32x4d": (32, 4, 27_559_896)}
 
@@ -129,7 +118,7 @@ def se_params_by_hand() -> int:
 def test_timm_state_dict_loads_strict_with_equal_logits(name):
     groups, width, published = TIMM[name]
     timm_model = TimmSEResNet(cardinality=groups, base_width=width)
-    _randomise(timm_model)
+    randomise(timm_model)
     ours = build_model(name)
     assert sum(p.numel() for p in timm_model.parameters()) == published == plan_model(get_spec(name)).params
     ours.load_state_dict(timm_model.state_dict(), strict=True)
