@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -341,28 +342,33 @@ def _check_zip_records(data: bytes, path: Path) -> None:
 
 def _check_legacy_pickles(data: bytes, path: Path) -> None:
     """Refuse a checkpoint in torch's format before zip (akamaster's files are in it) whose pickles pass the
-    limit a zip checkpoint's pickle has, before torch builds what they name (9 MiB of them: 4 s and 300 MB).
-
-    The format is five pickles (magic number, protocol, system information, the object, its storage keys), then
-    the raw tensor data. Walked by their opcodes (never run), to where the limit is passed or the fifth ends."""
-    import pickletools
-
+    limit a zip checkpoint's pickle has, before torch builds what they name (9 MiB of them: 4 s and 300 MB)."""
     from .limits import MAX_CHECKPOINT_PICKLE_BYTES
 
     if data[:2] == b"PK":
         return
     stream = io.BytesIO(data)
     try:
-        for _ in range(5):
-            for _op in pickletools.genops(stream):
-                if stream.tell() > MAX_CHECKPOINT_PICKLE_BYTES:
-                    raise CheckpointError(
-                        f"{path} is refused: its pickled part passes {MAX_CHECKPOINT_PICKLE_BYTES:,} bytes, the limit "
-                        f"for a checkpoint's pickle (torch builds every tensor and value it names)")
-            if stream.tell() >= len(data):
-                return
+        for _op in _legacy_pickle_ops(stream):
+            if stream.tell() > MAX_CHECKPOINT_PICKLE_BYTES:
+                raise CheckpointError(
+                    f"{path} is refused: its pickled part passes {MAX_CHECKPOINT_PICKLE_BYTES:,} bytes, the limit "
+                    f"for a checkpoint's pickle (torch builds every tensor and value it names)")
     except (ValueError, EOFError, UnicodeDecodeError):
         return  # not pickles as torch writes them: torch's reader says what is wrong with the file
+
+
+def _legacy_pickle_ops(stream: io.BytesIO) -> Iterator[tuple[Any, Any, Any]]:
+    """The opcodes (read, never run) of a file in torch's format before zip: five pickles (magic number,
+    protocol, system information, the object, its storage keys), then the raw tensor data; a bare pickle is the
+    first of them only."""
+    import pickletools
+
+    end = len(stream.getbuffer())
+    for _ in range(5):
+        yield from pickletools.genops(stream)
+        if stream.tell() >= end:
+            return
 
 
 def _zip_directory_entries(data: bytes) -> int:
@@ -407,8 +413,10 @@ def _foreign_globals(data: bytes) -> list[str]:
             return []
     found: list[str] = []
     strings: list[str] = []
+    # a zip's data.pkl is one pickle; the older format's object is its fourth
+    ops = pickletools.genops(io.BytesIO(pickled)) if data[:2] == b"PK" else _legacy_pickle_ops(io.BytesIO(data))
     try:
-        for op, arg, _pos in pickletools.genops(io.BytesIO(pickled)):
+        for op, arg, _pos in ops:
             if isinstance(arg, str):
                 strings.append(arg)
             if op.name in ("GLOBAL", "INST"):

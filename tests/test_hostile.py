@@ -291,6 +291,8 @@ def corpus(trained, tmp_path_factory):
                                                                   len(pickled))])
     files["legacy_big_pickle"] = _legacy_checkpoint(folder / "legacy_big_pickle.th", pickled)
     files["code_zip"] = _save({"x": Evil()}, folder / "code.pt")
+    files["code_legacy"] = folder / "code_legacy.th"  # torch's format before zip: its object is the 4th pickle
+    torch.save({"x": Evil()}, files["code_legacy"], _use_new_zipfile_serialization=False)
     files["code_raw"] = folder / "code.pkl"
     files["code_raw"].write_bytes(pickle.dumps({"x": Evil()}, protocol=4))
     files["truncated"] = folder / "truncated.pt"
@@ -355,6 +357,7 @@ def test_hostile_checkpoints_are_refused_in_one_line(corpus, tmp_path):
         {"argv": ["train", "--resume", c["endless_epochs"], "-o", str(tmp_path / "e.pt")]},
         {"argv": ["train", "--arch", "resnet20", "--dataset", "digits", "--epochs", "10001", "-o",
                   str(tmp_path / "f.pt")]},
+        {"argv": ["eval", c["code_legacy"]]},
     ]
     r = run_cases(tmp_path, cases)
     assert_refused(r[0], "inflate", "limits")
@@ -383,6 +386,7 @@ def test_hostile_checkpoints_are_refused_in_one_line(corpus, tmp_path):
     assert_refused(r[17], "1 to 10,000", "checkpoint's when resuming", "21 digits")
     assert_refused(r[18], "10001 is not in the range 1<=x<=10000")  # typed: the option's own range
     assert not (tmp_path / "e.pt").exists() and not (tmp_path / "f.pt").exists()
+    assert_refused(r[19], "could run code", "posix.system")  # was "corrupt": only the magic number was read
 
 
 # --------------------------------------------------------------------------- studies read back, and locks
