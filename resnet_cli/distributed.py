@@ -192,6 +192,14 @@ def error_prefix() -> str | None:
     return f"rank {world.rank}: " if _started is not None else None
 
 
+def finish() -> None:
+    """End a command together, once this process's part has succeeded: a barrier every rank reaches (the group
+    itself is closed at exit). Without it a rank that is done first (rank 0, having printed) exits and closes its
+    connections while another is still in the command's last collective, which then fails: the launch exits 1."""
+    if _started is not None and _dist().is_initialized():
+        _collective(_dist().barrier)
+
+
 def _leave() -> None:
     dist = _dist()
     if dist.is_initialized():

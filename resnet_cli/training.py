@@ -30,12 +30,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from .analysis.evaluation import autocast, evaluate, flush_denormals
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import DatasetInfo, TensorImageDataset, augment_batch, mix_seed
+from .data.stream import ImageStream
 from .devices import autocast_dtype, channels_last_for, keeps_on_device, to_device
 from .distributed import SINGLE, World
 from .errors import ResnetCliError
-from .limits import check_workers
 from .progress import Counter, Progress
 from .spec import ArchSpec
 
@@ -106,33 +107,6 @@ class TrainConfig:
 
 
 @dataclass
-class EvalResult:
-    """Loss and error of a model on a dataset."""
-
-    loss: float  # mean cross-entropy, nats per image
-    correct: int
-    images: int
-    # With ``evaluate(..., detailed=True)``: images whose label is among the 5 highest logits (where there are
-    # more than 5 classes), and per class (index = label) the images and the correct ones.
-    top5_correct: int | None = None
-    class_images: list[int] | None = None
-    class_correct: list[int] | None = None
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / self.images if self.images else float("nan")
-
-    @property
-    def error(self) -> float:
-        # one division of exact counts: the float nearest the true fraction (1 - accuracy adds rounding noise)
-        return (self.images - self.correct) / self.images if self.images else float("nan")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"error": self.error, "accuracy": self.accuracy, "loss": self.loss, "correct": self.correct,
-                "images": self.images}
-
-
-@dataclass
 class TrainResult:
     spec: ArchSpec
     dataset: DatasetInfo
@@ -162,108 +136,6 @@ class TrainResult:
         }
 
 
-# --------------------------------------------------------------------------- batches
-def iterate_batches(dataset: Any, indices: torch.Tensor, batch_size: int, workers: int = 0,
-                    pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Batches of ``dataset`` in the order of ``indices``: tensor datasets are indexed directly (``get_batch``),
-    others go through a DataLoader with exactly these batches."""
-    return iterate_chunks(dataset, list(torch.split(indices, batch_size)), workers, pin_memory)
-
-
-def iterate_chunks(dataset: Any, chunks: list[torch.Tensor], workers: int = 0, pin_memory: bool = False,
-                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """One batch of ``dataset`` per tensor of indices in ``chunks``; ``pin_memory`` (for a GPU): the
-    DataLoader's batches come page-locked (pinned in a background thread), so their copies need not wait."""
-    # no empty batch: a run interrupted after an epoch's last step resumes with nothing left of that epoch
-    chunks = [c for c in chunks if len(c)]
-    if hasattr(dataset, "get_batch"):
-        for chunk in chunks:
-            yield dataset.get_batch(chunk)
-        return
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=[c.tolist() for c in chunks],
-                                         num_workers=check_workers(workers), pin_memory=pin_memory)
-    for x, y in loader:
-        yield x, torch.as_tensor(y, dtype=torch.int64)
-
-
-def evaluate(model: nn.Module, dataset: Any, *, batch_size: int = 256, device: Any = "cpu", amp: bool = True,
-             workers: int = 0, progress: Progress | None = None, world: World = SINGLE,
-             detailed: bool = False) -> EvalResult:
-    """Mean loss and top-1 error of ``model`` (put in eval mode, restored after) on ``dataset``; ``progress``
-    gets an "eval" event per batch. Under torchrun (``world``) each rank scores its batches and the sums are
-    combined: every rank gets the whole dataset's result. ``detailed`` adds the top-5 count (more than 5
-    classes) and per-class counts."""
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    n = len(dataset)
-    # accumulated on the device, read once at the end: no wait for the GPU per batch
-    total_loss = torch.zeros((), dtype=torch.float64, device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    tick = Counter(progress, "eval", n, "images")
-    top5 = torch.zeros((), dtype=torch.int64, device=device)
-    class_images = class_correct = None
-    amp_dtype = autocast_dtype(device, amp)
-    lo, hi = world.part(0, n, batch_size)
-    try:
-        with torch.no_grad(), flush_denormals():
-            for x, y in iterate_batches(dataset, torch.arange(lo, hi), batch_size, workers, device.type == "cuda"):
-                x, y = to_device(x, device, channels_last_for(device, x)), to_device(y, device)
-                with _autocast(amp_dtype):
-                    logits = model(x)
-                total_loss += nn.functional.cross_entropy(logits.float(), y, reduction="sum").double()
-                hit = logits.argmax(1) == y
-                correct += hit.sum()
-                if detailed:
-                    top5, class_images, class_correct = _detail(logits, y, hit, top5, class_images, class_correct)
-                tick(min(len(y) * world.size, n - tick.done))  # rank 0 reports for every rank
-    finally:
-        model.train(was_training)
-    world.sum(total_loss), world.sum(correct)
-    result = EvalResult(loss=total_loss.item() / n if n else float("nan"), correct=int(correct), images=n)
-    if detailed and class_images is not None:
-        world.sum(top5), world.sum(class_images), world.sum(class_correct)
-        result.class_images, result.class_correct = class_images.tolist(), class_correct.tolist()
-        result.top5_correct = int(top5) if len(result.class_images) > 5 else None
-    return result
-
-
-def _detail(logits: Any, y: Any, hit: Any, top5: Any, class_images: Any, class_correct: Any) -> tuple[Any, Any, Any]:
-    """Top-5 and per-class counts of one batch added on the device (no host sync)."""
-    classes = logits.shape[1]
-    if class_images is None:
-        class_images = torch.zeros(classes, dtype=torch.int64, device=logits.device)
-        class_correct = torch.zeros(classes, dtype=torch.int64, device=logits.device)
-    if classes > 5:
-        top5 = top5 + (logits.topk(5, dim=1).indices == y[:, None]).any(1).sum()
-    class_images = class_images + torch.bincount(y, minlength=classes)[:classes]
-    class_correct = class_correct + torch.bincount(y[hit], minlength=classes)[:classes]
-    return top5, class_images, class_correct
-
-
-_flush_depth = 0
-
-
-@contextlib.contextmanager
-def flush_denormals() -> Iterator[None]:
-    """Treat denormal floats as zero on the CPU while training or evaluating.
-
-    Deep nets (plain ones especially) produce tiny gradients and activations; x86 CPUs compute on denormals up to
-    100x slower. Measured here: a 26-layer CIFAR ResNet on digits ran 12x faster per epoch with flushing, with the
-    same losses to 4 decimals. Re-entrant; restores torch's default (off) when the outermost use ends.
-    """
-    global _flush_depth
-    _flush_depth += 1
-    if _flush_depth == 1:
-        torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        _flush_depth -= 1
-        if _flush_depth == 0:
-            torch.set_flush_denormal(False)
-
-
 @contextlib.contextmanager
 def _cudnn_autotuned(device: torch.device) -> Iterator[None]:
     """cuDNN times its algorithms for each batch shape it meets (a training run has three: the full batch, an
@@ -278,11 +150,6 @@ def _cudnn_autotuned(device: torch.device) -> Iterator[None]:
         yield
     finally:
         torch.backends.cudnn.benchmark = before
-
-
-def _autocast(dtype: Any) -> Any:
-    """CUDA autocast to ``dtype`` (from ``autocast_dtype``), or nothing for None."""
-    return torch.autocast("cuda", dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
 def _held_on(dataset: Any, device: torch.device) -> Any:
@@ -467,7 +334,7 @@ class Trainer:
         cfg = self.config
         augment = cfg.augment and (self.info.crop_padding or self.info.flip)
         pin = self.device.type == "cuda"
-        batches = iterate_chunks(self.train_set, chunks, cfg.workers, pin_memory=pin)
+        batches = ImageStream(self.train_set, workers=cfg.workers, pin_memory=pin).chunks(chunks)
         for step, (x, y) in enumerate(batches, start=first_step):
             if augment:
                 parts = (cfg.seed, epoch, step) + ((self.world.rank,) if self.world.distributed else ())
@@ -482,7 +349,7 @@ class Trainer:
         """Forward, backward and update, without reading anything back (on CUDA the host does not wait for the
         GPU here, except in GradScaler's overflow check); the loss and logits, still on the device."""
         self.optimizer.zero_grad(set_to_none=True)
-        with _autocast(self.amp_dtype):
+        with autocast(self.amp_dtype):
             logits = self.net(x)
             loss = nn.functional.cross_entropy(logits, y)
         if self.scaler is not None:

@@ -120,6 +120,7 @@ class GradientResult:
     rows: list[LengthRow]
     settings: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)  # what was built besides the arch, as a lesion study has
+    notes: list[str] = field(default_factory=list)
 
     @property
     def effective_paths_fraction(self) -> float:
@@ -144,6 +145,7 @@ class GradientResult:
             "lengths": [{"k": r.k, "paths": r.paths, "measured": r.measured, "magnitude": r.magnitude,
                          "magnitude_std": r.magnitude_std, "share": r.share} for r in self.rows],
             "settings": self.settings,
+            "notes": self.notes,
             "reference": "Veit et al. 2016, Fig. 6: ResNet-110 on CIFAR-10, effective paths 5-17 blocks long",
         }
 
@@ -151,7 +153,7 @@ class GradientResult:
 def gradient_flow(
     model: Any,
     images: Any,
-    labels: Any,
+    labels: Any = None,
     *,
     lengths: Sequence[int] | None = None,
     samples: int = 4,
@@ -165,7 +167,8 @@ def gradient_flow(
     dataset: str = "",
     world: World = SINGLE,
 ) -> GradientResult:
-    """Veit et al.'s measurement over ``images``/``labels``: ``samples`` random paths per length and batch.
+    """Veit et al.'s measurement over ``images``/``labels`` (tensors), or over ``images`` alone as a dataset or an
+    ``ImageStream`` (streamed, a batch at a time): ``samples`` random paths per length and batch.
 
     Lengths not in ``lengths`` (default: every length 0..n) get a magnitude interpolated log-linearly between
     the measured ones (constant beyond the ends) for the shares, and are marked ``measured: False``.
@@ -175,28 +178,37 @@ def gradient_flow(
     """
     import torch
 
-    from .lesion import prepared_model
+    from ..data.stream import as_stream
+    from ..devices import to_device
+    from .lesion import prepared_model, unreadable_note
 
     refs = model.residual_blocks()
     n = len(refs)
     lengths = _check_lengths(refs, lengths, mass)
     device = torch.device(device) if device is not None else torch.device("cpu")
+    stream = as_stream(images, labels).held_on(device)
     rng = random.Random(f"{seed}:gradients")
     indices = [r.index for r in refs]
     sums = dict.fromkeys(lengths, 0.0)  # sum over (batch, sample) of the batch's summed norms
     per_sample: dict[int, list[float]] = {k: [] for k in lengths}
     seen = 0
-    total = -(-len(images) // batch_size) * len(lengths) * samples
+    batches = -(-len(stream) // batch_size)
+    total = batches * len(lengths) * samples
     tick = Counter(progress, "gradients", total, "paths")
-    mine = world.part(0, len(images), batch_size)
+    lo, hi = world.part(0, len(stream), batch_size)
     with prepared_model(model, device, channels_last=False) as work:
-        for start in range(0, len(images), batch_size):
-            # every rank draws every batch's paths, so a batch gets the same paths whichever rank measures it
-            paths = [(k, set(rng.sample(indices, k))) for k in lengths for _ in range(samples)]
-            if not mine[0] <= start < mine[1]:
+        def draw() -> list[tuple[int, set[int]]]:
+            return [(k, set(rng.sample(indices, k))) for k in lengths for _ in range(samples)]
+
+        # every rank draws every batch's paths, so a batch gets the same paths whichever rank measures it
+        for _ in range(lo // batch_size):  # the batches of the ranks before this one
+            draw()
+        for x, y in stream.batches(lo, hi, batch_size):
+            paths = draw()
+            if len(y) == 0:  # every image of the batch left out as unreadable
+                tick(min(world.size * len(paths), total - tick.done))
                 continue
-            x = images[start:start + batch_size].to(device)
-            y = labels[start:start + batch_size].to(device)
+            x, y = to_device(x, device), to_device(y, device)
             for k, on_path in paths:
                 norms = path_gradient_norms(work, x, y, on_path, loss_fn)
                 sums[k] += float(norms.sum())
@@ -204,11 +216,15 @@ def gradient_flow(
                 tick(min(world.size, total - tick.done), phase=f"length {k}")  # rank 0 reports for all
             seen += len(x)
     sums, per_sample, seen = _combine(world, sums, per_sample, seen)
+    notes = unreadable_note(stream, world)
+    if seen == 0:
+        raise ResnetCliError("no image could be read: nothing to measure")
     measured = {k: sums[k] / (seen * samples) for k in lengths}
     rows, shares = _rows(measured, per_sample, n)
     result = GradientResult(arch, dataset, n, seen, samples, mass, shortest_range(shares, mass), rows,
                             settings={"lengths": lengths, "batch_size": batch_size, "seed": seed,
-                                      "device": str(device), "mode": "eval (batch norm uses running statistics)"})
+                                      "device": str(device), "mode": "eval (batch norm uses running statistics)"},
+                            notes=notes)
     spec = getattr(model, "spec", None)
     if spec is not None:
         from ..registry import spec_overrides

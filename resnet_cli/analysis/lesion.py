@@ -40,11 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..devices import autocast_dtype, channels_last_for, keeps_on_device, to_device
+from ..devices import autocast_dtype, channels_last_for, to_device
 from ..distributed import SINGLE, World
 from ..errors import ResnetCliError
 from ..progress import Counter, Progress
-from .lesion_state import StudyState, data_fingerprint, model_fingerprint
+from .lesion_state import StudyState, model_fingerprint
 
 EXPERIMENTS = ("single", "multi", "reorder")
 ENGINES = ("cached", "stacked", "naive")
@@ -563,20 +563,21 @@ class Runtime:
 class ChunkRunner:
     """Runs chunks over the data batch by batch and records them in the study's state.
 
-    A chunk already done is skipped; an interrupted one continues from its kept counts. CUDA out of memory halves
-    the batch and retries it; the running counts are kept every ``save_every`` seconds and on Ctrl-C (which
-    then raises ``LesionInterrupted``). Only whole batches count, so an interrupted batch is redone.
+    The images are streamed (``data.stream.ImageStream``): one pass over this rank's share per chunk, each batch
+    read, measured with every configuration of the chunk, and dropped. A chunk already done is skipped; an
+    interrupted one continues from its kept counts. CUDA out of memory halves the batch and retries it; the running
+    counts are kept every ``save_every`` seconds, on Ctrl-C (which then raises ``LesionInterrupted``) and when an
+    image cannot be read. Only whole batches count, so an interrupted batch is redone.
     """
 
-    def __init__(self, layout: Layout, images: Any, labels: Any, runtime: Runtime, state: StudyState, *,
+    def __init__(self, layout: Layout, stream: Any, runtime: Runtime, state: StudyState, *,
                  engine: str, batch_size: int, save_every: float, tick: Counter, notes: list[str],
                  world: World = SINGLE) -> None:
-        keep_on_device = keeps_on_device(runtime.device, images, labels)
-        self.images = images.to(runtime.device) if keep_on_device else images
-        self.labels = labels.to(runtime.device) if keep_on_device else labels
-        self.n_images = len(images)
+        self.stream = stream.held_on(runtime.device)
+        self.n_images = len(stream)
         self.layout, self.runtime, self.state = layout, runtime, state
         self.engine, self.batch_size, self.save_every = engine, batch_size, save_every
+        self.piece = batch_size  # what runs at once: the batch, or a part of it after running out of memory
         self.tick, self.notes, self.world = tick, notes, world
         self.oom_types = _oom_error_types()
         self.position = 0  # images of the running chunk counted so far (by this rank)
@@ -586,15 +587,18 @@ class ChunkRunner:
         """Measure ``chunk`` unless it is done already; True when it ran."""
         import torch
 
+        from ..data import DatasetError
+
         if self.state.is_done(chunk.keys):
             self.tick(self.n_images, phase=chunk.name)
             return False
         executor = Executor(self.layout, [self.layout.ops(m.config) for m in chunk.measurements], self.engine,
                             self.runtime.device)
-        counts = torch.zeros(len(chunk.measurements), dtype=torch.long, device=self.runtime.device)
-        start, kept = self.state.resume_point(chunk.name, chunk.keys)
+        # one count per measurement, and last the images measured (all but any left out as unreadable)
+        counts = torch.zeros(len(chunk.measurements) + 1, dtype=torch.long, device=self.runtime.device)
+        start, kept, scored = self.state.resume_point(chunk.name, chunk.keys)
         if kept is not None and self.world.main:  # counted once, by rank 0
-            counts += torch.tensor(kept, dtype=torch.long, device=self.runtime.device)
+            counts += torch.tensor(kept + [scored], dtype=torch.long, device=self.runtime.device)
         self.ticked = start
         if start:
             self.tick(start, phase=chunk.name)
@@ -604,53 +608,70 @@ class ChunkRunner:
         except KeyboardInterrupt:
             if self.state.path is None:
                 raise
-            if self.world.distributed:  # the ranks' running counts are not summed: only finished chunks count
-                raise LesionInterrupted(f"{len(self.state.done)} measurements kept in {self.state.path}") from None
-            self.state.keep_partial(chunk.name, chunk.keys, self.position, counts.tolist())
-            raise LesionInterrupted(f"{len(self.state.done)} measurements and {self.position} of {self.n_images} "
-                                    f"images of '{chunk.name}' kept in {self.state.path}") from None
+            raise LesionInterrupted(self._keep(chunk, counts)) from None
+        except DatasetError as exc:  # an image that cannot be read: what was counted before it is kept
+            if self.state.path is None:
+                raise
+            raise DatasetError(f"{exc}; {self._keep(chunk, counts)}") from None
         self.world.sum(counts)  # one all-reduce per chunk
         if self.ticked < self.n_images:
             self.tick(self.n_images - self.ticked, phase=chunk.name)
-        self.state.finish(chunk.measurements, counts.tolist(), self.n_images)
+        final = counts.tolist()
+        self.state.finish(chunk.measurements, final[:-1], final[-1])
         return True
+
+    def _keep(self, chunk: Chunk, counts: Any) -> str:
+        """Keep the running chunk's counts (one process: under torchrun only finished chunks are kept, the
+        ranks' running counts are not summed) and say what is kept where."""
+        if self.world.distributed:
+            return f"{len(self.state.done)} measurements kept in {self.state.path}"
+        running = counts.tolist()
+        self.state.keep_partial(chunk.name, chunk.keys, self.position, running[:-1], running[-1])
+        return (f"{len(self.state.done)} measurements and {self.position} of {self.n_images} images of "
+                f"'{chunk.name}' kept in {self.state.path}")
 
     def _pass(self, chunk: Chunk, executor: Executor, counts: Any, start: int, stop: int) -> None:
         """Count images start..stop (this rank's part of the chunk) into ``counts``."""
-        bs, last_save = self.batch_size, time.monotonic()
+        last_save = time.monotonic()
         keeps_partial = self.state.path is not None and not self.world.distributed
         self.position = start
-        while self.position < stop:
-            batch_counts = self._count_batch(executor, self.position, min(bs, stop - self.position), counts)
-            if batch_counts is None:
-                bs = self._halve(bs)
-                continue
-            size = min(bs, stop - self.position)
-            counts += batch_counts
+        for xb, yb in self.stream.batches(start, stop, self.batch_size):
+            at = 0
+            while at < len(yb):
+                batch_counts = self._count_batch(executor, xb[at:at + self.piece], yb[at:at + self.piece], counts)
+                if batch_counts is None:
+                    self.piece = self._halve(self.piece)
+                    continue
+                counts += batch_counts
+                at += self.piece
+            size = min(self.batch_size, stop - self.position)
             self.position += size
             if keeps_partial and time.monotonic() - last_save > self.save_every and self.position < stop:
-                self.state.keep_partial(chunk.name, chunk.keys, self.position, counts.tolist())
+                running = counts.tolist()
+                self.state.keep_partial(chunk.name, chunk.keys, self.position, running[:-1], running[-1])
                 last_save = time.monotonic()
             # rank 0 reports for every rank (they run equal parts); the rest is reported when the chunk ends
             seen = min(size * self.world.size, self.n_images - self.ticked)
             self.ticked += seen
             self.tick(seen, phase=chunk.name)
 
-    def _count_batch(self, executor: Executor, i: int, bs: int, like: Any) -> Any:
-        """Correct counts per configuration on images i..i+bs, or None when the device ran out of memory."""
+    def _count_batch(self, executor: Executor, x: Any, y: Any, like: Any) -> Any:
+        """Correct counts per configuration on the images ``x`` (and their number, last), or None when the
+        device ran out of memory."""
         import torch
 
-        xb = self.runtime.prepare(self.images[i:i + bs])
-        yb = to_device(self.labels[i:i + bs], self.runtime.device)
+        xb = self.runtime.prepare(x)
+        yb = to_device(y, self.runtime.device)
         batch_counts = torch.zeros_like(like)
         try:
             with torch.inference_mode(), self.runtime.autocast():
-                executor(xb, yb, batch_counts)
+                executor(xb, yb, batch_counts[:-1])
         except self.oom_types:
             del xb, yb, batch_counts
             if self.runtime.on_cuda:
                 torch.cuda.empty_cache()
             return None
+        batch_counts[-1] += len(y)
         return batch_counts
 
     def _halve(self, bs: int) -> int:
@@ -667,7 +688,7 @@ class ChunkRunner:
 def lesion_study(
     model: Any,
     images: Any,
-    labels: Any,
+    labels: Any = None,
     *,
     experiments: Sequence[str] = EXPERIMENTS,
     max_k: int = 10,
@@ -688,43 +709,51 @@ def lesion_study(
     residual: bool | None = None,
     world: World = SINGLE,
 ) -> LesionResult:
-    """Run the lesion study of ``model`` on ``images`` (N x C x H x W, normalised) and ``labels`` (N).
+    """Run the lesion study of ``model`` on ``images`` and ``labels`` (tensors: N x C x H x W normalised, and N),
+    or on ``images`` alone as a dataset or an ``ImageStream`` (``labels`` None): streamed, a batch at a time.
 
     ``progress`` gets a "lesion" event after every batch (images over the whole study, the chunk as its phase;
     it may raise KeyboardInterrupt: the study then keeps its counts and raises ``LesionInterrupted``);
     ``on_chunk(state)`` gets the study's state (``StudyState.to_dict()``) after every chunk it ran.
 
     Under torchrun (``world``, from ``resnet_cli.distributed.start``) every rank runs every chunk on its part of
-    the images, the counts are summed once per chunk, and rank 0 alone keeps ``state_path`` (give the others
-    no ``progress`` or ``on_chunk``). A study kept by any number of processes resumes with any other.
+    the images (``World.part``: it reads only that part), the counts are summed once per chunk, and rank 0 alone
+    keeps ``state_path`` (give the others no ``progress`` or ``on_chunk``). A study kept by any number of
+    processes resumes with any other.
     """
+    from ..data.stream import as_stream
+
     unknown = [e for e in experiments if e not in EXPERIMENTS]
     if unknown:
         raise ResnetCliError(f"unknown experiment {unknown[0]!r}: choose from {', '.join(EXPERIMENTS)}")
     experiments = [e for e in EXPERIMENTS if e in experiments]  # one order, whatever order they were given in
-    if len(images) != len(labels) or len(images) == 0:
+    stream = as_stream(images, labels)
+    if len(stream) == 0:
         raise ResnetCliError("the lesion study needs at least one labelled image")
-    runtime = Runtime.choose(device, amp, channels_last, images)
+    first = stream.first_image()
+    runtime = Runtime.choose(device, amp, channels_last, first)
     residual = getattr(getattr(model, "spec", None), "residual", True) if residual is None else residual
 
     with prepared_model(model, runtime.device, channels_last=runtime.channels_last) as work:
         layout = Layout(work)
-        layout.probe(runtime.prepare(images[:1]))
+        layout.probe(runtime.prepare(first))
         skipped, notes = _unremovable(layout.blocks)
         chunks, plan_notes = plan_chunks(layout.blocks, experiments, max_k, samples, seed)
         notes += plan_notes
-        study = {"arch": arch, "dataset": dataset, "images": len(images), "experiments": list(experiments),
+        study = {"arch": arch, "dataset": dataset, "images": len(stream), "experiments": list(experiments),
                  "max_k": max_k, "samples": samples, "seed": seed, "model": model_fingerprint(model),
-                 "data": data_fingerprint(images, labels)}
+                 "data": stream.fingerprint()}
         state = _open_state(state_path, study, resume, world)
-        runner = ChunkRunner(layout, images, labels, runtime, state, engine=engine, batch_size=batch_size,
+        runner = ChunkRunner(layout, stream, runtime, state, engine=engine, batch_size=batch_size,
                              save_every=save_every, notes=notes, world=world,
-                             tick=Counter(progress, "lesion", len(images) * len(chunks), "images"))
+                             tick=Counter(progress, "lesion", len(stream) * len(chunks), "images"))
         for chunk in chunks:
             if runner.run(chunk) and on_chunk:
                 on_chunk(state.to_dict())
+    notes += unreadable_note(stream, world)
 
-    result = _result(state.done, layout.blocks, skipped, len(images), arch, dataset, bool(residual), notes,
+    result = _result(state.done, layout.blocks, skipped, state.done["baseline"]["images"], arch, dataset,
+                     bool(residual), notes,
                      settings={"experiments": list(experiments), "max_k": max_k, "samples": samples,
                                "seed": seed, "batch_size": batch_size, "engine": engine, **runtime.settings()})
     spec = getattr(model, "spec", None)
@@ -733,6 +762,16 @@ def lesion_study(
 
         result.overrides, result.num_classes = spec_overrides(spec), spec.num_classes
     return result
+
+
+def unreadable_note(stream: Any, world: World) -> list[str]:
+    """The note on images left out as unreadable (``--skip-bad-images``) by any rank, or none."""
+    from .evaluation import unreadable_note as note
+
+    skipped: dict[str, str] = {}
+    for part in world.gather(stream.skipped):
+        skipped.update(part)
+    return note(skipped)
 
 
 def _open_state(path: str | Path | None, study: dict[str, Any], resume: bool, world: World) -> StudyState:

@@ -4,9 +4,9 @@ The file is one JSON document, rewritten atomically after every finished chunk a
 running one::
 
     {"study":   {"arch", "dataset", "images", "experiments", "max_k", "samples", "seed",
-                 "model": sha256 of the weights, "data": sha256 of the images and labels},
+                 "model": sha256 of the weights, "data": the data's fingerprint (data.stream.ImageStream.fingerprint)},
      "done":    {key: {"experiment", "k", "config": {"deleted", "swaps"}, "correct", "images"}, ...},
-     "partial": null | {"chunk", "keys", "images_done", "correct": [per key]}}
+     "partial": null | {"chunk", "keys", "images_done", "images_measured", "correct": [per key]}}
 
 Resuming continues only the same study (every ``study`` field equal): the same weights, data and options, so a
 resumed study ends with exactly the numbers an uninterrupted one gives.
@@ -39,13 +39,6 @@ def model_fingerprint(model: Any) -> str:
         h.update(str(tuple(t.shape)).encode())
         h.update(_tensor_bytes(t))
     return h.hexdigest()
-
-
-def data_fingerprint(images: Any, labels: Any) -> str:
-    h = hashlib.sha256()
-    for t in (images, labels):
-        h.update(_tensor_bytes(t))
-    return h.hexdigest()[:16]
 
 
 def _tensor_bytes(t: Any) -> bytes:
@@ -93,21 +86,26 @@ class StudyState:
     def is_done(self, keys: Sequence[str]) -> bool:
         return all(k in self.done for k in keys)
 
-    def resume_point(self, chunk: str, keys: Sequence[str]) -> tuple[int, list[int] | None]:
-        """(images done, correct counts per key) kept for ``chunk`` when it was interrupted, else (0, None)."""
+    def resume_point(self, chunk: str, keys: Sequence[str]) -> tuple[int, list[int] | None, int]:
+        """(images done, correct counts per key, images measured) kept for ``chunk`` when it was interrupted,
+        else (0, None, 0). Images measured are those done less any left out as unreadable."""
         p = self.partial
         if p and p["chunk"] == chunk and p["keys"] == list(keys):
-            return int(p["images_done"]), [int(c) for c in p["correct"]]
-        return 0, None
+            done = int(p["images_done"])
+            return done, [int(c) for c in p["correct"]], int(p.get("images_measured", done))
+        return 0, None, 0
 
-    def keep_partial(self, chunk: str, keys: Sequence[str], images_done: int, correct: Sequence[int]) -> None:
+    def keep_partial(self, chunk: str, keys: Sequence[str], images_done: int, correct: Sequence[int],
+                     images_measured: int | None = None) -> None:
         """Record (and write) the running counts of an unfinished chunk."""
         self.partial = {"chunk": chunk, "keys": list(keys), "images_done": images_done,
+                        "images_measured": images_done if images_measured is None else int(images_measured),
                         "correct": [int(c) for c in correct]}
         self.save()
 
     def finish(self, measurements: Sequence[Any], correct: Sequence[int], images: int) -> None:
-        """Record (and write) a finished chunk: its measurements' correct counts out of ``images``."""
+        """Record (and write) a finished chunk: its measurements' correct counts out of ``images`` (the study's,
+        less any left out as unreadable)."""
         for m, c in zip(measurements, correct):
             self.done[m.key] = {"experiment": m.experiment, "k": m.k, "config": m.config.to_dict(),
                                 "correct": int(c), "images": images}
@@ -150,7 +148,7 @@ def _check_done(done: dict[str, Any], images: int, bad: Any) -> None:
                 and isinstance(entry.get("experiment"), str) and _count(entry.get("k"))
                 and isinstance(entry.get("config"), dict)):
             raise bad(f"measurement {key!r} lacks a whole 'correct', 'images', 'k', 'experiment' or 'config'")
-        if entry["images"] != images or entry["correct"] > images:
+        if entry["images"] > images or entry["correct"] > entry["images"]:
             raise bad(f"measurement {key!r} has {entry['correct']} correct of {entry['images']} images; the study "
                       f"has {images}")
 
@@ -162,8 +160,9 @@ def _check_partial(partial: Any, images: int, bad: Any) -> None:
             and all(_count(c) for c in partial["correct"])):
         raise bad("'partial' lacks a 'chunk', 'keys', whole 'images_done' or 'correct' counts")
     done_images = partial["images_done"]
-    if done_images > images or len(partial["correct"]) != len(partial["keys"]) or \
-            any(c > done_images for c in partial["correct"]):
+    measured = partial.get("images_measured", done_images)
+    if not _count(measured) or measured > done_images or done_images > images or \
+            len(partial["correct"]) != len(partial["keys"]) or any(c > measured for c in partial["correct"]):
         raise bad(f"'partial' counts do not fit {done_images} of {images} images")
 
 

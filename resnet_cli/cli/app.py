@@ -65,6 +65,7 @@ class ResnetCliGroup(TyperGroup):
              standalone_mode: bool = True, **extra: Any) -> Any:
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            _end_run_together()
         except clickapi.NoArgsIsHelpError:
             rv = 0  # the help was already printed
         except clickapi.UsageError as exc:
@@ -119,6 +120,14 @@ def _flag_without_metavar(param: Any) -> Any:
     if getattr(param, "is_flag", False) and param.metavar is None:
         param.metavar = ""
     return param
+
+
+def _end_run_together() -> None:
+    """Under torchrun, a command that succeeded ends with every rank together (``distributed.finish``), so each
+    one exits 0; a failed one does not wait: torchrun stops the others."""
+    dist = sys.modules.get(f"{__package__.rpartition('.')[0]}.distributed")  # imported only by what joins a run
+    if dist is not None:
+        dist.finish()
 
 
 class Interrupted(ResnetCliError):
@@ -182,6 +191,8 @@ BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Im
 WorkersOpt = Annotated[int, typer.Option("--workers", min=0, max=MAX_WORKERS,
                                          help="Data-loading processes for image folders.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or messages on stderr.")]
+SkipBadOpt = Annotated[bool, typer.Option("--skip-bad-images", help="Leave out images that cannot be read (counted "
+                                          "and listed) instead of stopping at the first.")]
 
 
 # Data and checkpoints, shared by train, eval, lesion and gradients.

@@ -22,6 +22,8 @@ from .app import (
     NormalizeOpt,
     QuietOpt,
     SeedOpt,
+    SkipBadOpt,
+    WorkersOpt,
     app,
 )
 from .lesion import FigureTypeOpt, figure_types
@@ -45,6 +47,8 @@ def gradients(
     seed: SeedOpt = 0,
     device: DeviceOpt = Device.auto,
     batch_size: BatchSizeOpt = 32,
+    workers: WorkersOpt = 0,
+    skip_bad_images: SkipBadOpt = False,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for gradients.json and "
                                              "its figure.")] = None,
     figure_type: FigureTypeOpt = "png",
@@ -80,12 +84,13 @@ def gradients(
     # a second run on this folder refuses; under torchrun rank 0 alone writes, so it alone holds the folder
     with output_lock(out if distributed.from_environment().main else None, "--out", folder=True):
         torch_device = resolve_device(device.value)
-        inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, split, normalize=normalize)
+        inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, split, normalize=normalize,
+                                   workers=workers, skip_bad=skip_bad_images, pin_memory=torch_device.type == "cuda")
         world, torch_device = distributed.start(torch_device)  # under torchrun; rank 0 alone shows and writes
         n = len(inputs.model.residual_blocks())
         lengths = sorted(set(range(0, n + 1, step)) | {n})
         with progress(world.main and not quiet and fmt is OutputFormat.table) as show:
-            result = gradient_flow(inputs.model, inputs.images, inputs.labels, lengths=lengths, samples=samples,
+            result = gradient_flow(inputs.model, inputs.data, lengths=lengths, samples=samples,
                                    batch_size=batch_size, seed=seed, mass=mass, device=torch_device, progress=show,
                                    arch=inputs.checkpoint.arch, dataset=inputs.dataset, world=world)
         if not world.main:

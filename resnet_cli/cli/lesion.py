@@ -24,6 +24,8 @@ from .app import (
     NormalizeOpt,
     QuietOpt,
     SeedOpt,
+    SkipBadOpt,
+    WorkersOpt,
     app,
     options_given,
 )
@@ -61,6 +63,8 @@ def lesion(
     seed: SeedOpt = 0,
     device: DeviceOpt = Device.auto,
     batch_size: BatchSizeOpt = 256,
+    workers: WorkersOpt = 0,
+    skip_bad_images: SkipBadOpt = False,
     engine: Annotated[str, typer.Option("--engine", help="cached (shared prefixes computed once), stacked (the "
                                         "same, with branches that run the same block batched together: for small "
                                         "nets on a GPU) or naive (a full forward pass per configuration: the "
@@ -98,7 +102,8 @@ def lesion(
             stderr_console(quiet).print(f"note: --resume: {out} holds no study yet (no measurements.json), so "
                                         f"this one starts from the beginning")
         torch_device = resolve_device(device.value)
-        inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, normalize=normalize)
+        inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, normalize=normalize, workers=workers,
+                                   skip_bad=skip_bad_images, pin_memory=torch_device.type == "cuda")
         world, torch_device = distributed.start(torch_device)  # under torchrun; rank 0 alone shows and writes
 
         def write_measurements(state: dict[str, Any]) -> None:
@@ -106,7 +111,7 @@ def lesion(
 
         with progress(world.main and not quiet and fmt is OutputFormat.table) as show, _errors_in_option_terms():
             result = lesion_study(
-                inputs.model, inputs.images, inputs.labels, experiments=chosen, max_k=max_k, samples=samples,
+                inputs.model, inputs.data, experiments=chosen, max_k=max_k, samples=samples,
                 seed=seed, batch_size=batch_size, device=torch_device, engine=engine,
                 state_path=out / "measurements.json" if out is not None else None, resume=resume, progress=show,
                 on_chunk=write_measurements if out is not None and world.main else None, world=world,

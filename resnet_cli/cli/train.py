@@ -27,6 +27,7 @@ from .app import (
     SeedOpt,
     SetOpt,
     ShortcutOpt,
+    SkipBadOpt,
     StochasticDepthOpt,
     WidthsOpt,
     WorkersOpt,
@@ -175,6 +176,7 @@ def eval_command(
     normalize: NormalizeOpt = None,
     batch_size: BatchSizeOpt = 256,
     workers: WorkersOpt = 0,
+    skip_bad_images: SkipBadOpt = False,
     device: DeviceOpt = Device.auto,
     quiet: QuietOpt = False,
     fmt: FormatOpt = OutputFormat.table,
@@ -192,7 +194,7 @@ def eval_command(
         report = evaluate_checkpoint(checkpoint, arch=arch, dataset=dataset, split=split, data_dir=data_dir,
                                      download=download, limit=limit, input_size=input_size, batch_size=batch_size,
                                      workers=workers, device=device.value, progress=show, normalize=normalize,
-                                     distributed=True)
+                                     distributed=True, skip_bad=skip_bad_images)
     if main:
         emit(report, fmt, eval_table, eval_csv)
 

@@ -128,6 +128,13 @@ class TensorImageDataset(Dataset):
         moved.images, moved.labels = self.images.to(device), self.labels.to(device)
         return moved
 
+    def fingerprint(self) -> str:
+        """The images as held (uint8 for CIFAR) and labels, with the normalisation applied to them: what a resumed
+        study must find again."""
+        from .stream import tensor_fingerprint
+
+        return tensor_fingerprint(self.images, self.labels, torch.tensor(self.info.mean + self.info.std))
+
     def with_info(self, info: DatasetInfo) -> TensorImageDataset:
         """The same images normalised by ``info``'s mean and std instead (``--normalize``): these are stored
         normalised, so undo this info's normalisation and apply the new one."""
@@ -290,6 +297,8 @@ def load_dataset(name: str, split: str, *, input_size: int | None = None, data_d
 def limit_dataset(dataset: Dataset, limit: int) -> Dataset:
     if isinstance(dataset, TensorImageDataset):
         return type(dataset)(dataset.images[:limit], dataset.labels[:limit], dataset.info)
+    if hasattr(dataset, "head"):  # an image folder: still its own kind (read lazily, fingerprinted by its files)
+        return dataset.head(limit)
     return torch.utils.data.Subset(dataset, range(limit))
 
 

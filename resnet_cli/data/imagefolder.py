@@ -97,6 +97,29 @@ class ImageFolderDataset(Dataset):
     def with_info(self, info: DatasetInfo) -> ImageFolderDataset:
         return type(self)(self.items, self.classes, info)  # normalised per item: the info is all there is
 
+    def head(self, n: int) -> ImageFolderDataset:
+        """The first ``n`` images (in the interleaved order: spread over the classes)."""
+        return type(self)(self.items[:n], self.classes, self.info)
+
+    def describe_item(self, i: int) -> str:
+        return str(self.items[i][0])
+
+    def fingerprint(self) -> str:
+        """The files' names (relative to the folder) and classes, and how they are preprocessed: what a resumed
+        study must find again. Not the files' bytes: a study of 50,000 images would read them all first, and
+        each rank reads only its share; an image fixed in place (a damaged file replaced) keeps the study's
+        fingerprint, so the study resumes past it."""
+        import hashlib
+        import json
+
+        root = Path(self.info.source) if self.info.source else None
+        h = hashlib.sha256(json.dumps([self.classes, self.info.input_size, self.info.in_channels,
+                                       list(self.info.mean), list(self.info.std)]).encode())
+        for path, label in self.items:
+            rel = path.relative_to(root) if root is not None and path.is_relative_to(root) else path
+            h.update(f"{label}\t{rel.as_posix()}\n".encode())
+        return h.hexdigest()[:16]
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         import numpy as np
         from PIL import Image
