@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from image_folders import folder_checkpoint, write_folder
 from lesion_nets import one_thread, trained, write_checkpoint
 from typer.testing import CliRunner
 
@@ -56,6 +57,8 @@ def one_process(*args):
 
 GRADIENTS = ["--limit", "48", "-b", "8", "--samples", "2", "--device", "cpu", "-f", "json"]
 EVAL = ["--limit", "100", "-b", "16", "--device", "cpu", "-f", "json"]
+# one batch for two ranks: rank 1 scores nothing and must still take part in every sum and end with rank 0
+EVAL_ONE_BATCH = ["--limit", "10", "-b", "16", "--device", "cpu", "-f", "json"]
 TRAIN = ["--arch", "cifar_resnet8", "--dataset", "synthetic", "--limit", "64", "--test-limit", "32", "--epochs", "1",
          "-b", "8", "--device", "cpu", "--no-best", "-f", "json"]
 
@@ -66,9 +69,9 @@ def launch(ckpt, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("launch")
     proc, outs = torchrun([["lesion", ckpt, *LESION, "--out", tmp / "two", "-f", "json"],
                            ["gradients", ckpt, *GRADIENTS], ["eval", ckpt, *EVAL],
-                           ["train", *TRAIN, "-o", tmp / "ddp.pt"]], tmp)
-    assert proc.returncode == 0, proc.stderr
-    return dict(zip(("lesion", "gradients", "eval", "train"), outs)), tmp
+                           ["train", *TRAIN, "-o", tmp / "ddp.pt"], ["eval", ckpt, *EVAL_ONE_BATCH]], tmp)
+    assert proc.returncode == 0, proc.stderr  # the launch's own exit code: every rank of every command exited 0
+    return dict(zip(("lesion", "gradients", "eval", "train", "eval_one_batch"), outs)), tmp
 
 
 def test_lesion_in_two_processes_counts_exactly_what_one_counts(ckpt, launch):
@@ -92,6 +95,9 @@ def test_gradients_and_eval_in_two_processes_measure_what_one_does(ckpt, launch)
     a, b = json.loads(one_process("eval", ckpt, *EVAL).stdout), json.loads(outs["eval"])
     assert (b["correct"], b["images"]) == (a["correct"], 100)
     assert math.isclose(a["loss"], b["loss"], rel_tol=1e-12)
+
+    a, b = json.loads(one_process("eval", ckpt, *EVAL_ONE_BATCH).stdout), json.loads(outs["eval_one_batch"])
+    assert (b["correct"], b["images"], b["per_class"]) == (a["correct"], 10, a["per_class"])
 
 
 def test_two_process_training_writes_a_checkpoint_one_process_evaluates_and_continues(launch):
@@ -126,3 +132,33 @@ def test_a_killed_rank_ends_the_launch_and_resume_finishes_the_study(ckpt, tmp_p
     resumed = one_process("lesion", ckpt, *LESION, "--out", out, "--resume", "-f", "json")
     whole = one_process("lesion", ckpt, *LESION, "-f", "json")
     assert json.loads(resumed.stdout) == json.loads(whole.stdout)  # nothing measured twice, nothing lost
+
+
+# --------------------------------------------------------------------------- an image folder, streamed
+def test_each_rank_decodes_only_its_share_and_resumes_in_one_process(tmp_path):
+    """30 JPEGs, batches of 4: rank 0 takes batches 0-3 (images 0-15), rank 1 batches 4-7 (16-29), in every pass
+    (a chunk of the study); each also reads image 0 once, to learn the network's shapes."""
+    folder = write_folder(tmp_path / "imgs", per_class=10)
+    ckpt = folder_checkpoint(tmp_path / "net.pt", folder)
+    study = ["lesion", ckpt, "--experiments", "single,multi", "--max-k", "2", "--samples", "2", "-b", "4",
+             "--device", "cpu", "--workers", "1", "-f", "json"]
+    proc, outs = torchrun([[*study, "--out", tmp_path / "two"]], tmp_path, env={"READ_LOG": str(tmp_path / "reads")})
+    assert proc.returncode == 0, proc.stderr
+    one = json.loads(one_process(*study).stdout)
+    assert json.loads(outs[0]) == one
+
+    from resnet_cli.data import load_dataset
+
+    data, _ = load_dataset("imagefolder", "test", input_size=32, data_dir=folder)
+    names = [f"{p.parent.name}/{p.name}" for p, _ in data.items]
+    logs = {r: (tmp_path / f"reads.{r}").read_text().split() for r in (0, 1)}
+    chunks = 3  # single, multi k=1, multi k=2
+    for rank, share in ((0, range(16)), (1, range(16, 30))):
+        expected = [names[0]] + [names[i] for i in share] * chunks
+        assert sorted(logs[rank]) == sorted(expected), rank  # its share once a pass, and nothing of the other's
+
+    crashed, _ = torchrun([[*study, "--out", tmp_path / "killed", "-q"]], tmp_path,
+                          env={"DIE_AT_CHUNK": "3", "RESNET_CLI_DIST_TIMEOUT": "30"})
+    assert crashed.returncode != 0
+    resumed = one_process(*study, "--out", tmp_path / "killed", "--resume")
+    assert json.loads(resumed.stdout) == one  # two processes' chunks, finished by one: nothing twice, nothing lost

@@ -42,11 +42,13 @@ def class_names(root: Path) -> list[str]:
 
 
 def scan(root: Path, classes: list[str] | None = None, size: int | None = None,
-         ) -> tuple[list[str], list[tuple[Path, int]]]:
-    """The classes (``classes``, else the sorted folder names of ``root``) and every image with its label.
+         ) -> tuple[list[str], list[tuple[Path, int]], dict[str, str]]:
+    """The classes (``classes``, else the sorted folder names of ``root``), every image with its label, and the
+    images whose header Pillow cannot read (path -> why: said before any work by whatever reads the folder, or left
+    out with ``--skip-bad-images``).
 
-    Each image's header is read (not its pixels): one that Pillow cannot identify, or past
-    ``MAX_IMAGE_PIXELS`` (also once resized for ``size``), is refused now, before any training or evaluation."""
+    Each image's header is read (not its pixels): one past ``MAX_IMAGE_PIXELS`` (also once resized for ``size``)
+    is refused now, before any training or evaluation."""
     classes = classes or class_names(root)
     items = []
     for label, name in enumerate(classes):
@@ -55,9 +57,13 @@ def scan(root: Path, classes: list[str] | None = None, size: int | None = None,
                 items.append((f, label))
     if not items:
         raise DatasetError(f"no images ({', '.join(sorted(EXTENSIONS))}) under {root}")
+    unreadable = {}
     for path, _label in items:
-        check_image(path, size)
-    return classes, items
+        try:
+            check_image(path, size)
+        except DatasetError as exc:
+            unreadable[str(path)] = str(exc)
+    return classes, items, unreadable
 
 
 def check_image(path: Path, size: int | None = None) -> None:
@@ -88,18 +94,22 @@ def _resized(w: int, h: int, size: int) -> tuple[int, int]:
 class ImageFolderDataset(Dataset):
     """Reads, resizes, crops and normalises one image per item (lazily)."""
 
-    def __init__(self, items: list[tuple[Path, int]], classes: list[str], info: DatasetInfo) -> None:
+    def __init__(self, items: list[tuple[Path, int]], classes: list[str], info: DatasetInfo,
+                 unreadable: dict[str, str] | None = None) -> None:
         self.items, self.classes, self.info = items, classes, info
+        self.unreadable = unreadable or {}  # images whose header cannot be read: path -> why
 
     def __len__(self) -> int:
         return len(self.items)
 
     def with_info(self, info: DatasetInfo) -> ImageFolderDataset:
-        return type(self)(self.items, self.classes, info)  # normalised per item: the info is all there is
+        return type(self)(self.items, self.classes, info, self.unreadable)  # normalised per item: the info is all
 
     def head(self, n: int) -> ImageFolderDataset:
         """The first ``n`` images (in the interleaved order: spread over the classes)."""
-        return type(self)(self.items[:n], self.classes, self.info)
+        kept = self.items[:n]
+        names = {str(p) for p, _ in kept}
+        return type(self)(kept, self.classes, self.info, {p: w for p, w in self.unreadable.items() if p in names})
 
     def describe_item(self, i: int) -> str:
         return str(self.items[i][0])
@@ -165,7 +175,7 @@ def load(*, split: str, input_size: int | None, data_dir=None, download: bool = 
         raise DatasetError(f"--data-dir {base} is not a folder")
     root = find_root(base, split)
     size = input_size or DEFAULT_SIZE
-    classes, items = scan(root, _split_classes(base, root), size)
+    classes, items, unreadable = scan(root, _split_classes(base, root), size)
     channels = in_channels or 3
     if channels not in (1, 3):
         raise DatasetError(f"imagefolder reads RGB or grey images; the network takes {channels} channels")
@@ -178,4 +188,4 @@ def load(*, split: str, input_size: int | None, data_dir=None, download: bool = 
     interleaved = [lst[k] for k in range(max(map(len, by_class.values()))) for lst in by_class.values() if k < len(lst)]
     info = DatasetInfo(name="imagefolder", num_classes=len(classes), input_size=size, in_channels=channels,
                        mean=mean, std=std, crop_padding=max(1, size // 8), flip=True, source=str(base))
-    return ImageFolderDataset(interleaved, classes, info), info
+    return ImageFolderDataset(interleaved, classes, info, unreadable), info

@@ -29,6 +29,9 @@ import torch
 from ..limits import check_workers
 from . import DatasetError
 
+#: What to do about an image that cannot be read.
+ADVICE = ("replace it with a readable file (a lesion study then continues with --resume), or pass --skip-bad-images "
+          "to leave out the images that cannot be read")
 #: Batches each worker decodes ahead of the one being measured (the DataLoader's default).
 PREFETCH = 2
 
@@ -42,6 +45,11 @@ class ImageStream:
         self.pin_memory = pin_memory
         self.skip_bad = skip_bad
         self.skipped: dict[str, str] = {}  # image -> why it could not be read (with skip_bad)
+        known = getattr(dataset, "unreadable", None)  # found before any work (an image folder's header scan)
+        if known and not skip_bad:
+            first = next(iter(known.values()))
+            more = f" (and {len(known) - 1:,} more images)" if len(known) > 1 else ""
+            raise DatasetError(f"{first}{more}: {ADVICE}")
 
     @classmethod
     def of_tensors(cls, images: torch.Tensor, labels: torch.Tensor) -> ImageStream:
@@ -98,8 +106,7 @@ class ImageStream:
             for x, y, failed in _worker_failures_as_errors(loader):
                 for path, why in failed:
                     if not self.skip_bad:
-                        raise DatasetError(f"{why} (fix or remove it and run again, or pass --skip-bad-images "
-                                           f"to leave out the images that cannot be read)")
+                        raise DatasetError(f"{why}: {ADVICE}")
                     self.skipped[path] = why
                 if len(y):
                     yield x, y
