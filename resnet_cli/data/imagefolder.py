@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from ..limits import check_image_pixels
+from ..limits import LimitError, check_image_pixels
 from . import DatasetError, DatasetInfo, normalise, resolve_data_dir
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -78,7 +78,9 @@ def check_image(path: Path, size: int | None = None) -> None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 w, h = img.size
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:  # past any limit: refused, never left out as merely unreadable
+        raise LimitError(f"image {path}: {exc}") from None
+    except (OSError, ValueError) as exc:
         raise DatasetError(f"cannot read image {path}: {exc}") from None
     check_image_pixels(w, h, f"image {path}")
     if size is not None:
