@@ -239,12 +239,13 @@ class BlockReport:
         }
 
 
-def block_layers(block: str, channels: int, feature_size: int) -> list[LayerCount]:
+def block_layers(block: str, channels: int, feature_size: int, placement: str = "original") -> list[LayerCount]:
     """A shape-preserving block of ``channels`` in and out, as the ResNet planner lays it out: basic = two 3x3
-    convs; bottleneck = 1x1 to channels/4, 3x3, 1x1 back (He et al. 2015 Fig. 5), each conv followed by BN."""
+    convs; bottleneck = 1x1 to channels/4, 3x3, 1x1 back (He et al. 2015 Fig. 5), each conv with its BN (before
+    it under full pre-activation)."""
     if block == "bottleneck" and channels % 4:
         raise ValueError(f"a bottleneck needs channels divisible by 4 (got {channels})")
-    spec = ArchSpec(name=f"one {block} block", block=block)
+    spec = ArchSpec(name=f"one {block} block", block=block, placement=placement)
     unit = block_plan(spec, "block", "block", (channels, feature_size, feature_size), channels // spec.expansion, 1)
     return [dataclasses.replace(layer, name=layer.name.removeprefix("block."), block="") for layer in unit.layers]
 

@@ -30,6 +30,7 @@ COMMANDS = {
     "archs": "params",
     "params": "params",
     "compare": "params",
+    "draw": "draw",
     "paths": "paths",
     "train": "train",
     "eval": "train",
@@ -291,3 +292,17 @@ def _sized(fields: dict[str, Any], option: str) -> dict[str, Any]:
     if "input_size" not in fields:
         return fields
     return {**fields, **input_size_fields(fields.pop("input_size"), option)}
+
+
+def column_overrides(column: str) -> tuple[str, dict[str, str]]:
+    """``resnet110:shortcut_mode=conv:widths=16,32,64`` -> ('resnet110', {'shortcut_mode': 'conv', 'widths':
+    '16,32,64'}): colons separate the overrides, since values such as widths hold commas (``compare``, ``draw``)."""
+    name, *pairs = column.split(":")
+    own: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ResnetCliError(f"{column!r}: a column's overrides are NAME:FIELD=VALUE[:FIELD=VALUE...], "
+                                 f"e.g. resnet110:shortcut_mode=conv ({pair!r} has no '=')")
+        own[key.strip()] = value.strip()
+    return name, own

@@ -25,6 +25,7 @@ from .app import (
     StochasticDepthOpt,
     WidthsOpt,
     app,
+    column_overrides,
     options_given,
     spec_from_options,
 )
@@ -198,16 +199,3 @@ def compare(
             shortcut_mode=shortcut_mode, sets=sets, last=own)))
     emit(CompareReport(reports), fmt, compare_table, compare_csv)
 
-
-def column_overrides(column: str) -> tuple[str, dict[str, str]]:
-    """``resnet110:shortcut_mode=conv:widths=16,32,64`` -> ('resnet110', {'shortcut_mode': 'conv', 'widths':
-    '16,32,64'}): colons separate the overrides, since values such as widths hold commas."""
-    name, *pairs = column.split(":")
-    own: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ResnetCliError(f"{column!r}: a column's overrides are NAME:FIELD=VALUE[:FIELD=VALUE...], "
-                                 f"e.g. resnet110:shortcut_mode=conv ({pair!r} has no '=')")
-        own[key.strip()] = value.strip()
-    return name, own

@@ -51,7 +51,7 @@ def plan_densenet(spec: ArchSpec) -> ModelPlan:
             name = f"features.transition{i}"
             t = UnitPlan(name, f"transition{i}", shape)
             c = conv(f"{name}.conv", shape, transition_width(spec, shape[0]), 1, padding=0)
-            t.add("transition", bn(f"{name}.norm", shape), c, pool(f"{name}.pool", c.out_shape, 2, 2))
+            t.add("transition", bn(f"{name}.norm", shape), c, pool(f"{name}.pool", c.out_shape, 2, 2, average=True))
             units.append(t)
             shape = t.out_shape
     head = UnitPlan("head", "head", shape)

@@ -60,7 +60,7 @@ def plan_keras(spec: ArchSpec) -> ModelPlan:
     if spec.block != "res_block_v1":
         head.add("head", bn("head_bn", shape))
     if spec.block == "minimodel_unit":
-        head.add("head", pool("avgpool", shape, 4, 4))
+        head.add("head", pool("avgpool", shape, 4, 4, average=True))
     head.add("head", LayerCount("flatten", "flatten", 0, 0, (head_features(spec, shape), 1, 1), "Flatten"),
              linear("fc", head_features(spec, shape), spec.num_classes))
     units.append(head)

@@ -75,11 +75,13 @@ def linear(name: str, in_features: int, out_features: int, bias: bool = True) ->
                       in_features * out_features, (out_features, 1, 1), f"{in_features}->{out_features}")
 
 
-def pool(name: str, shape: Shape, kernel: int, stride: int, padding: int = 0) -> LayerCount:
+def pool(name: str, shape: Shape, kernel: int, stride: int, padding: int = 0, average: bool = False) -> LayerCount:
+    """Max pooling, or average pooling where ``average`` (its detail then ends in "average", as the ResNet-D
+    shortcut's pool does): ``draw`` labels them apart, as the DenseNet paper's Table 1 does."""
     c, h, w = shape
     out = (c, conv_out(h, kernel, stride, padding), conv_out(w, kernel, stride, padding))
-    return LayerCount(name, "pool", 0, 0, out, f"{kernel}x{kernel}/{stride}", kernel=kernel, stride=stride,
-                      padding=padding)
+    detail = f"{kernel}x{kernel}/{stride}" + (" average" if average else "")
+    return LayerCount(name, "pool", 0, 0, out, detail, kernel=kernel, stride=stride, padding=padding)
 
 
 def global_pool(name: str, shape: Shape) -> LayerCount:

@@ -57,8 +57,9 @@ def new_figure(*args: Any, **kwargs: Any):
     return plt.subplots(*args, **kwargs)
 
 
-def save_figure(fig: Any, path: str | Path) -> None:
-    """Save a figure atomically; the format follows the file's suffix (png, pdf, svg, ...)."""
+def save_figure(fig: Any, path: str | Path, dpi: int | None = None) -> None:
+    """Save a figure atomically; the format follows the file's suffix (png, pdf, svg, ...); raster formats at
+    ``dpi`` (default RC's 300)."""
     from ..errors import ResnetCliError
     from ..fileio import atomic_open
     from . import _figure_path
@@ -66,7 +67,7 @@ def save_figure(fig: Any, path: str | Path) -> None:
     path = _figure_path(path, "figure")
     try:
         with atomic_open(path, "wb") as fh:
-            fig.savefig(fh, format=path.suffix.lstrip(".").lower(), bbox_inches="tight")
+            fig.savefig(fh, format=path.suffix.lstrip(".").lower(), bbox_inches="tight", dpi=dpi or RC["savefig.dpi"])
     except OSError as exc:
         raise ResnetCliError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:

@@ -1,0 +1,135 @@
+"""``draw``: the papers' pictures of a network (He et al. 2015 Fig. 3) or of one block (Fig. 5; He et al. 2016
+Fig. 4), from the plan. Arch names need no torch; a checkpoint is read with it."""
+
+# Annotations are evaluated here, at import, not by typer at each start (cli/app.py says why).
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..analysis.drawing import FOLD_ABOVE
+from ..errors import ResnetCliError
+from ..render import OutputFormat, check_figure_path, emit, stderr_console
+from .app import (
+    FormatOpt,
+    InputHWOpt,
+    NumClassesOpt,
+    QuietOpt,
+    SetOpt,
+    ShortcutModeOpt,
+    ShortcutOpt,
+    app,
+    column_overrides,
+    options_given,
+    spec_from_options,
+)
+
+# What a checkpoint's file name may end in: such a column that is no file is a missing file, not an arch name.
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".th", ".ckpt", ".tar", ".bin")
+# Options that change a network; a column read from a checkpoint takes none of them (its weights fix it).
+NETWORK_OPTIONS = ("num_classes", "shortcut", "placement", "shortcut_mode", "sets")
+
+
+class BlockKind(str, Enum):
+    basic = "basic"
+    bottleneck = "bottleneck"
+
+
+@app.command()
+def draw(
+    ctx: typer.Context,
+    columns: Annotated[list[str] | None, typer.Argument(
+        help="Architectures or checkpoints, one column each, left to right; one column's own overrides follow its "
+             "name: NAME:FIELD=VALUE[:FIELD=VALUE...], e.g. resnet110:shortcut_mode=conv.",
+        metavar="ARCH[:FIELD=VALUE]...|CHECKPOINT...", show_default=False)] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Image file (png, pdf, svg, ... by the suffix).",
+                                         show_default=False)] = ...,
+    block: Annotated[list[BlockKind] | None, typer.Option(
+        "--block", help="Draw one block instead of networks (He et al. 2015 Fig. 5); repeatable: --block basic "
+                        "--block bottleneck side by side.", show_default=False)] = None,
+    placements: Annotated[list[str] | None, typer.Option(
+        "--placement", help="Where BN and ReLU sit (He et al. 2016 Fig. 4): original, bn_after_add, "
+                            "relu_before_add, relu_preact, full_preact. With --block repeatable (one column each; "
+                            "all five: Fig. 4); for networks, once.", show_default=False)] = None,
+    shortcut_mode: ShortcutModeOpt = None,
+    shortcut: ShortcutOpt = None,
+    sets: SetOpt = None,
+    input_size: InputHWOpt = None,
+    num_classes: NumClassesOpt = None,
+    channels: Annotated[int, typer.Option("--channels", min=4, max=16384, help="With --block: input = output "
+                                          "channels.")] = 256,
+    fold: Annotated[bool | None, typer.Option(
+        "--fold/--unfold", help="Draw a run of identical blocks once with '× n' (--fold), or every block "
+                                f"(--unfold). Default: fold a column of more than {FOLD_ABOVE} boxes.",
+        show_default=False)] = None,
+    dpi: Annotated[int, typer.Option("--dpi", min=50, max=1200, help="Resolution of a raster image (png, jpg).")]
+    = 300,
+    fmt: FormatOpt = OutputFormat.table,
+    quiet: QuietOpt = False,
+) -> None:
+    """Draw networks as He et al. 2015 draw theirs in Fig. 3: one box per layer, shortcuts (dotted where they
+    project), output sizes; or one block (--block) with its weights, under each BN/ReLU placement.
+
+    The drawing's content (boxes, shortcuts, labels) is also in --format json.
+    """
+    from ..analysis.drawing import block_drawing, network_drawing
+    from ..spec import PLACEMENTS
+
+    check_figure_path(output, "--output")
+    placements = [p.lower().replace("-", "_") for p in placements or []]
+    for placement in placements:
+        if placement not in PLACEMENTS:
+            raise ResnetCliError(f"--placement must be one of {', '.join(PLACEMENTS)}, not {placement!r}")
+    if block:
+        if columns:
+            raise ResnetCliError("give either architectures or --block, not both (a block is drawn on its own)")
+        network_only = [name.replace("--fold", "--fold/--unfold") for name in options_given(
+            ctx, "shortcut_mode", "shortcut", "sets", "input_size", "num_classes", "fold")]
+        if network_only:
+            raise ResnetCliError(f"{', '.join(network_only)}: not with --block (a block takes --placement and "
+                                 f"--channels)")
+        kinds = list(dict.fromkeys(b.value for b in block))
+        try:
+            drawing = block_drawing(kinds, list(dict.fromkeys(placements)) or ["original"], channels)
+        except ValueError as exc:  # a bottleneck of channels not divisible by 4
+            raise ResnetCliError(f"--channels {channels}: {exc}") from None
+    else:
+        if not columns:
+            raise ResnetCliError("name one or more architectures (see 'resnet-cli archs') or checkpoints, or a "
+                                 "block with --block")
+        if options_given(ctx, "channels"):
+            raise ResnetCliError("--channels: only with --block (a network's widths come from its spec)")
+        if len(placements) > 1:
+            raise ResnetCliError("--placement once for networks; one column's own: ARCH:placement=full_preact")
+        specs = [_column_spec(ctx, column, input_size=input_size, num_classes=num_classes, shortcut=shortcut,
+                              placement=placements[0] if placements else None, shortcut_mode=shortcut_mode,
+                              sets=sets) for column in columns]
+        drawing = network_drawing(specs, fold)
+    from ..render.draw import draw as draw_figure
+    from ..render.draw import drawing_csv, drawing_table
+
+    draw_figure(drawing, output, dpi=dpi)
+    drawing.output = str(output)
+    emit(drawing, fmt, drawing_table, drawing_csv)
+    if OutputFormat(fmt) is not OutputFormat.table:
+        stderr_console(quiet).print(f"figure written to {output}")
+
+
+def _column_spec(ctx: typer.Context, column: str, **options):
+    """The spec of one column: a checkpoint file's own, or an arch name with the options and its own overrides."""
+    path = Path(column)
+    if path.is_file() or path.suffix.lower() in CHECKPOINT_SUFFIXES:
+        fixed = options_given(ctx, *NETWORK_OPTIONS)
+        if fixed:
+            raise ResnetCliError(f"{', '.join(fixed)}: not with a checkpoint ({column}): its weights fix the network; "
+                                 f"only --input-size can change")
+        from ..checkpoint import load_checkpoint
+        from .app import input_size_fields
+
+        fields = input_size_fields(options["input_size"]) if options["input_size"] is not None else None
+        spec = load_checkpoint(path).spec  # a missing or unreadable file is one line there
+        return spec.replace(**fields) if fields is not None else spec
+    name, own = column_overrides(column)
+    return spec_from_options(name, last=own, **options)

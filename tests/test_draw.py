@@ -1,0 +1,272 @@
+"""``draw``: the drawing's data against the plan and the papers (He et al. 2015 Figs. 3 and 5, He et al. 2016
+Fig. 4), and the command as a user runs it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from resnet_cli.analysis.drawing import FOLD_ABOVE, block_drawing, network_column, unit_steps
+from resnet_cli.cli import app
+from resnet_cli.plan import plan_model
+from resnet_cli.registry import get_spec, list_archs
+from resnet_cli.render.draw import column_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+DRAWN_KINDS = {"conv": "conv", "pool": "pool", "linear": "fc"}
+
+
+def main_path(plan):
+    """The plan's layers that Figure 3 draws as boxes, in order: convs, pools and fc layers off the shortcuts
+    (a squeeze-and-excitation module's layers are one box of their own)."""
+    return [layer for layer in plan.layers()
+            if layer.role not in ("shortcut", "gate") and layer.kind in DRAWN_KINDS and ".se." not in layer.name]
+
+
+# --------------------------------------------------------------------------- He et al. 2015, Figure 3
+def test_figure_3_resnet34_and_plain34():
+    residual, plain = network_column(get_spec("resnet34")), network_column(get_spec("plain34"))
+    for column in (residual, plain):
+        assert column.count("conv") == 33 and column.count("fc") == 1  # 34 weighted layers
+        assert [b.label for b in column.boxes][:4] == ["image", "7×7 conv, 64, /2", "pool, /2", "3×3 conv, 64"]
+        assert [b.label for b in column.boxes][-2:] == ["avg pool", "fc 1000"]
+        assert [b.label for b in column.boxes if b.label.endswith("/2")] == [
+            "7×7 conv, 64, /2", "pool, /2", "3×3 conv, 128, /2", "3×3 conv, 256, /2", "3×3 conv, 512, /2"]
+        assert [s.label for s in column.sizes] == ["112", "56", "28", "14", "7"]
+        assert not column.folds
+    assert plain.edges == []
+    # option B: a projection (dotted) exactly where the shape changes, identity (solid) everywhere else
+    assert get_spec("resnet34").shortcut == "B"
+    assert len(residual.edges) == 16
+    dotted = [e for e in residual.edges if e.style == "dotted"]
+    assert [e.block for e in dotted] == ["layer2.0", "layer3.0", "layer4.0"]
+    assert [e.detail for e in dotted] == ["1×1 conv, 128, /2", "1×1 conv, 256, /2", "1×1 conv, 512, /2"]
+    assert {e.style for e in residual.edges} - {"dotted"} == {"solid"}
+    # each shortcut spans its block's two convs
+    for edge in residual.edges:
+        spanned = residual.boxes[edge.source + 1:edge.target + 1]
+        assert [b.block for b in spanned] == [edge.block] * 2
+
+
+def test_option_a_shortcuts_are_dashed_zero_paddings_and_option_c_all_project():
+    column = network_column(get_spec("resnet20"))
+    assert [e.kind for e in column.edges].count("zero_pad") == 2
+    assert {e.style for e in column.edges if e.kind == "zero_pad"} == {"dashed"}
+    assert not [e for e in column.edges if e.style == "dotted"]
+    every = network_column(get_spec("resnet34", shortcut="C"))
+    assert [e.kind for e in every.edges] == ["projection"] * 16
+
+
+@pytest.mark.parametrize("name", list_archs())
+def test_every_registered_arch_is_its_plan(name):
+    """Boxes = the plan's main-path layers (every repeat of a folded run), dotted edges = the blocks whose
+    shortcut has a conv, conv labels = the plan's kernels, widths, groups and strides."""
+    spec = get_spec(name)
+    plan = plan_model(spec)
+    for fold in (None, True):
+        column = network_column(spec, fold)
+        assert forward_layers(column) == [layer.name for layer in main_path(plan)]
+        projecting = [u.name for u in plan.blocks
+                      if any(layer.kind == "conv" for layer in u.role_layers("shortcut"))]
+        assert [name for e in column.edges if e.style == "dotted" for name in _blocks_of(column, e)] == projecting
+        if spec.residual:
+            assert sum(e.times for e in column.edges) == len(plan.blocks)
+        layers = {layer.name: layer for layer in plan.layers()}
+        for box in column.boxes:
+            if box.kind == "conv":
+                layer = layers[box.layers[0]]
+                label = f"{layer.kernel}×{layer.kernel} conv, {layer.out_shape[0]}"
+                label += f", C={layer.groups}" if layer.groups > 1 else ""
+                label += f", /{layer.stride}" if layer.stride > 1 else ""
+                assert box.label == label
+                assert {(layers[n].kernel, layers[n].out_shape[0], layers[n].stride) for n in box.layers} == \
+                    {(layer.kernel, layer.out_shape[0], layer.stride)}  # a folded box stands for equal layers
+
+
+def forward_layers(column):
+    """The plan layers of the conv, pool and fc boxes in forward order: a folded run's boxes hold every repeat's
+    layer, repeat by repeat."""
+    out, i = [], 0
+    folds = {f.first: f for f in column.folds}
+    while i < len(column.boxes):
+        fold = folds.get(i)
+        run = column.boxes[i:fold.last + 1] if fold else [column.boxes[i]]
+        for repeat in range(run[0].times):
+            out += [b.layers[repeat] for b in run if b.kind in ("conv", "pool", "fc")]
+        i += len(run)
+    return out
+
+
+def _blocks_of(column, edge):
+    fold = next((f for f in column.folds if f.first == edge.source + 1), None)
+    return list(fold.blocks) if fold else [edge.block]
+
+
+def test_deep_nets_fold_into_times_n_and_unfold_on_request():
+    r152 = network_column(get_spec("resnet152"))
+    assert [f.times for f in r152.folds] == [2, 7, 35, 2]  # Table 1: 3, 8, 36, 3 blocks, the first apart
+    assert len(r152.boxes) < FOLD_ABOVE
+    assert sum(b.times for b in r152.boxes if b.kind == "conv") == 151
+    unfolded = network_column(get_spec("resnet152"), fold=False)
+    assert unfolded.count("conv") == 151 and not unfolded.folds
+    r1202 = network_column(get_spec("resnet1202"))
+    assert [f.times for f in r1202.folds] == [200, 199, 199]
+    assert len(r1202.boxes) == 14  # image, conv, 3 stages of at most 2 blocks drawn, avg pool, fc
+    assert network_column(get_spec("resnet34"), fold=True).folds[0].times == 3  # conv2_x: 3 blocks
+
+
+def test_the_other_families_in_their_papers_manner():
+    resnext = network_column(get_spec("resnext50_32x4d"))
+    assert [b.label for b in resnext.boxes[3:6]] == ["1×1 conv, 128", "3×3 conv, 128, C=32", "1×1 conv, 256"]
+    se = network_column(get_spec("seresnet50"))
+    assert se.boxes[6].label == "SE: fc, [16, 256]" and se.boxes[6].kind == "se"  # Hu et al. Table 1
+    dense = network_column(get_spec("densenet121"))
+    assert [f.times for f in dense.folds] == [6, 12, 24, 16]  # Huang et al. Table 1
+    assert {e.kind for e in dense.edges} == {"concat"}
+    assert [b.label for b in dense.boxes if b.kind == "pool"] == ["pool, /2", "avg pool, /2", "avg pool, /2",
+                                                                 "avg pool, /2", "avg pool"]
+    wide = network_column(get_spec("wrn28_10"))
+    assert wide.boxes[2].label == "3×3 conv, 160"  # 16 × k
+    highway = network_column(get_spec("highway110"))
+    assert {e.label for e in highway.edges} == {"1−g"}
+    assert all(any(".gate" in n for n in e.layers) for e in highway.edges)
+
+
+def test_pooling_kinds_are_the_built_modules():
+    torch = pytest.importorskip("torch")
+    from resnet_cli.models import build_model
+
+    for name in ("densenet121", "resnet50", "densenet40_12"):
+        spec = get_spec(name)
+        modules = dict(build_model(spec).named_modules())
+        for layer in plan_model(spec).layers():
+            if layer.kind == "pool" and layer.name in modules:
+                average = isinstance(modules[layer.name], (torch.nn.AvgPool2d, torch.nn.AdaptiveAvgPool2d))
+                assert layer.detail.endswith("average") == average, layer.name
+
+
+def test_columns_are_aligned_stage_by_stage():
+    columns = [network_column(get_spec(n)) for n in ("resnet18", "plain34", "resnet34")]
+    rows = column_rows(columns)
+    for column, r in zip(columns, rows):
+        assert r == sorted(set(r))  # top to bottom, one box a row
+        first = {span.label: r[span.first] for span in column.sizes}
+        assert first == {"112": 1, "56": 2, "28": 9, "14": 17, "7": 29}  # the 34-layer nets' rows set them
+    # CIFAR and ImageNet sizes have nothing to align on: each column is stacked
+    mixed = [network_column(get_spec(n)) for n in ("resnet20", "resnet18")]
+    assert column_rows(mixed) == [list(range(len(c.boxes))) for c in mixed]
+
+
+# --------------------------------------------------------------------------- blocks: Fig. 5, and Fig. 4 of 2016
+def test_figure_5_weights_basic_against_bottleneck():
+    basic, bottleneck = block_drawing(["basic", "bottleneck"], ["original"]).columns
+    assert basic.params == 3 * 3 * 256 * 256 * 2 == 1_179_648  # REFERENCE.md
+    assert bottleneck.params == 256 * 64 + 3 * 3 * 64 * 64 + 64 * 256 == 69_632
+    assert [(b.label, b.weights) for b in bottleneck.boxes if b.kind == "conv"] == [
+        ("1×1 conv, 64", 16_384), ("3×3 conv, 64", 36_864), ("1×1 conv, 256", 16_384)]
+    assert [b.label for b in basic.boxes] == ["256-d", "3×3 conv, 256", "BN", "ReLU", "3×3 conv, 256", "BN",
+                                              "addition", "ReLU"]
+    edge, = basic.edges
+    assert basic.boxes[edge.source].kind == "input" and basic.boxes[edge.target].kind == "add"
+
+
+# He et al. 2016, Fig. 4 (a)-(e), read off the figure: weight = conv
+FIGURE_4 = {
+    "original": ["conv", "BN", "ReLU", "conv", "BN", "addition", "ReLU"],
+    "bn_after_add": ["conv", "BN", "ReLU", "conv", "addition", "BN", "ReLU"],
+    "relu_before_add": ["conv", "BN", "ReLU", "conv", "BN", "ReLU", "addition"],
+    "relu_preact": ["ReLU", "conv", "BN", "ReLU", "conv", "BN", "addition"],
+    "full_preact": ["BN", "ReLU", "conv", "BN", "ReLU", "conv", "addition"],
+}
+
+
+def test_figure_4_the_five_placements():
+    drawing = block_drawing(["basic"], list(FIGURE_4))
+    for column, (placement, steps) in zip(drawing.columns, FIGURE_4.items()):
+        assert ["conv" if b.kind == "conv" else b.label for b in column.boxes[1:]] == steps, placement
+    assert [c.subtitle for c in drawing.columns] == [
+        "(a) original", "(b) BN after addition", "(c) ReLU before addition", "(d) ReLU-only pre-activation",
+        "(e) full pre-activation"]
+    # a bottleneck's steps follow the same rule over three convs, and each BN is the plan's
+    before, after = unit_steps("full_preact", 3)
+    assert before == ["bn1", "relu", "conv1", "bn2", "relu", "conv2", "bn3", "relu", "conv3"] and after == []
+
+
+# --------------------------------------------------------------------------- the command
+def run(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_draw_writes_the_figure_and_its_data(tmp_path):
+    out = tmp_path / "fig3.png"
+    result = run("draw", "plain34", "resnet34", "resnet34:shortcut=A", "-o", str(out), "--dpi", "60", "-f", "json")
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    doc = json.loads(result.stdout)
+    assert doc["output"] == str(out)
+    titles = [c["title"] for c in doc["columns"]]
+    assert titles == ["plain34", "resnet34", "resnet34 (shortcut=A)"]
+    styles = [[e["style"] for e in c["edges"]] for c in doc["columns"]]
+    assert styles[0] == [] and styles[1].count("dotted") == 3 and styles[2].count("dashed") == 3
+
+
+@pytest.mark.parametrize("suffix", ["svg", "pdf"])
+def test_draw_blocks_as_vector_figures(tmp_path, suffix):
+    out = tmp_path / f"fig4.{suffix}"
+    result = run("draw", "--block", "basic", *[a for p in FIGURE_4 for a in ("--placement", p)], "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 1000
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["resnet34", "-o", "x.txt"], "the file type follows the suffix"),
+    (["nosuch", "-o", "x.png"], "unknown architecture 'nosuch'"),
+    (["-o", "x.png"], "name one or more architectures"),
+    (["resnet34", "--block", "basic", "-o", "x.png"], "not both"),
+    (["--block", "bottleneck", "--channels", "6", "-o", "x.png"], "divisible by 4"),
+    (["--block", "basic", "--unfold", "-o", "x.png"], "--unfold: not with --block"),
+    (["resnet34", "--channels", "64", "-o", "x.png"], "--channels: only with --block"),
+    (["resnet34", "--placement", "original", "--placement", "full_preact", "-o", "x.png"], "--placement once"),
+    (["resnet34", "--placement", "sideways", "-o", "x.png"], "--placement must be one of"),
+    (["resnet34:depth", "-o", "x.png"], "a column's overrides are NAME:FIELD=VALUE"),
+    (["missing.pt", "-o", "x.png"], "missing.pt"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    result = run("draw", *[str(tmp_path / a) if a.startswith(("x.", "missing")) else a for a in args])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], result.output
+
+
+def test_a_checkpoint_is_drawn_as_its_spec(tmp_path):
+    pytest.importorskip("torch")
+    from resnet_cli.checkpoint import save_checkpoint
+    from resnet_cli.models import build_model
+
+    spec = get_spec("resnet20", shortcut="B")
+    path = save_checkpoint(tmp_path / "r20.pt", spec=spec, state_dict=build_model(spec).state_dict(), dataset=None,
+                           record=[])
+    result = run("draw", str(path), "resnet20", "-o", str(tmp_path / "c.png"), "--dpi", "60", "-f", "json")
+    assert result.exit_code == 0, result.output
+    mine, theirs = json.loads(result.stdout)["columns"]
+    assert mine["title"] == "resnet20 (shortcut=B)"
+    assert [e["kind"] for e in mine["edges"]].count("projection") == 2
+    assert [e["kind"] for e in theirs["edges"]].count("zero_pad") == 2
+    refused = run("draw", str(path), "--set", "widths=8,16,32", "-o", str(tmp_path / "c.png"))
+    assert refused.exit_code == 2 and "its weights fix the network" in refused.output
+
+
+def test_draw_of_arch_names_does_not_import_torch(tmp_path):
+    probe = ("import sys\nfrom resnet_cli.cli import main\n"
+             f"sys.argv = ['resnet-cli', 'draw', 'resnet34', 'densenet121', '-o', {str(tmp_path / 'f.png')!r}, "
+             "'--dpi', '50', '-f', 'json']\n"
+             "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+             "print('torch' in sys.modules, file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "False"
