@@ -242,6 +242,18 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], result.output
 
 
+def test_the_largest_nets_fold_and_an_unfolded_giant_is_refused_before_drawing(tmp_path):
+    # 19,998 blocks (the limit is 20,000): folded, a column of 14 boxes
+    result = run("draw", "cifar_resnet39998", "-o", str(tmp_path / "f.png"), "--dpi", "50", "-f", "csv")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1].startswith("cifar_resnet39998,39998-layer ResNet,13,11,5,0,2,")
+    tall = run("draw", "cifar_resnet2000", "--unfold", "-o", str(tmp_path / "t.pdf"))
+    assert tall.exit_code == 2 and "2,002 boxes tall" in tall.output and "--fold" in tall.output
+    wide = run("draw", "resnet1202", "resnet1202", "resnet1202", "--unfold", "-o", str(tmp_path / "w.png"))
+    assert wide.exit_code == 2 and "lower --dpi, or write .pdf or .svg" in wide.output
+    assert not (tmp_path / "t.pdf").exists() and not (tmp_path / "w.png").exists()
+
+
 def test_a_checkpoint_is_drawn_as_its_spec(tmp_path):
     pytest.importorskip("torch")
     from resnet_cli.checkpoint import save_checkpoint

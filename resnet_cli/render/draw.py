@@ -36,6 +36,11 @@ LEGEND_TEXT = {
     "concat": "concatenation (dense layer)",
 }
 TEXT = 6.5  # pt
+# How large a figure may grow: ResNet-1202 unfolded is 1,205 rows (307 in; 127 million pixels at 300 dpi, about
+# 500 MB while Agg draws it). Past these the figure is refused before it is drawn, with what to do instead.
+MAX_ROWS = 1500
+MAX_PIXELS = 2**27
+RASTER = ("png", "jpg", "jpeg", "tif", "tiff", "webp")
 
 
 def column_rows(columns: list[Column]) -> list[list[int]]:
@@ -88,6 +93,7 @@ def draw(drawing: Drawing, path: str | Path, *, dpi: int | None = None) -> None:
     arc_w = ARC_W + (LABEL_W if any(edge.label for column in columns for edge in column.edges) else 0)
     col_w = SIZE_W + BOX_W + arc_w + (FOLD_W if any(column.folds for column in columns) else 0.12)
     width, height = col_w * len(columns), header + n_rows * ROW + FOOTER
+    _check_size(n_rows, width, height, Path(path), dpi or 300)
     fig, ax = new_figure(figsize=(width, height), layout=None)
     ax.set_position((0, 0, 1, 1))
     ax.set_xlim(0, width)
@@ -118,6 +124,18 @@ def draw(drawing: Drawing, path: str | Path, *, dpi: int | None = None) -> None:
         fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3 if width > 5 else 2),
                    fontsize=TEXT, handlelength=2.4, columnspacing=1.2, borderaxespad=0.2)
     save_figure(fig, path, dpi)
+
+
+def _check_size(rows: int, width: float, height: float, path: Path, dpi: int) -> None:
+    from ..errors import ResnetCliError
+
+    if rows > MAX_ROWS:
+        raise ResnetCliError(f"the figure would be {rows:,} boxes tall (at most {MAX_ROWS:,} are drawn): fold the "
+                             f"repeated blocks (--fold, the default beyond 60 boxes) instead of --unfold")
+    pixels = round(width * dpi) * round(height * dpi)
+    if path.suffix.lstrip(".").lower() in RASTER and pixels > MAX_PIXELS:
+        raise ResnetCliError(f"the figure would be {round(width * dpi):,} x {round(height * dpi):,} px at --dpi "
+                             f"{dpi} (past {MAX_PIXELS:,} pixels): lower --dpi, or write .pdf or .svg")
 
 
 def _style(kind: str) -> str:
