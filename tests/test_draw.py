@@ -129,8 +129,10 @@ def test_the_other_families_in_their_papers_manner():
     assert {e.kind for e in dense.edges} == {"concat"}
     assert [b.label for b in dense.boxes if b.kind == "pool"] == ["pool, /2", "avg pool, /2", "avg pool, /2",
                                                                  "avg pool, /2", "avg pool"]
-    wide = network_column(get_spec("wrn28_10"))
+    assert dense.subtitle == "121-layer DenseNet-BC, k=32"
+    wide = network_column(get_spec("wrn28_10", dropout=0.3))
     assert wide.boxes[2].label == "3×3 conv, 160"  # 16 × k
+    assert wide.subtitle.endswith(", dropout 0.3")
     highway = network_column(get_spec("highway110"))
     assert {e.label for e in highway.edges} == {"1−g"}
     assert all(any(".gate" in n for n in e.layers) for e in highway.edges)

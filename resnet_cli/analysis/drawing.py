@@ -298,8 +298,19 @@ def network_column(spec: ArchSpec, fold: bool | None = None) -> Column:
                               first.unit.name, times))
         if times > 1:
             folds.append(Fold(source + 1, len(boxes) - 1, times, tuple(p.unit.name for p in run)))
-    return Column("network", spec_label(spec), f"{spec.depth}-layer {spec.kind}", boxes, edges, folds,
+    return Column("network", spec_label(spec), network_subtitle(spec), boxes, edges, folds,
                   size_spans(boxes), plan.params, plan.macs, spec.name, spec_overrides(spec))
+
+
+def network_subtitle(spec: ArchSpec) -> str:
+    """``34-layer ResNet``; with what the boxes do not show: a DenseNet's growth rate (Huang et al. name their nets
+    by it) and the dropout between a block's convs (Zagoruyko & Komodakis draw it as a layer of the block)."""
+    text = f"{spec.depth}-layer {spec.kind}"
+    if spec.family == "densenet":
+        text += f", k={spec.growth_rate}"
+    if spec.dropout:
+        text += f", dropout {spec.dropout:g}"
+    return text
 
 
 def size_spans(boxes: list[Box]) -> list[SizeSpan]:
