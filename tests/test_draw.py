@@ -22,9 +22,16 @@ DRAWN_KINDS = {"conv": "conv", "pool": "pool", "linear": "fc"}
 
 def main_path(plan):
     """The plan's layers that Figure 3 draws as boxes, in order: convs, pools and fc layers off the shortcuts
-    (a squeeze-and-excitation module's layers are one box of their own)."""
-    return [layer for layer in plan.layers()
-            if layer.role not in ("shortcut", "gate") and layer.kind in DRAWN_KINDS and ".se." not in layer.name]
+    (a squeeze-and-excitation module's layers are one box of their own; a pool that leaves its map as it is,
+    none)."""
+    out, shape = [], plan.units[0].in_shape
+    for layer in plan.layers():
+        if layer.role in ("shortcut", "gate"):
+            continue
+        unchanged, shape = layer.out_shape == shape, layer.out_shape
+        if layer.kind in DRAWN_KINDS and ".se." not in layer.name and not (layer.kind == "pool" and unchanged):
+            out.append(layer)
+    return out
 
 
 # --------------------------------------------------------------------------- He et al. 2015, Figure 3

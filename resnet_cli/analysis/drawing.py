@@ -197,11 +197,17 @@ def se_box(layers: list[LayerCount]) -> Box:
 
 
 def unit_boxes(unit: UnitPlan) -> list[Box]:
-    """The main-path boxes of a unit (stem, block, transition or head), in forward order."""
+    """The main-path boxes of a unit (stem, block, transition or head), in forward order. A pool that leaves its
+    map as it is (torchvision VGG's adaptive pool to 7×7, on the 7×7 map of a 224-pixel image) is not drawn:
+    it computes nothing there, and the paper's VGG-19 has no such box."""
     out: list[Box] = []
     se: list[LayerCount] = []
+    shape = unit.in_shape
     for layer in unit.layers:
         if layer.role in ("shortcut", "gate"):
+            continue
+        unchanged, shape = layer.out_shape == shape, layer.out_shape
+        if layer.kind == "pool" and unchanged:
             continue
         if ".se." in layer.name:
             se.append(layer)
@@ -304,7 +310,8 @@ def network_column(spec: ArchSpec, fold: bool | None = None) -> Column:
 
 def network_subtitle(spec: ArchSpec) -> str:
     """``34-layer ResNet``; with what the boxes do not show: a DenseNet's growth rate (Huang et al. name their nets
-    by it) and the dropout between a block's convs (Zagoruyko & Komodakis draw it as a layer of the block)."""
+    by it) and the spec's dropout rate (a Wide ResNet's between a block's convs, which Zagoruyko & Komodakis draw
+    as a layer of the block)."""
     text = f"{spec.depth}-layer {spec.kind}"
     if spec.family == "densenet":
         text += f", k={spec.growth_rate}"
