@@ -29,6 +29,8 @@ STAGE_FILLS = ("#dbe8f6", "#e3f1dc", "#fbe7d3", "#efe0f3", "#fdf3c8", "#dcefef",
 KIND_FILLS = {"input": "white", "pool": "#ececec", "fc": "#e0e0ea", "se": "#f8dbe8", "bn": "#fdf3c8",
               "relu": "#e3f1dc", "add": "white", "conv": "#dbe8f6"}
 LINESTYLES = {"solid": "-", "dotted": (0, (1, 1.2)), "dashed": (0, (3, 1.5))}
+# A DenseNet's concatenation is solid like an identity, but it adds no maps: drawn in blue to tell them apart.
+EDGE_COLORS = {"concat": "#2a6fb0"}
 LEGEND_TEXT = {
     "identity": "identity shortcut",
     "projection": "projection shortcut (1×1 conv)",
@@ -110,7 +112,8 @@ def draw(drawing: Drawing, path: str | Path, *, dpi: int | None = None) -> None:
         _edges(ax, column, centre, ys)
         _folds(ax, column, centre + arc_w - ARC_W, ys)
         _left_notes(ax, column, centre, ys)
-    handles = [Line2D([], [], color="0.2", lw=0.9, ls=LINESTYLES[_style(k)], label=LEGEND_TEXT[k]) for k in kinds]
+    handles = [Line2D([], [], color=EDGE_COLORS.get(k, "0.15"), lw=0.9, ls=LINESTYLES[_style(k)],
+                      label=LEGEND_TEXT[k]) for k in kinds]
     notes = []
     if any(column.folds for column in columns):
         notes.append("× n: n identical blocks, drawn once")
@@ -198,7 +201,8 @@ def _edges(ax: Any, column: Column, centre: float, ys: list[float]) -> None:
         bulge = right + ARC_W * 0.85
         path = MPath([(right, y0), (bulge, y0), (bulge, y1), (right, y1)],
                      [MPath.MOVETO, MPath.CURVE4, MPath.CURVE4, MPath.CURVE4])
-        ax.add_patch(FancyArrowPatch(path=path, arrowstyle="-|>", mutation_scale=5, lw=0.8, color="0.15",
+        ax.add_patch(FancyArrowPatch(path=path, arrowstyle="-|>", mutation_scale=5, lw=0.8,
+                                     color=EDGE_COLORS.get(edge.kind, "0.15"),
                                      linestyle=LINESTYLES[edge.style], shrinkA=0, shrinkB=0))
         if edge.label:
             ax.text(right + ARC_W * 0.7, (y0 + y1) / 2, edge.label, ha="left", va="center", fontsize=5.5,
