@@ -129,10 +129,6 @@ class Column:
         """Boxes of ``kind`` drawn (a folded box counts once)."""
         return sum(1 for box in self.boxes if box.kind == kind)
 
-    def layers_of(self, kind: str) -> list[str]:
-        """The plan layers that boxes of ``kind`` stand for, in order, every repeat of a folded run included."""
-        return [name for box in self.boxes if box.kind == kind for name in box.layers]
-
 
 @dataclass
 class Drawing:

@@ -74,39 +74,13 @@ def draw(
 
     The drawing's content (boxes, shortcuts, labels) is also in --format json.
     """
-    from ..analysis.drawing import block_drawing, network_drawing
-    from ..spec import PLACEMENTS
-
     check_figure_path(output, "--output")
-    placements = [p.lower().replace("-", "_") for p in placements or []]
-    for placement in placements:
-        if placement not in PLACEMENTS:
-            raise ResnetCliError(f"--placement must be one of {', '.join(PLACEMENTS)}, not {placement!r}")
+    placements = _placements(placements)
     if block:
-        if columns:
-            raise ResnetCliError("give either architectures or --block, not both (a block is drawn on its own)")
-        network_only = [name.replace("--fold", "--fold/--unfold") for name in options_given(
-            ctx, "shortcut_mode", "shortcut", "sets", "input_size", "num_classes", "fold")]
-        if network_only:
-            raise ResnetCliError(f"{', '.join(network_only)}: not with --block (a block takes --placement and "
-                                 f"--channels)")
-        kinds = list(dict.fromkeys(b.value for b in block))
-        try:
-            drawing = block_drawing(kinds, list(dict.fromkeys(placements)) or ["original"], channels)
-        except ValueError as exc:  # a bottleneck of channels not divisible by 4
-            raise ResnetCliError(f"--channels {channels}: {exc}") from None
+        drawing = _block_drawing(ctx, columns, [b.value for b in block], placements, channels)
     else:
-        if not columns:
-            raise ResnetCliError("name one or more architectures (see 'resnet-cli archs') or checkpoints, or a "
-                                 "block with --block")
-        if options_given(ctx, "channels"):
-            raise ResnetCliError("--channels: only with --block (a network's widths come from its spec)")
-        if len(placements) > 1:
-            raise ResnetCliError("--placement once for networks; one column's own: ARCH:placement=full_preact")
-        specs = [_column_spec(ctx, column, input_size=input_size, num_classes=num_classes, shortcut=shortcut,
-                              placement=placements[0] if placements else None, shortcut_mode=shortcut_mode,
-                              sets=sets) for column in columns]
-        drawing = network_drawing(specs, fold)
+        drawing = _network_drawing(ctx, columns, placements, fold, input_size=input_size, num_classes=num_classes,
+                                   shortcut=shortcut, shortcut_mode=shortcut_mode, sets=sets)
     from ..render.draw import draw as draw_figure
     from ..render.draw import drawing_csv, drawing_table
 
@@ -115,6 +89,50 @@ def draw(
     emit(drawing, fmt, drawing_table, drawing_csv)
     if OutputFormat(fmt) is not OutputFormat.table:
         stderr_console(quiet).print(f"figure written to {output}")
+
+
+def _placements(typed: list[str] | None) -> list[str]:
+    from ..spec import PLACEMENTS
+
+    placements = [p.lower().replace("-", "_") for p in typed or []]
+    for placement in placements:
+        if placement not in PLACEMENTS:
+            raise ResnetCliError(f"--placement must be one of {', '.join(PLACEMENTS)}, not {placement!r}")
+    return list(dict.fromkeys(placements))
+
+
+def _block_drawing(ctx: typer.Context, columns: list[str] | None, blocks: list[str], placements: list[str],
+                   channels: int):
+    """He et al. 2015 Fig. 5 (several --block) or He et al. 2016 Fig. 4 (several --placement)."""
+    from ..analysis.drawing import block_drawing
+
+    if columns:
+        raise ResnetCliError("give either architectures or --block, not both (a block is drawn on its own)")
+    network_only = [name.replace("--fold", "--fold/--unfold") for name in options_given(
+        ctx, "shortcut_mode", "shortcut", "sets", "input_size", "num_classes", "fold")]
+    if network_only:
+        raise ResnetCliError(f"{', '.join(network_only)}: not with --block (a block takes --placement and "
+                             f"--channels)")
+    try:
+        return block_drawing(list(dict.fromkeys(blocks)), placements or ["original"], channels)
+    except ValueError as exc:  # a bottleneck of channels not divisible by 4
+        raise ResnetCliError(f"--channels {channels}: {exc}") from None
+
+
+def _network_drawing(ctx: typer.Context, columns: list[str] | None, placements: list[str], fold: bool | None,
+                     **options):
+    """He et al. 2015 Fig. 3: one column per arch or checkpoint."""
+    from ..analysis.drawing import network_drawing
+
+    if not columns:
+        raise ResnetCliError("name one or more architectures (see 'resnet-cli archs') or checkpoints, or a "
+                             "block with --block")
+    if options_given(ctx, "channels"):
+        raise ResnetCliError("--channels: only with --block (a network's widths come from its spec)")
+    if len(placements) > 1:
+        raise ResnetCliError("--placement once for networks; one column's own: ARCH:placement=full_preact")
+    placement = placements[0] if placements else None
+    return network_drawing([_column_spec(ctx, c, placement=placement, **options) for c in columns], fold)
 
 
 def _column_spec(ctx: typer.Context, column: str, **options):
