@@ -1,7 +1,8 @@
 """The family table: the one place that says which families of networks exist.
 
-A *family* (``resnet``, ``highway``, ``densenet``, ``keras``) is declared by one module, ``resnet_cli/plan/<m>.py``,
-as ``Family`` entries in its ``FAMILIES`` tuple. An entry holds everything the rest of the tool asks of a family:
+A *family* (``resnet``, ``highway``, ``densenet``, ``keras``, ``vgg``) is declared by one module,
+``resnet_cli/plan/<m>.py``, as ``Family`` entries in its ``FAMILIES`` tuple. An entry holds everything the rest of
+the tool asks of a family:
 
 - ``blocks``: the values its specs' ``block`` field may take;
 - ``check``: the validation of the spec fields only this family reads (``ArchSpec.validate`` runs the common
@@ -34,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # resnet_cli/plan/<name>.py for each name: the modules that declare the families. Their zoo modules register
 # names in this order (it orders the parametric names in ``archs``).
-FAMILY_MODULES = ("densenet", "resnet", "keras")
+FAMILY_MODULES = ("densenet", "resnet", "keras", "vgg")
 
 
 def _no_checks(spec: ArchSpec) -> None:

@@ -30,11 +30,12 @@ def _module_macs(module: torch.nn.Module, out: torch.Tensor) -> int:
 class Recorder:
     """Which named submodules of ``block`` run, and their multiply-adds per image, while it is active."""
 
-    def __init__(self, block: torch.nn.Module, prefix: str) -> None:
+    def __init__(self, block: torch.nn.Module, names: dict[int, str]) -> None:
         self.called: list[str] = []
         self.macs = 0
-        self.handles = [m.register_forward_hook(self._hook(f"{prefix}.{name}"))
-                        for name, m in block.named_modules() if name]
+        # each submodule under its name in the network (``names``, by identity), not under the block's prefix:
+        # a VGG block groups a conv with its BN and ReLU from torchvision's flat ``features`` (features.0, .1)
+        self.handles = [m.register_forward_hook(self._hook(names[id(m)])) for m in block.modules() if m is not block]
 
     def _hook(self, name):
         def hook(module, _inputs, out):
@@ -55,6 +56,7 @@ def check_plan_facts(name: str, **overrides) -> None:
     # names: the plan, the path listing and the module agree
     assert [r.name for r in refs] == plan.block_names() == paths.block_names(spec)
     modules = dict(model.named_modules())
+    names = {id(m): name for name, m in modules.items()}
     x = model.forward_stem(torch.randn(1, spec.in_channels, 32, 32))
     blocks = {u.name: u for u in plan.blocks}
     measured_branch_macs = []
@@ -67,10 +69,10 @@ def check_plan_facts(name: str, **overrides) -> None:
                 kept = {layer.name for layer in unit.layers if layer.role in ("shortcut", "gate", "merge")}
                 # every weighted branch layer of the plan is a module of the block
                 assert {lc.name for lc in unit.role_layers("branch") if lc.kind in ("conv", "bn", "linear")} <= planned
-                forward = Recorder(module, ref.name)
+                forward = Recorder(module, names)
                 module(x)
                 forward.close()
-                skipped = Recorder(module, ref.name)
+                skipped = Recorder(module, names)
                 if spec.residual:
                     module.skip(x)  # what the lesion engine runs for a deleted block
                 skipped.close()
@@ -83,7 +85,7 @@ def check_plan_facts(name: str, **overrides) -> None:
                 branch_params = sum(p.numel() for n in branch & planned for p in modules[n].parameters())
                 assert branch_params == sum(lc.params for lc in unit.role_layers("branch")), ref.name
             x = module(x)
-    if spec.family != "densenet":  # stochastic depth drops residual blocks; a DenseNet has none
+    if spec.family not in ("densenet", "vgg"):  # stochastic depth drops residual blocks; these have none
         sd = spec.replace(stochastic_depth=0.5)
         survival = sd.survival_probabilities()
         expected = plan.macs - sum((1 - p) * m for p, m in zip(survival, measured_branch_macs))

@@ -158,7 +158,7 @@ def count_params(spec: ArchSpec, detail: int = 1, plan: ModelPlan | None = None,
         s_macs = sum(u.macs for u in units)
         kind = "stage" if units[0].is_block else stage
         stage_row = Row(stage, kind, 1, units[-1].out_shape, s_params, s_macs, s_macs / total_macs,
-                        f"{len(units)} blocks" if units[0].is_block else "")
+                        f"{sum(u.is_block for u in units)} blocks" if units[0].is_block else "")
         rows.append(stage_row)
         for unit in units:
             rf = field_of_view.through(unit)

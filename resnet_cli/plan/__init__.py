@@ -3,7 +3,7 @@ without torch.
 
 ``plan_model(spec)`` is the default counting engine of ``resnet-cli params`` and the one source of facts about
 an architecture (block names, what a lesion deletes, ...); tests check it against fvcore and hooks over the built
-module for every registered architecture. Each family's module (resnet.py, densenet.py, keras.py) has its
+module for every registered architecture. Each family's module (resnet.py, densenet.py, keras.py, vgg.py) has its
 planner; the family table (resnet_cli/families.py) chooses it by ``spec.family``.
 """
 
