@@ -541,11 +541,11 @@ def _from_payload(obj: dict, path: Path, arch: str | None) -> Checkpoint:
 def _head_overrides(state: dict[str, Any]) -> dict[str, Any]:
     """Fields a bare state dict says outright: classes (fc rows) and input channels (first conv)."""
     out: dict[str, Any] = {}
-    for key in ("fc.weight", "classifier.weight"):
+    for key in ("fc.weight", "classifier.weight", "classifier.6.weight"):
         if key in state and state[key].dim() == 2:
             out["num_classes"] = int(state[key].shape[0])
             break
-    for key in ("conv1.weight", "features.conv0.weight"):
+    for key in ("conv1.weight", "features.conv0.weight", "features.0.weight"):
         if key in state and state[key].dim() == 4:
             out["in_channels"] = int(state[key].shape[1])
             break
@@ -591,14 +591,16 @@ def _shapes_of(spec: ArchSpec) -> dict[str, tuple[int, ...]] | None:
 
 
 def _could_fit(spec: ArchSpec, want: dict[str, tuple[int, ...]]) -> bool:
-    """Cheap tests before building on the meta device: the stem's kernel, DenseNets' ``features.`` keys, the
-    others' blocks per stage (``layerN.M`` keys)."""
+    """Cheap tests before building on the meta device: the stem's kernel, the first key of torchvision's
+    ``features`` (``features.conv0`` of a DenseNet, ``features.0`` of a VGG), the others' blocks per stage
+    (``layerN.M`` keys)."""
     kernel = {"imagenet": 7, "cifar": 3}.get(spec.stem)
     if kernel and "conv1.weight" in want and want["conv1.weight"][-1] != kernel:
         return False
-    if (spec.family == "densenet") != any(k.startswith("features.") for k in want):
-        return False
-    return spec.family == "densenet" or _stage_blocks(want) == tuple(spec.layers)
+    first = {"densenet": "features.conv0.weight", "vgg": "features.0.weight"}.get(spec.family)
+    if first is not None:
+        return first in want
+    return not any(k.startswith("features.") for k in want) and _stage_blocks(want) == tuple(spec.layers)
 
 
 def _fits(spec: ArchSpec, want: dict[str, tuple[int, ...]]) -> bool:

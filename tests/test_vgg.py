@@ -158,3 +158,16 @@ def test_residual_true_is_refused_in_one_line():
     assert res.stderr.strip().splitlines() == [
         "Error: a VGG net has no shortcuts (residual=false is its definition); for a residual twin use a resnet "
         "arch"]
+
+
+@pytest.mark.parametrize("depth,bn,classes", [(11, False, 1000), (16, True, 10), (19, False, 10)])
+def test_checkpoint_inference_recognises_a_torchvision_vgg_state_dict(depth, bn, classes):
+    """A bare state dict in torchvision's layout is named by its keys and shapes (on the meta device: only the
+    shapes are read), its class count from ``classifier.6``."""
+    from resnet_cli.checkpoint import infer_arch
+
+    with torch.device("meta"):
+        state = TorchvisionVGG(CFGS[depth], bn, num_classes=classes).state_dict()
+    spec, note = infer_arch(state)
+    assert (spec.name, spec.num_classes) == (f"vgg{depth}{'_bn' if bn else ''}", classes)
+    assert note.startswith(f"inferred {spec.name} ")
