@@ -12,7 +12,7 @@ mkdir -p "$OUT"
 draw() { python -m resnet_cli draw "$@" --dpi 150 -q >/dev/null; }
 
 echo "1. He et al. 2015 Fig. 3: VGG-19, a 34-layer plain net and ResNet-34 (option B: 3 projections)" >&2
-draw plain34 resnet34 -o "$OUT/fig3.png"
+draw vgg19 plain34 resnet34 -o "$OUT/fig3.png"
 
 echo "2. He et al. 2015 Fig. 5: a basic block beside a bottleneck, 256 channels, with the weights per conv" >&2
 draw --block basic --block bottleneck --channels 256 -o "$OUT/fig5-blocks.png"

@@ -59,6 +59,25 @@ def test_figure_3_resnet34_and_plain34():
         assert [b.block for b in spanned] == [edge.block] * 2
 
 
+def test_figure_3_vgg19_beside_the_34_layer_nets():
+    """The done-when of issue 20: 16 / 33 / 33 conv boxes (+ fc), dotted exactly where ResNet-34 projects."""
+    vgg, plain, residual = (network_column(get_spec(n)) for n in ("vgg19", "plain34", "resnet34"))
+    assert [c.count("conv") for c in (vgg, plain, residual)] == [16, 33, 33]
+    assert [c.count("fc") for c in (vgg, plain, residual)] == [3, 1, 1]
+    assert [b.label for b in vgg.boxes if b.kind in ("pool", "fc")] == ["pool, /2"] * 5 + ["fc 4096", "fc 4096",
+                                                                                         "fc 1000"]
+    assert [b.label for b in vgg.boxes if b.kind == "conv"] == (
+        ["3×3 conv, 64"] * 2 + ["3×3 conv, 128"] * 2 + ["3×3 conv, 256"] * 4 + ["3×3 conv, 512"] * 8)
+    assert [s.label for s in vgg.sizes] == ["224", "112", "56", "28", "14", "7"]
+    assert vgg.edges == [] and plain.edges == []
+    assert [e.block for e in residual.edges if e.style == "dotted"] == ["layer2.0", "layer3.0", "layer4.0"]
+    assert f"{vgg.macs / 1e9:.1f}" == "19.6" and 3.6e9 <= residual.macs < 3.7e9  # Table 3: 19.6 and 3.6 billion
+    # aligned as the paper aligns them: each stage's first box on one row in the three columns
+    rows = column_rows([vgg, plain, residual])
+    starts = [{span.label: r[span.first] for span in c.sizes} for c, r in zip((vgg, plain, residual), rows)]
+    assert starts[0]["112"] == starts[1]["112"] and starts[0]["7"] == starts[1]["7"] == starts[2]["7"]
+
+
 def test_option_a_shortcuts_are_dashed_zero_paddings_and_option_c_all_project():
     column = network_column(get_spec("resnet20"))
     assert [e.kind for e in column.edges].count("zero_pad") == 2
@@ -212,15 +231,17 @@ def run(*args):
 
 def test_draw_writes_the_figure_and_its_data(tmp_path):
     out = tmp_path / "fig3.png"
-    result = run("draw", "plain34", "resnet34", "resnet34:shortcut=A", "-o", str(out), "--dpi", "60", "-f", "json")
+    result = run("draw", "vgg19", "plain34", "resnet34", "resnet34:shortcut=A", "-o", str(out), "--dpi", "60",
+                 "-f", "json")
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     doc = json.loads(result.stdout)
     assert doc["output"] == str(out)
     titles = [c["title"] for c in doc["columns"]]
-    assert titles == ["plain34", "resnet34", "resnet34 (shortcut=A)"]
+    assert titles == ["vgg19", "plain34", "resnet34", "resnet34 (shortcut=A)"]
+    assert [sum(b["kind"] == "conv" for b in c["boxes"]) for c in doc["columns"]] == [16, 33, 33, 33]
     styles = [[e["style"] for e in c["edges"]] for c in doc["columns"]]
-    assert styles[0] == [] and styles[1].count("dotted") == 3 and styles[2].count("dashed") == 3
+    assert styles[0] == styles[1] == [] and styles[2].count("dotted") == 3 and styles[3].count("dashed") == 3
 
 
 @pytest.mark.parametrize("suffix", ["svg", "pdf"])
