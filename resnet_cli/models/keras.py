@@ -33,9 +33,10 @@ def keras_bn(channels: int) -> nn.BatchNorm2d:
 class KerasResBlock(ResidualBlock):
     """``res_block_v1`` (post-activation) or ``res_block_v2`` / MiniModel's ``Unit`` (pre-activation)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, preact: bool) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int, preact: bool, residual: bool = True) -> None:
         super().__init__(in_channels, out_channels, stride)
         self.preact = preact
+        self.has_shortcut = residual  # False: the plain twin, no shortcut at all (forward is the branch)
         self.pool = nn.MaxPool2d(2) if stride != 1 else None
         for i, cin in ((1, in_channels), (2, out_channels)):
             if preact:
@@ -45,7 +46,7 @@ class KerasResBlock(ResidualBlock):
                 self.add_module(f"bn{i}", keras_bn(out_channels))
         # Keras 'same' padding of a 1x1 conv at stride 2 takes every other pixel, as PyTorch's padding 0 does.
         self.shortcut_conv = (nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=True)
-                              if self.changes_shape else None)
+                              if self.changes_shape and residual else None)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         if self.pool is not None:
@@ -62,6 +63,9 @@ class KerasResBlock(ResidualBlock):
     def merge(self, identity: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return identity + residual if self.preact else F.relu(identity + residual)
 
+    def merge_plain(self, residual: torch.Tensor) -> torch.Tensor:
+        return residual if self.preact else F.relu(residual)  # the activation that follows the addition stays
+
 
 class KerasNet(ResidualNetwork):
     """stem conv -> blocks -> the model's head (see the module docstring)."""
@@ -75,7 +79,7 @@ class KerasNet(ResidualNetwork):
         channels = spec.stem_width
         stages: dict[str, list[nn.Module]] = {}
         for _name, stage, width, stride in keras_blocks(spec):
-            stages.setdefault(stage, []).append(KerasResBlock(channels, width, stride, preact))
+            stages.setdefault(stage, []).append(KerasResBlock(channels, width, stride, preact, spec.residual))
             channels = width
         for stage, blocks in stages.items():
             self.add_module(stage, nn.Sequential(*blocks))

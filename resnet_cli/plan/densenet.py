@@ -64,6 +64,9 @@ def plan_densenet(spec: ArchSpec) -> ModelPlan:
 def check_densenet(spec: ArchSpec) -> None:
     if spec.stem == "deep":
         raise SpecError("the deep stem is ResNet-D's; a DenseNet's stem is imagenet or cifar")
+    if not spec.residual:
+        raise SpecError("a DenseNet's layers pass their input on beside their new maps: that is the net, it has "
+                        "no plain form (residual=false); for a plain net use plain<depth> or vgg<depth>")
     if spec.stochastic_depth is not None:
         raise SpecError("stochastic depth drops residual blocks; a DenseNet has none (use a resnet family)")
     if spec.growth_rate < 1 or spec.bn_size < 0:

@@ -52,7 +52,7 @@ def plan_keras(spec: ArchSpec) -> ModelPlan:
             current = unit.add("branch", conv(f"{name}.conv{i}", current, width, 3, bias=True)).out_shape
             if not preact:
                 unit.add("branch", bn(f"{name}.bn{i}", current))
-        if changes_shape:
+        if changes_shape and spec.residual:
             unit.add("shortcut", conv(f"{name}.shortcut_conv", shape, width, 1, stride, padding=0, bias=True))
         units.append(unit)
         shape = current
@@ -68,7 +68,8 @@ def plan_keras(spec: ArchSpec) -> ModelPlan:
 
 
 def keras_kind(spec: ArchSpec) -> str:
-    return "Keras MiniModel" if spec.block == "minimodel_unit" else f"Keras {spec.block.replace('res_block', 'resnet')}"
+    kind = "Keras MiniModel" if spec.block == "minimodel_unit" else f"Keras {spec.block.replace('res_block', 'resnet')}"
+    return kind if spec.residual else f"{kind}, plain"
 
 
 FAMILIES = (

@@ -196,6 +196,9 @@ def check_resnet(spec: ArchSpec) -> None:
 
 
 def check_highway(spec: ArchSpec) -> None:
+    if not spec.residual:
+        raise SpecError("a highway net is its gated shortcuts; without them (residual=false) it is a plain net: "
+                        "use cifar_plain<depth>")
     if spec.shortcut_mode != "exclusive_gating":
         raise SpecError("a highway net gates every block (shortcut_mode exclusive_gating): it is its definition")
     check_resnet(spec)
