@@ -215,3 +215,34 @@ def test_a_study_of_4n_images_peaks_within_a_few_mb_of_one_of_n(tmp_path):
     four_n = peak_rss_mb(*base, "--data-dir", large)
     print(f"peak RSS: {n:.1f} MB at N, {four_n:.1f} MB at 4 N")
     assert four_n - n < 8, (n, four_n)  # in memory it was +23.6 MB of images alone
+
+
+# --------------------------------------------------------------------------- the paper-scale recipe
+@pytest.mark.parametrize("gpus", [1, 2])
+def test_the_imagenet_recipe_runs_on_a_torchvision_style_state_dict_and_a_val_folder(tmp_path, gpus):
+    """examples/veit_imagenet.sh on ImageNet's layout: 1,000 class folders (images in three of them) and a bare
+    ResNet-18 state dict in torchvision's layout; two processes (torchrun on the CPU) count what one does."""
+    val = tmp_path / "val"
+    for c in range(1000):
+        (val / f"n{c:08d}").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for c in (0, 1, 2):
+        for i in range(2):
+            noise = rng.integers(0, 256, (375, 500, 3), dtype=np.uint8)
+            Image.fromarray(noise).save(val / f"n{c:08d}" / f"ILSVRC2012_val_{c}{i}.JPEG")
+    torch.manual_seed(0)
+    weights = tmp_path / "resnet18-random.pth"
+    torch.save(build_model(get_spec("resnet18")).state_dict(), weights)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(["bash", str(ROOT / "examples" / "veit_imagenet.sh"), str(weights), "resnet18", str(val),
+                           str(tmp_path / "study"), str(gpus), "--", "--experiments", "single", "--batch-size", "2",
+                           "--workers", "1", "--device", "cpu", "-q"],
+                          capture_output=True, text=True, env=env, check=False, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    study = json.loads((tmp_path / "study" / "lesion.json").read_text())
+    assert study["images"] == 6 and len(study["single"]) == 8  # ResNet-18's eight blocks
+    assert (tmp_path / "study" / "single.png").stat().st_size > 0
+    if gpus == 2:
+        one = run("lesion", weights, "--arch", "resnet18", "--dataset", "imagefolder", "--data-dir", val,
+                  "--experiments", "single", "--batch-size", "2", "--device", "cpu", "-f", "json")
+        assert counts_of(json.loads(one.stdout)) == counts_of(study)
