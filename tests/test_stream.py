@@ -246,3 +246,19 @@ def test_the_imagenet_recipe_runs_on_a_torchvision_style_state_dict_and_a_val_fo
         one = run("lesion", weights, "--arch", "resnet18", "--dataset", "imagefolder", "--data-dir", val,
                   "--experiments", "single", "--batch-size", "2", "--device", "cpu", "-f", "json")
         assert counts_of(json.loads(one.stdout)) == counts_of(study)
+
+
+def test_the_streaming_benchmark_runs_and_its_figures_are_its_own(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_stream.py"), "--quick", "--folder",
+                           str(tmp_path / "imgs"), "--out", str(tmp_path / "stream.json")],
+                          capture_output=True, text=True, env=env, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads((tmp_path / "stream.json").read_text())
+    small, large = r["memory"]["peak_rss_mb"]
+    assert r["memory"]["ratio"] == large / small and r["memory"]["images"] == [2, 20]
+    assert set(r["decode"]) == set(r["study"]["streamed"]) == {"0", "1", "2"}
+    held = r["study"]["in_memory_images_per_s"]
+    for v in r["study"]["streamed"].values():
+        assert abs(v["of_in_memory"] - v["images_per_s"] / held) < 1e-9
+    assert "peak RSS" in proc.stdout and "decode" in proc.stdout

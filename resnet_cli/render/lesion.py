@@ -257,6 +257,8 @@ def gradients_table(result: Any, console: Any) -> None:
                   f"[dim]Veit et al. 2016: 5-17 for ResNet-110 on CIFAR-10.[/dim]")
     console.print("[dim]magnitude = L2 norm of d(loss of one image)/d(input), mean over images and sampled paths; "
                   "share = magnitude x number of paths of that length, normalised[/dim]")
+    for note in result.notes:
+        console.print(f"[dim]note: {safe(note)}[/dim]")
 
 
 def gradients_csv(result: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
