@@ -84,6 +84,10 @@ def translate(exc: BaseException) -> BaseException:
         return Failure(f"an image cannot be read: {_first_line(exc)}", 2)
     if isinstance(exc, OSError):
         return Failure(_os_error(exc), 2)
+    if isinstance(exc, RuntimeError) and str(exc).lstrip().startswith("DataLoader worker"):
+        from ..data.stream import worker_failure_message  # torch is loaded: one of its loaders raised this
+
+        return Failure(worker_failure_message(exc), 2)
     if isinstance(exc, RuntimeError) and any(w in str(exc).lower() for w in _TORCH_IO_WORDS):
         return Failure(f"a file could not be read or written ({_first_line(exc)})", 2)
     if isinstance(exc, RecursionError):

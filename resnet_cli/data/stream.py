@@ -204,9 +204,19 @@ def _worker_failures_as_errors(loader: Any) -> Iterator[Any]:
         except StopIteration:
             return
         except RuntimeError as exc:
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if "DataLoader worker" in text or "worker" in text.lower():
-                raise DatasetError(f"a data-loading worker stopped ({text[:200]}); run again with fewer --workers, "
-                                   f"or --workers 0 to decode in this process") from None
-            raise
+            if not is_worker_failure(exc):
+                raise
+            raise DatasetError(worker_failure_message(exc)) from None
         yield batch
+
+
+def is_worker_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is a DataLoader's word that one of its workers died. torch raises it from the loader, or
+    from its SIGCHLD handler at whatever line the main process is running (cli/failures.py catches that one)."""
+    return isinstance(exc, RuntimeError) and str(exc).lstrip().startswith("DataLoader worker")
+
+
+def worker_failure_message(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0][:200]
+    return (f"a data-loading worker stopped ({text}); run again with fewer --workers, or --workers 0 to decode in "
+            f"this process")
