@@ -24,7 +24,8 @@ def test_summarize_equals_params_for_a_module_the_tool_built(arch, size):
     hooks = resnet_cli.summarize(resnet_cli.build_model(spec), size, detail=2, batch_size=3, dtype=torch.float16)
     plan = count_params(spec, detail=2, batch_size=3, dtype="float16")
     assert _rows(hooks) == _rows(plan)
-    assert (hooks.params, hooks.macs, hooks.residual_blocks) == (plan.params, plan.macs, plan.residual_blocks)
+    assert (hooks.params, hooks.macs, hooks.residual_blocks, hooks.buffers) == \
+        (plan.params, plan.macs, plan.residual_blocks, plan.buffers)
     assert hooks.arch == arch and hooks.engine == "hooks"
     # the memory estimates, per stage and in total: one rule (analysis/memory.py) over the plan and over hooks
     assert plan.memory == hooks.memory and plan.input_hw == hooks.input_hw == size
@@ -135,3 +136,27 @@ def test_receptive_field_column_with_blocks_only():
     with_blocks = CliRunner().invoke(app, ["params", "--arch", "resnet50", "--depth", "2"], terminal_width=100)
     assert "RF px" in with_blocks.output and " 427 " in with_blocks.output
     assert "RF px" not in CliRunner().invoke(app, ["params", "--arch", "resnet50"]).output
+
+
+def test_buffers_beside_the_parameters_as_keras_summary_counts_them():
+    """Keras' ``model.summary()`` of MiniModel: 4,368,714 trainable params, 5,824 non-trainable (each BN's moving
+    mean and variance: 2 x 2,912 channels). ``params`` shows both, in the table and in JSON; the module's buffers
+    (``num_batches_tracked`` left out, Keras has none) are the same number."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from resnet_cli.analysis.counts import module_buffers
+    from resnet_cli.cli import app
+
+    spec = get_spec("keras_minimodel")
+    report = count_params(spec)
+    assert (report.trainable_params, report.buffers) == (4_368_714, 5_824)
+    assert module_buffers(resnet_cli.build_model(spec)) == 5_824
+    res = CliRunner().invoke(app, ["params", "--arch", "keras_minimodel", "-f", "json"])
+    data = json.loads(res.stdout)
+    assert (data["trainable_params"], data["buffers"]) == (4_368_714, 5_824)
+    res = CliRunner().invoke(app, ["params", "--arch", "keras_minimodel"])
+    assert "trainable 4,368,714) · buffers 5,824 (BN running statistics)" in " ".join(res.stdout.split())
+    # a net without batch norm has none: VGG-16's 138,357,544 parameters, no buffers; vgg16_bn 2 x 4,224 of them
+    assert (count_params(get_spec("vgg16")).buffers, count_params(get_spec("vgg16_bn")).buffers) == (0, 8_448)

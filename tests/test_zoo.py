@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from resnet_cli import build_model, get_spec, list_archs
+from resnet_cli.analysis.counts import module_buffers
 from resnet_cli.analysis.fvcore_engine import conv_linear_macs as fvcore_conv_linear_macs
 from resnet_cli.errors import SpecError
 from resnet_cli.plan import plan_model
@@ -37,6 +38,7 @@ def _check_builds_and_runs(name: str) -> None:
     model = build_model(spec)
     plan = plan_model(spec)
     assert n_params(model) == plan.params
+    assert module_buffers(model) == plan.buffers  # BN's running means and variances
     x = torch.randn(2, spec.in_channels, spec.input_size, spec.input_size)
     # Training mode: batch statistics, as in training. (At initialisation, eval mode's unit running variance
     # lets a 1000-layer pre-activation net's identity path grow without bound; that is not a bug of the net.)
@@ -91,6 +93,7 @@ def test_both_engines_agree(name, overrides):
     model = build_model(spec).eval()
     plan = plan_model(spec)
     assert n_params(model) == plan.params
+    assert module_buffers(model) == plan.buffers  # BN's running means and variances
     assert fvcore_conv_linear_macs(model, torch.randn(1, 3, 32, 32)) == plan.macs
 
 

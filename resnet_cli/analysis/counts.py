@@ -21,7 +21,8 @@ from .memory import DTYPE_BYTES, StageSize, counted_elements, memory_estimate
 CONVENTIONS = (
     "MACs = multiply-adds of conv and linear layers (the ResNet paper's and torchvision's 'FLOPs'); "
     "FLOPs = 2 x MACs; batch norm, pooling, ReLU and the residual addition are not charged; "
-    "params count weights and biases (BN running statistics are buffers, not parameters)"
+    "params count weights and biases; buffers are BN's running means and variances (Keras' non-trainable "
+    "params), not parameters"
 )
 
 
@@ -71,6 +72,8 @@ class ParamsReport:
     params: int
     trainable_params: int
     macs: int
+    # BN's running means and variances: state-dict tensors that are not trained (plan.ModelPlan.buffers)
+    buffers: int
     residual_blocks: int
     depth: int
     rows: list[Row]
@@ -112,6 +115,7 @@ class ParamsReport:
             "num_classes": self.num_classes,
             "params": self.params,
             "trainable_params": self.trainable_params,
+            "buffers": self.buffers,
             "macs": self.macs,
             "flops": self.flops,
             "gmacs": self.macs / 1e9,  # exact: tables round, JSON does not
@@ -142,6 +146,12 @@ def _row_dict(row: Row) -> dict[str, Any]:
     return d
 
 
+def module_buffers(module: Any) -> int:
+    """What ``ModelPlan.buffers`` counts, read off a built module: its BN layers' running means and variances."""
+    return sum(b.numel() for name, b in module.named_buffers() if name.endswith((".running_mean", ".running_var"))
+               or name in ("running_mean", "running_var"))
+
+
 def count_params(spec: ArchSpec, detail: int = 1, plan: ModelPlan | None = None, *, batch_size: int = 1,
                  dtype: str = "float32") -> ParamsReport:
     """The size report of ``spec`` by arithmetic; ``detail`` 1 = stages, 2 = + blocks, 3 = + layers; memory
@@ -170,7 +180,7 @@ def count_params(spec: ArchSpec, detail: int = 1, plan: ModelPlan | None = None,
         stage_row.receptive_field = None if stage == "head" else field_of_view.size
     return ParamsReport(
         arch=spec.name, engine="analytic", input_size=spec.input_size, num_classes=spec.num_classes,
-        params=plan.params, trainable_params=plan.params, macs=plan.macs,
+        params=plan.params, trainable_params=plan.params, buffers=plan.buffers, macs=plan.macs,
         residual_blocks=len(plan.blocks), depth=spec.depth, rows=rows, spec=spec.to_dict(),
         stochastic_depth=_stochastic_depth(spec, plan), overrides=spec_overrides(spec), input_hw=spec.input_hw,
         memory=memory_estimate(stage_sizes, batch_size=batch_size, dtype=dtype, bytes_per_element=DTYPE_BYTES[dtype],
@@ -284,6 +294,7 @@ class CompareReport:
                     "input_size": r.input_size,
                     "input_hw": list(r.input_hw or (r.input_size, r.input_size)),
                     "params": r.params,
+                    "buffers": r.buffers,
                     "macs": r.macs,
                     "flops": r.flops,
                     "params_ratio": r.params / base.params if base.params else None,

@@ -18,7 +18,7 @@ from typing import Any
 from ..progress import Counter as Steps
 from ..progress import Progress
 from ..spec import ArchSpec
-from .counts import ParamsReport, count_params
+from .counts import ParamsReport, count_params, module_buffers
 
 # fvcore's operator names for the layers the papers charge (conv, linear; matmul where a model uses one).
 CONV_LINEAR_OPS = ("conv", "linear", "addmm", "matmul", "bmm", "einsum")
@@ -28,9 +28,9 @@ def count_with_fvcore(spec: ArchSpec, detail: int = 1, progress: Progress | None
                       ) -> ParamsReport:
     """The analytic report of ``spec`` plus fvcore's count of the built module (``report.fvcore``).
 
-    ``params``/``trainable_params`` are read off the built module; ``report.fvcore`` holds ``total`` (fvcore's
-    default handles), ``conv_linear``, ``by_operator``, ``not_counted`` (one line) and ``modules`` (one row per
-    module down to ``detail``: 1 the network's children, 2 + blocks, 3 every module). ``memory``: count_params's
+    ``params``/``trainable_params``/``buffers`` are read off the built module; ``report.fvcore`` holds ``total``
+    (fvcore's default handles), ``conv_linear``, ``by_operator``, ``not_counted`` (one line) and ``modules`` (one
+    row per module down to ``detail``: 1 the network's children, 2 + blocks, 3 every module). ``memory``: count_params's
     ``batch_size`` and ``dtype`` of the memory estimates.
     """
     tick = Steps(progress, "fvcore", 4, "steps")  # import torch, build, trace, count
@@ -52,6 +52,7 @@ def count_with_fvcore(spec: ArchSpec, detail: int = 1, progress: Progress | None
     report.engine = "fvcore"
     report.params = sum(p.numel() for p in model.parameters())
     report.trainable_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    report.buffers = module_buffers(model)
     report.fvcore = {
         "total": int(analysis.total()),
         "conv_linear": _conv_linear(by_operator),

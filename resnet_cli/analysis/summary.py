@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..limits import parse_input_size
-from .counts import ParamsReport, Row
+from .counts import ParamsReport, Row, module_buffers
 from .memory import StageSize, counted_elements, memory_estimate
 
 
@@ -68,6 +68,7 @@ def summarize(module: Any, input_size: Any = 224, *, batch_size: int = 1, in_cha
         input_size=height,
         num_classes=head.out_shape[0] if head else 0, params=sum(p.numel() for p in module.parameters()),
         trainable_params=sum(p.numel() for p in module.parameters() if p.requires_grad),
+        buffers=module_buffers(module),
         macs=sum(leaf.macs for leaf in leaves), residual_blocks=sum(len(g.blocks) for g in groups),
         depth=_depth(leaves),
         rows=rows, spec={}, input_hw=(height, width),

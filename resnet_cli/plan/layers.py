@@ -70,6 +70,12 @@ def bn(name: str, shape: Shape) -> LayerCount:
     return LayerCount(name, "bn", 2 * shape[0], 0, shape, f"{shape[0]}")
 
 
+def bn_statistics(layer: LayerCount) -> int:
+    """The running mean and variance a batch norm layer keeps per channel (buffers, not parameters); 0 for other
+    layers."""
+    return 2 * layer.out_shape[0] if layer.kind == "bn" else 0
+
+
 def linear(name: str, in_features: int, out_features: int, bias: bool = True) -> LayerCount:
     return LayerCount(name, "linear", in_features * out_features + (out_features if bias else 0),
                       in_features * out_features, (out_features, 1, 1), f"{in_features}->{out_features}")

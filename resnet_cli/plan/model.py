@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..spec import ArchSpec
-from .layers import ROLES, LayerCount, Shape
+from .layers import ROLES, LayerCount, Shape, bn_statistics
 
 
 @dataclass
@@ -70,6 +70,12 @@ class ModelPlan:
     @property
     def macs(self) -> int:
         return sum(u.macs for u in self.units)
+
+    @property
+    def buffers(self) -> int:
+        """Batch norm's running statistics: a mean and a variance per channel (``num_batches_tracked`` left out),
+        tensors in the state dict that are not trained: Keras' summary calls them non-trainable params."""
+        return sum(bn_statistics(layer) for layer in self.layers())
 
     @property
     def blocks(self) -> list[UnitPlan]:

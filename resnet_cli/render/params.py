@@ -35,6 +35,7 @@ def params_table(report: Any, console: Any, memory: bool = True) -> None:
     console.print(table)
     console.print(
         f"params {fmt_int(report.params)} ({fmt_si(report.params)}; trainable {fmt_int(report.trainable_params)})"
+        f"  ·  buffers {fmt_int(report.buffers)} (BN running statistics)"
         f"  ·  MACs {fmt_int(report.macs)} ({fmt_si(report.macs)})"
         f"  ·  FLOPs {fmt_int(report.flops)} ({fmt_si(report.flops)}) = 2 x MACs"
         f"  ·  {report.residual_blocks} residual blocks, depth {report.depth}"
