@@ -1,7 +1,7 @@
 """The exceptions the core raises.
 
-Only ``cli.py`` turns them into exit codes: every ``ResnetCliError`` is a mistake the user can make (bad name,
-bad number, bad file) and becomes one line on stderr and exit code 2, never a traceback.
+Only the CLI (``cli/app.py``) turns them into exit codes: every ``ResnetCliError`` is a mistake the user can
+make (bad name, bad number, bad file) and becomes one line on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +14,10 @@ class ResnetCliError(Exception):
     """A user-facing error: the message is shown as is, on one line."""
 
     exit_code = 2
+
+
+class CheckpointError(ResnetCliError):
+    """A file that cannot be loaded as a checkpoint or state dict."""
 
 
 class SpecError(ResnetCliError, ValueError):

@@ -13,7 +13,9 @@ the tool asks of a family:
 - ``zoo``: the module that registers the family's names (imported by the registry on first use);
 - ``kind`` and ``depth``: the listing's label and the papers' layer count;
 - ``fields``: the spec fields only some families read (marked ``FAMILY_ONLY`` in spec.py) that this one reads;
-  a spec of another family may not set them.
+  a spec of another family may not set them;
+- ``state_dicts``: how a bare state dict of this family is recognised (``StateDictKeys``: its head and stem
+  keys, a cheap test on its keys, the parametric names its keys imply), what ``checkpoint.inference`` reads.
 
 Adding a family: write its plan module with its ``FAMILIES`` entry (and the builder and zoo modules it names),
 add the module's name to ``FAMILY_MODULES`` below, and add its published counts to the tests.
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +50,35 @@ def layer_depth(spec: ArchSpec) -> int:
     return per_block * spec.num_blocks + 2
 
 
+#: A state dict's keys and their tensors' shapes, as arch inference reads them.
+Shapes = Mapping[str, tuple[int, ...]]
+
+
+def _may_fit(spec: ArchSpec, shapes: Shapes) -> bool:
+    return True
+
+
+def _no_names(shapes: Shapes) -> tuple[str, ...]:
+    return ()
+
+
+@dataclass(frozen=True)
+class StateDictKeys:
+    """How a family's state dicts look, so that a bare one (no spec saved with it) is matched to an architecture.
+
+    Inference builds each candidate on the meta device and compares keys and shapes; this says what to read
+    before that and which candidates to try."""
+
+    #: The classifier's weight, whose rows are the classes, and the first conv's, whose second axis is the input
+    #: channels: a bare state dict says both outright, and candidates take them.
+    head: str = "fc.weight"
+    stem: str = "conv1.weight"
+    #: A cheap test on the keys and shapes (blocks per stage, the stem's kernel) before building the candidate.
+    could_fit: Callable[[ArchSpec, Shapes], bool] = _may_fit
+    #: Parametric names the keys imply, tried beside the registered ones (a CIFAR ResNet's depth is 6n+2).
+    parametric_names: Callable[[Shapes], tuple[str, ...]] = _no_names
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
@@ -59,6 +90,7 @@ class Family:
     check: Callable[[ArchSpec], None] = _no_checks
     depth: Callable[[ArchSpec], int] = layer_depth
     fields: tuple[str, ...] = ()  # the spec fields marked FAMILY_ONLY (spec.py) that this family reads
+    state_dicts: StateDictKeys = StateDictKeys()
 
     def build(self, spec: ArchSpec) -> Any:
         module, _, attr = self.builder.partition(":")

@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import CheckpointError
+
 #: Dict entries that hold the weights, outermost first: ``state_dict`` (akamaster, PyTorch Lightning, most
 #: trainers), ``model`` / ``net`` (timm's and many research scripts' train loops), ``model_state_dict``
 #: (the PyTorch tutorial's checkpoint recipe).
@@ -87,8 +89,6 @@ def _from_timm_resnetv2(state: dict[str, Any]) -> dict[str, Any]:
     # downsample.0; the final norm -> head_bn; the
     # classifier is a 1x1 conv (head.fc, C x F x 1 x 1) where ours is a linear layer (fc, C x F).
     if not any(k.endswith(".conv3.weight") for k in state):
-        from .checkpoint import CheckpointError
-
         # PreActBasic's first block adds the stem's output before its norm1 to the branch; ours adds it after
         # the stem's BN and ReLU. The keys would load, the logits would not be timm's: refuse.
         raise CheckpointError("timm's basic-block resnetv2 (resnetv2_18/34) differs from preact_resnet18/34 in "

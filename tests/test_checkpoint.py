@@ -70,8 +70,9 @@ def test_torchvision_layout_state_dict_loads_given_and_inferred(tmp_path):
     expected = model(x)
     given = load_checkpoint(tmp_path / "tv.pth", arch="resnet18")
     inferred = load_checkpoint(tmp_path / "tv.pth")
-    assert given.inferred_arch == "given"
-    assert inferred.spec.name == "resnet18" and "inferred resnet18" in inferred.inferred_arch
+    assert given.inferred_arch.to_dict() == {"name": "resnet18", "by": "given", "set_aside": []}
+    assert inferred.spec.name == "resnet18"
+    assert inferred.inferred_arch.to_dict() == {"name": "resnet18", "by": "keys_and_shapes", "set_aside": []}
     for ckpt in (given, inferred):
         assert torch.equal(ckpt.build_model()(x), expected)
     # A fine-tuned head (10 classes) is read off fc.weight; DataParallel's "module." prefix and a
@@ -190,7 +191,8 @@ def test_cli_eval_of_a_bare_state_dict(tmp_path):
                                  "--limit", "20", "-f", "json", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert doc["images"] == 20 and doc["inferred_arch"] == "given" and doc["arch"] == "cifar_resnet8"
+    assert doc["images"] == 20 and doc["arch"] == "cifar_resnet8"
+    assert doc["inferred_arch"] == {"name": "cifar_resnet8", "by": "given", "set_aside": []}
     # the table says it in words, not as the JSON's bare marker
     result = runner.invoke(app, ["eval", str(tmp_path / "r8.pt"), "--arch", "cifar_resnet8", "-d", "synthetic",
                                  "--limit", "20", "--device", "cpu"])

@@ -111,7 +111,10 @@ def test_akamaster_layout_maps_head_and_infers_the_residual_net(akamaster8, tmp_
     torch.save({"state_dict": akamaster8.state_dict(), "best_prec1": 91.78}, tmp_path / "aka.th")
     ckpt = load_checkpoint(tmp_path / "aka.th")
     # plain8 has the same state dict (option A has no weights); akamaster's code builds only ResNets.
-    assert ckpt.spec.name == "cifar_resnet8" and ckpt.spec.residual and "cifar_plain8 fits too" in ckpt.inferred_arch
+    assert ckpt.spec.name == "cifar_resnet8" and ckpt.spec.residual
+    assert ckpt.inferred_arch.to_dict() == {"name": "cifar_resnet8", "by": "keys_and_shapes", "set_aside": [
+        {"archs": ["cifar_plain8"],
+         "reason": "fits too, but akamaster/pytorch_resnet_cifar10 builds only residual nets"}]}
     layouts = [m.layout for m in ckpt.key_mappings]
     assert layouts == ["a checkpoint dict", "akamaster/pytorch_resnet_cifar10"]
     assert "best_prec1" in ckpt.key_mappings[0].change
@@ -446,7 +449,7 @@ def test_the_public_api_loads_foreign_files(akamaster8, tmp_path):
 
     torch.save({"state_dict": nn.DataParallel(akamaster8).state_dict()}, tmp_path / "aka.th")
     ckpt = resnet_cli.load_checkpoint(tmp_path / "aka.th", arch="cifar_resnet8")
-    assert ckpt.inferred_arch == "given" and len(ckpt.key_mappings) == 3 and _same_logits(ckpt, akamaster8)
+    assert ckpt.inferred_arch.by == "given" and len(ckpt.key_mappings) == 3 and _same_logits(ckpt, akamaster8)
 
 
 def test_unwrap_rules_are_in_one_table():

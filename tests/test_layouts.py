@@ -211,4 +211,4 @@ def test_a_bare_resnet50_state_dict_is_read_in_torchvisions_layout():
 
     spec, note = infer_arch(build_model("resnet50").state_dict())
     assert spec.name == "resnet50" and not spec.stride_in_1x1
-    assert "resnet50_v1" in note
+    assert [s.archs for s in note.set_aside] == [("resnet50_v1",)]

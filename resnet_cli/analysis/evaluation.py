@@ -176,7 +176,7 @@ class EvalReport:
     correct: int
     images: int
     device: str
-    inferred_arch: str | None
+    inferred_arch: dict[str, Any] | None  # checkpoint.inference.ArchChoice's fields
     #: ``Checkpoint.loading_report()``'s: what the loader mapped, and the normalisation used.
     key_mappings: list[dict[str, str]]
     normalization: dict[str, Any] | None
@@ -234,6 +234,6 @@ def evaluate_checkpoint(path: str | os.PathLike[str], *, arch: str | None = None
                       world=world, detailed=True, skip_bad=skip_bad)
     loading = ckpt.loading_report()
     return EvalReport.of(result, checkpoint=str(path), arch=ckpt.spec.name, dataset=info.name, split=split,
-                         device=str(device), inferred_arch=ckpt.inferred_arch,
+                         device=str(device), inferred_arch=ckpt.loading_report()["inferred_arch"],
                          key_mappings=loading["key_mappings"], normalization=loading["normalization"],
                          overrides=spec_overrides(ckpt.spec), notes=unreadable_note(result.skipped))

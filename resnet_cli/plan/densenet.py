@@ -13,7 +13,7 @@ Layout (Huang et al. 2017; torchvision ``models/densenet.py`` for the ImageNet n
 from __future__ import annotations
 
 from ..errors import SpecError
-from ..families import Family
+from ..families import Family, Shapes, StateDictKeys
 from ..spec import ArchSpec
 from .layers import LayerCount, bn, conv, global_pool, linear, pool
 from .model import ModelPlan, UnitPlan
@@ -85,8 +85,15 @@ def densenet_kind(spec: ArchSpec) -> str:
     return "DenseNet-BC" if spec.bn_size and spec.compression < 1 else "DenseNet"
 
 
+def densenet_could_fit(spec: ArchSpec, shapes: Shapes) -> bool:
+    """torchvision's DenseNets keep everything before the classifier under ``features.``, opened by ``conv0``
+    (a VGG's ``features`` opens with ``features.0``)."""
+    return "features.conv0.weight" in shapes
+
+
+DENSENET_KEYS = StateDictKeys(head="classifier.weight", stem="features.conv0.weight", could_fit=densenet_could_fit)
 FAMILIES = (
     Family("densenet", ("dense",), plan_densenet, builder="resnet_cli.models.densenet:DenseNet",
            zoo="resnet_cli.zoo.densenets", kind=densenet_kind, check=check_densenet, depth=densenet_depth,
-           fields=("growth_rate", "bn_size", "compression")),
+           fields=("growth_rate", "bn_size", "compression"), state_dicts=DENSENET_KEYS),
 )

@@ -10,10 +10,11 @@ the same layers with the same names). Keras convs and dense layers carry a bias.
 
 from __future__ import annotations
 
-from ..families import Family
+from ..families import Family, StateDictKeys
 from ..spec import ArchSpec, check_stage_lengths
 from .layers import LayerCount, Shape, bn, conv, linear, pool
 from .model import ModelPlan, UnitPlan
+from .resnet import layers_could_fit
 
 
 def keras_blocks(spec: ArchSpec) -> list[tuple[str, str, int, int]]:
@@ -75,5 +76,5 @@ def keras_kind(spec: ArchSpec) -> str:
 FAMILIES = (
     Family("keras", ("res_block_v1", "res_block_v2", "minimodel_unit"), plan_keras,
            builder="resnet_cli.models.keras:KerasNet", zoo="resnet_cli.zoo.keras", kind=keras_kind,
-           check=check_stage_lengths),
+           check=check_stage_lengths, state_dicts=StateDictKeys(could_fit=layers_could_fit)),
 )

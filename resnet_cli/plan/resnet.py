@@ -5,7 +5,7 @@ exist)."""
 from __future__ import annotations
 
 from ..errors import SpecError
-from ..families import Family, layer_depth
+from ..families import Family, Shapes, StateDictKeys, layer_depth
 from ..spec import GATED_MODES, ArchSpec, check_stage_lengths
 from .layers import LayerCount, Shape, bn, conv, global_pool, linear, pool
 from .model import ModelPlan, UnitPlan
@@ -236,12 +236,43 @@ def resnet_kind(spec: ArchSpec) -> str:
     return label
 
 
+def stage_blocks(shapes: Shapes) -> tuple[int, ...]:
+    """Blocks per stage in a torchvision-layout state dict: layer1.0, layer1.1, ... -> (2, ...)."""
+    import re
+
+    counts: dict[int, set[int]] = {}
+    for key in shapes:
+        m = re.match(r"layer(\d+)\.(\d+)\.", key)
+        if m:
+            counts.setdefault(int(m.group(1)), set()).add(int(m.group(2)))
+    return tuple(len(counts[s]) for s in sorted(counts))
+
+
+def layers_could_fit(spec: ArchSpec, shapes: Shapes) -> bool:
+    """The stem's kernel (7 for ImageNet's, 3 for CIFAR's) and the blocks per stage (``layerN.M`` keys)."""
+    kernel = {"imagenet": 7, "cifar": 3}.get(spec.stem)
+    if kernel and "conv1.weight" in shapes and shapes["conv1.weight"][-1] != kernel:
+        return False
+    return stage_blocks(shapes) == tuple(spec.layers)
+
+
+def cifar_depth_names(shapes: Shapes) -> tuple[str, ...]:
+    """He et al.'s CIFAR nets are parametric: three stages of n blocks are 6n+2 layers, residual or plain."""
+    blocks = stage_blocks(shapes)
+    if blocks and len(blocks) == 3:
+        depth = 6 * blocks[0] + 2
+        return f"cifar_resnet{depth}", f"cifar_plain{depth}"
+    return ()
+
+
 RESNET_FIELDS = ("placement", "shortcut_mode", "se_reduction", "se_divisor", "stride_in_1x1", "avg_down",
                  "stem_norm")
 FAMILIES = (
     Family("resnet", BLOCKS, plan_resnet, builder="resnet_cli.models.resnet:ResNet", zoo="resnet_cli.zoo.resnets",
-           kind=resnet_kind, check=check_resnet, depth=resnet_depth, fields=RESNET_FIELDS),
+           kind=resnet_kind, check=check_resnet, depth=resnet_depth, fields=RESNET_FIELDS,
+           state_dicts=StateDictKeys(could_fit=layers_could_fit, parametric_names=cifar_depth_names)),
     # Srivastava et al. 2015: the resnet builder with a gate on every shortcut
     Family("highway", BLOCKS, plan_resnet, builder="resnet_cli.models.resnet:ResNet", zoo="resnet_cli.zoo.resnets",
-           kind=lambda spec: "highway", check=check_highway, fields=RESNET_FIELDS),
+           kind=lambda spec: "highway", check=check_highway, fields=RESNET_FIELDS,
+           state_dicts=StateDictKeys(could_fit=layers_could_fit)),
 )

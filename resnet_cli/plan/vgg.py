@@ -18,7 +18,7 @@ input and output shapes agree allows. The pools are not blocks.
 from __future__ import annotations
 
 from ..errors import SpecError
-from ..families import Family
+from ..families import Family, Shapes, StateDictKeys
 from ..spec import ArchSpec, check_stage_lengths
 from .layers import LayerCount, Shape, bn, conv, linear, pool
 from .model import ModelPlan, UnitPlan
@@ -103,7 +103,16 @@ def vgg_kind(spec: ArchSpec) -> str:
     return "VGG with BN" if spec.block == "conv_bn" else "VGG"
 
 
+def vgg_could_fit(spec: ArchSpec, shapes: Shapes) -> bool:
+    """torchvision's ``features`` opens with ``features.0`` (a DenseNet's with ``features.conv0``) and holds one
+    4-d weight per conv."""
+    convs = sum(1 for key, shape in shapes.items()
+                if key.startswith("features.") and key.endswith(".weight") and len(shape) == 4)
+    return "features.0.weight" in shapes and convs == sum(spec.layers)
+
+
+VGG_KEYS = StateDictKeys(head="classifier.6.weight", stem="features.0.weight", could_fit=vgg_could_fit)
 FAMILIES = (
     Family("vgg", BLOCKS, plan_vgg, builder="resnet_cli.models.vgg:VGG", zoo="resnet_cli.zoo.vgg", kind=vgg_kind,
-           check=check_vgg, depth=vgg_depth),
+           check=check_vgg, depth=vgg_depth, state_dicts=VGG_KEYS),
 )

@@ -106,10 +106,13 @@ def emit(
 def loading_lines(loading: dict[str, Any], console: Any) -> None:
     """How the arch was found (a bare state dict), one line listing what the loader mapped (if anything), one
     naming the normalisation (if data was read)."""
-    if loading.get("inferred_arch") == "given":  # JSON keeps the bare marker; a person reads a sentence
+    found = loading.get("inferred_arch")  # JSON keeps the fields (checkpoint.inference.ArchChoice); a person reads
+    if found and found["by"] == "given":  # a sentence
         console.print(f"[dim]note: a bare state dict, read as {safe(loading['arch'])} (--arch)[/dim]")
-    elif loading.get("inferred_arch"):
-        console.print(f"[dim]note: {safe(loading['inferred_arch'])}[/dim]")
+    elif found:
+        aside = "".join(f" ({', '.join(s['archs'])} {s['reason']})" for s in found["set_aside"])
+        console.print(f"[dim]note: inferred {safe(found['name'])} from the state dict's keys and shapes"
+                      f"{safe(aside)}[/dim]")
     mappings = loading.get("key_mappings") or []
     if mappings:  # the entries beside the weights are the file's own names: user text
         console.print("[dim]mapped: " + "; ".join(f"{safe(m['change'])} ({safe(m['layout'])})" for m in mappings)
