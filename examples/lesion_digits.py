@@ -88,7 +88,6 @@ def main() -> None:
     train_set, info = load_dataset("digits", "train", input_size=SIZE, in_channels=1)
     test_set, _ = load_dataset("digits", "test", input_size=SIZE, in_channels=1)
     x, y = train_set.images, train_set.labels
-    xt, yt = test_set.images, test_set.labels
 
     results = {}
     for arch in ("cifar_resnet20", "cifar_plain20"):
@@ -96,10 +95,9 @@ def main() -> None:
         spec, model = train(arch, args.epochs, x, y)
         short = arch.replace("cifar_", "")
         save_checkpoint(out / f"{short}.pt", spec=spec, state_dict=model.state_dict(), dataset=info, record=[])
-        status(f"{arch}: lesion study (single, multi, reorder) on {len(xt)} test images")
+        status(f"{arch}: lesion study (single, multi, reorder) on {len(test_set)} test images")
         with progress() as show:  # a bar on a terminal, a status line every 30 s in a log
-            result = lesion_study(model, xt, yt, max_k=6, samples=10, seed=0, arch=arch, dataset="digits",
-                                  progress=show)
+            result = lesion_study(model, test_set, max_k=6, samples=10, seed=0, progress=show)
         results[short] = result
         atomic_write_text(out / f"lesion-{short}.json", to_json(result.to_dict()) + "\n")
         for folder in (f"lesion-{short}", "lesion-both"):

@@ -30,6 +30,7 @@ continues from them. The model is never changed: no hooks, no in-place edits; tr
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import math
 import random
@@ -685,32 +686,44 @@ class ChunkRunner:
 
 
 # --------------------------------------------------------------------------- the study
+@dataclass(frozen=True)
+class LesionConfig:
+    """What a lesion study measures and how (the CLI's options): the experiments, their sampling, the batching and
+    the engine. ``amp`` and ``channels_last`` None: what ``devices`` chooses for the device (both on CUDA)."""
+
+    experiments: tuple[str, ...] = EXPERIMENTS
+    max_k: int = 10  # multi/reorder: up to max_k blocks deleted or pairs swapped
+    samples: int = 10  # multi/reorder: random sets per k
+    seed: int = 0
+    batch_size: int = 256
+    engine: str = "cached"
+    amp: bool | None = None
+    channels_last: bool | None = None
+    save_every: float = 10.0  # seconds between keeping the running counts of a chunk
+
+    def settings(self) -> dict[str, Any]:
+        return {"experiments": list(self.experiments), "max_k": self.max_k, "samples": self.samples,
+                "seed": self.seed, "batch_size": self.batch_size, "engine": self.engine}
+
+
 def lesion_study(
     model: Any,
     images: Any,
     labels: Any = None,
+    config: LesionConfig | None = None,
     *,
-    experiments: Sequence[str] = EXPERIMENTS,
-    max_k: int = 10,
-    samples: int = 10,
-    seed: int = 0,
-    batch_size: int = 256,
     device: Any = None,
-    engine: str = "cached",
-    amp: bool | None = None,
-    channels_last: bool | None = None,
     state_path: str | Path | None = None,
     resume: bool = False,
-    save_every: float = 10.0,
     progress: Progress | None = None,
     on_chunk: Callable[[dict[str, Any]], None] | None = None,
-    arch: str = "",
-    dataset: str = "",
-    residual: bool | None = None,
     world: World = SINGLE,
+    **options: Any,
 ) -> LesionResult:
-    """Run the lesion study of ``model`` on ``images`` and ``labels`` (tensors: N x C x H x W normalised, and N),
-    or on ``images`` alone as a dataset or an ``ImageStream`` (``labels`` None): streamed, a batch at a time.
+    """Run the lesion study ``config`` (a ``LesionConfig``; ``options`` replace its fields: ``max_k=3``) of
+    ``model`` on ``images`` and ``labels`` (tensors: N x C x H x W normalised, and N), or on ``images`` alone as a
+    dataset or an ``ImageStream`` (``labels`` None): streamed, a batch at a time. The network's name and whether
+    it is residual come from its spec; the data's name from the dataset's description.
 
     ``progress`` gets a "lesion" event after every batch (images over the whole study, the chunk as its phase;
     it may raise KeyboardInterrupt: the study then keeps its counts and raises ``LesionInterrupted``);
@@ -723,29 +736,34 @@ def lesion_study(
     """
     from ..data.stream import as_stream
 
-    unknown = [e for e in experiments if e not in EXPERIMENTS]
+    config = dataclasses.replace(config or LesionConfig(), **options)
+    unknown = [e for e in config.experiments if e not in EXPERIMENTS]
     if unknown:
         raise ResnetCliError(f"unknown experiment {unknown[0]!r}: choose from {', '.join(EXPERIMENTS)}")
-    experiments = [e for e in EXPERIMENTS if e in experiments]  # one order, whatever order they were given in
+    # one order, whatever order they were given in
+    config = dataclasses.replace(config, experiments=tuple(e for e in EXPERIMENTS if e in config.experiments))
     stream = as_stream(images, labels)
     if len(stream) == 0:
         raise ResnetCliError("the lesion study needs at least one labelled image")
     first = stream.first_image()
-    runtime = Runtime.choose(device, amp, channels_last, first)
-    residual = getattr(getattr(model, "spec", None), "residual", True) if residual is None else residual
+    runtime = Runtime.choose(device, config.amp, config.channels_last, first)
+    spec = getattr(model, "spec", None)
+    arch, residual = (spec.name, spec.residual) if spec is not None else ("", True)
+    dataset = getattr(getattr(stream.dataset, "info", None), "name", "")
 
     with prepared_model(model, runtime.device, channels_last=runtime.channels_last) as work:
         layout = Layout(work)
         layout.probe(runtime.prepare(first))
         skipped, notes = _unremovable(layout.blocks)
-        chunks, plan_notes = plan_chunks(layout.blocks, experiments, max_k, samples, seed)
+        chunks, plan_notes = plan_chunks(layout.blocks, config.experiments, config.max_k, config.samples,
+                                         config.seed)
         notes += plan_notes
-        study = {"arch": arch, "dataset": dataset, "images": len(stream), "experiments": list(experiments),
-                 "max_k": max_k, "samples": samples, "seed": seed, "model": model_fingerprint(model),
-                 "data": stream.fingerprint()}
+        study = {"arch": arch, "dataset": dataset, "images": len(stream), "experiments": list(config.experiments),
+                 "max_k": config.max_k, "samples": config.samples, "seed": config.seed,
+                 "model": model_fingerprint(model), "data": stream.fingerprint()}
         state = _open_state(state_path, study, resume, world)
-        runner = ChunkRunner(layout, stream, runtime, state, engine=engine, batch_size=batch_size,
-                             save_every=save_every, notes=notes, world=world,
+        runner = ChunkRunner(layout, stream, runtime, state, engine=config.engine, batch_size=config.batch_size,
+                             save_every=config.save_every, notes=notes, world=world,
                              tick=Counter(progress, "lesion", len(stream) * len(chunks), "images"))
         for chunk in chunks:
             if runner.run(chunk) and on_chunk:
@@ -753,10 +771,7 @@ def lesion_study(
     notes += unreadable_note(stream, world)
 
     result = _result(state.done, layout.blocks, skipped, state.done["baseline"]["images"], arch, dataset,
-                     bool(residual), notes,
-                     settings={"experiments": list(experiments), "max_k": max_k, "samples": samples,
-                               "seed": seed, "batch_size": batch_size, "engine": engine, **runtime.settings()})
-    spec = getattr(model, "spec", None)
+                     bool(residual), notes, settings={**config.settings(), **runtime.settings()})
     if spec is not None:
         from ..registry import spec_overrides
 

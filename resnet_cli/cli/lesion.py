@@ -84,7 +84,7 @@ def lesion(
     """
     from .. import distributed
     from ..analysis.inputs import load_study_inputs
-    from ..analysis.lesion import lesion_study
+    from ..analysis.lesion import LesionConfig, lesion_study
     from ..checkpoint import check_checkpoint_path
     from ..devices import resolve_device
     from ..fileio import atomic_write_text, output_lock
@@ -110,12 +110,12 @@ def lesion(
             atomic_write_text(out / "measurements.csv", to_csv(*measurements_csv(state)))  # type: ignore[operator]
 
         with progress(world.main and not quiet and fmt is OutputFormat.table) as show, _errors_in_option_terms():
+            config = LesionConfig(experiments=tuple(chosen), max_k=max_k, samples=samples, seed=seed,
+                                  batch_size=batch_size, engine=engine)
             result = lesion_study(
-                inputs.model, inputs.data, experiments=chosen, max_k=max_k, samples=samples,
-                seed=seed, batch_size=batch_size, device=torch_device, engine=engine,
+                inputs.model, inputs.data, config=config, device=torch_device,
                 state_path=out / "measurements.json" if out is not None else None, resume=resume, progress=show,
                 on_chunk=write_measurements if out is not None and world.main else None, world=world,
-                arch=inputs.checkpoint.arch, dataset=inputs.dataset, residual=inputs.checkpoint.spec.residual,
             )
         if not world.main:
             return
