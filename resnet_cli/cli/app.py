@@ -294,6 +294,31 @@ def _sized(fields: dict[str, Any], option: str) -> dict[str, Any]:
     return {**fields, **input_size_fields(fields.pop("input_size"), option)}
 
 
+# What a checkpoint's file name may end in: such a column that is no file is a missing file, not an arch name.
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".th", ".ckpt", ".tar", ".bin")
+# Options that change a network; a column read from a checkpoint takes none of them (its weights fix it).
+NETWORK_OPTIONS = ("num_classes", "shortcut", "placement", "shortcut_mode", "sets")
+
+
+def column_spec(ctx: Any, column: str, **options: Any):
+    """The spec of one column of ``compare`` or ``draw``: a checkpoint file's own (read with torch), or an arch
+    name with the options (spec_from_options' keywords) and its own overrides."""
+    path = Path(column)
+    if path.is_file() or path.suffix.lower() in CHECKPOINT_SUFFIXES:
+        fixed = options_given(ctx, *NETWORK_OPTIONS)
+        if fixed:
+            raise ResnetCliError(f"{', '.join(fixed)}: not with a checkpoint ({column}): its weights fix the network; "
+                                 f"only --input-size can change")
+        from ..checkpoint import load_checkpoint
+
+        size = options.get("input_size")
+        fields = input_size_fields(size) if size is not None else None  # a bad size before the file is read
+        spec = load_checkpoint(path).spec  # a missing or unreadable file is one line there
+        return spec.replace(**fields) if fields is not None else spec
+    name, own = column_overrides(column)
+    return spec_from_options(name, last=own, **options)
+
+
 def column_overrides(column: str) -> tuple[str, dict[str, str]]:
     """``resnet110:shortcut_mode=conv:widths=16,32,64`` -> ('resnet110', {'shortcut_mode': 'conv', 'widths':
     '16,32,64'}): colons separate the overrides, since values such as widths hold commas (``compare``, ``draw``)."""

@@ -21,15 +21,9 @@ from .app import (
     ShortcutModeOpt,
     ShortcutOpt,
     app,
-    column_overrides,
+    column_spec,
     options_given,
-    spec_from_options,
 )
-
-# What a checkpoint's file name may end in: such a column that is no file is a missing file, not an arch name.
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".th", ".ckpt", ".tar", ".bin")
-# Options that change a network; a column read from a checkpoint takes none of them (its weights fix it).
-NETWORK_OPTIONS = ("num_classes", "shortcut", "placement", "shortcut_mode", "sets")
 
 
 class BlockKind(str, Enum):
@@ -132,22 +126,4 @@ def _network_drawing(ctx: typer.Context, columns: list[str] | None, placements: 
     if len(placements) > 1:
         raise ResnetCliError("--placement once for networks; one column's own: ARCH:placement=full_preact")
     placement = placements[0] if placements else None
-    return network_drawing([_column_spec(ctx, c, placement=placement, **options) for c in columns], fold)
-
-
-def _column_spec(ctx: typer.Context, column: str, **options):
-    """The spec of one column: a checkpoint file's own, or an arch name with the options and its own overrides."""
-    path = Path(column)
-    if path.is_file() or path.suffix.lower() in CHECKPOINT_SUFFIXES:
-        fixed = options_given(ctx, *NETWORK_OPTIONS)
-        if fixed:
-            raise ResnetCliError(f"{', '.join(fixed)}: not with a checkpoint ({column}): its weights fix the network; "
-                                 f"only --input-size can change")
-        from ..checkpoint import load_checkpoint
-        from .app import input_size_fields
-
-        fields = input_size_fields(options["input_size"]) if options["input_size"] is not None else None
-        spec = load_checkpoint(path).spec  # a missing or unreadable file is one line there
-        return spec.replace(**fields) if fields is not None else spec
-    name, own = column_overrides(column)
-    return spec_from_options(name, last=own, **options)
+    return network_drawing([column_spec(ctx, c, placement=placement, **options) for c in columns], fold)

@@ -25,7 +25,7 @@ from .app import (
     StochasticDepthOpt,
     WidthsOpt,
     app,
-    column_overrides,
+    column_spec,
     options_given,
     spec_from_options,
 )
@@ -171,9 +171,12 @@ def _spec_from_checkpoint(ctx: typer.Context, path: Path, input_size: str | None
 
 @app.command()
 def compare(
-    names: Annotated[list[str], typer.Argument(help="Two or more architectures; ratios are to the first. One column's "
-                                               "own overrides follow its name: NAME:FIELD=VALUE[:FIELD=VALUE...], "
-                                               "e.g. resnet110:shortcut_mode=conv.", metavar="ARCH[:FIELD=VALUE]...")],
+    ctx: typer.Context,
+    names: Annotated[list[str], typer.Argument(help="Two or more architectures or checkpoints; ratios are to the "
+                                               "first. One column's own overrides follow its name: "
+                                               "NAME:FIELD=VALUE[:FIELD=VALUE...], e.g. resnet110:shortcut_mode=conv; "
+                                               "a checkpoint's weights fix its network.",
+                                               metavar="ARCH[:FIELD=VALUE]|CHECKPOINT...")],
     input_size: InputHWOpt = None,
     num_classes: NumClassesOpt = None,
     shortcut: ShortcutOpt = None,
@@ -182,20 +185,20 @@ def compare(
     sets: SetOpt = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
-    """Compare architectures side by side: depth, blocks, params, MACs and ratios to the first.
+    """Compare architectures or checkpoints side by side: depth, blocks, params, MACs and ratios to the first.
 
-    The options apply to every column; a column's own FIELD=VALUE overrides (after its name) apply over them.
+    The options apply to every arch column; a column's own FIELD=VALUE overrides (after its name) apply over them.
+    A checkpoint column is the network its file holds (only --input-size changes it).
     """
     from ..analysis.counts import CompareReport, count_params
     from ..render.params import compare_csv, compare_table
 
     if len(names) < 2:
-        raise ResnetCliError("compare takes two or more architectures (for one, see 'resnet-cli params --arch')")
-    reports = []
-    for column in names:
-        name, own = column_overrides(column)
-        reports.append(count_params(spec_from_options(
-            name, input_size=input_size, num_classes=num_classes, shortcut=shortcut, placement=placement,
-            shortcut_mode=shortcut_mode, sets=sets, last=own)))
+        raise ResnetCliError("compare takes two or more architectures or checkpoints (for one, see "
+                             "'resnet-cli params --arch' or '--from')")
+    reports = [count_params(column_spec(ctx, column, input_size=input_size, num_classes=num_classes,
+                                        shortcut=shortcut, placement=placement, shortcut_mode=shortcut_mode,
+                                        sets=sets))
+               for column in names]
     emit(CompareReport(reports), fmt, compare_table, compare_csv)
 
