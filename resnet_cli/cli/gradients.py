@@ -26,7 +26,7 @@ from .app import (
     WorkersOpt,
     app,
 )
-from .lesion import FigureTypeOpt, figure_types
+from .lesion import FigureTypeOpt, figure_types, study_inputs
 
 
 @app.command()
@@ -61,12 +61,8 @@ def gradients(
 
     Every other block passes the gradient through its shortcut; the magnitude is the gradient norm at the input.
     """
-    from .. import distributed
     from ..analysis.gradients import gradient_flow
-    from ..analysis.inputs import load_study_inputs
-    from ..checkpoint import check_checkpoint_path
-    from ..devices import resolve_device
-    from ..fileio import atomic_write_text, output_lock
+    from ..fileio import atomic_write_text
     from ..render import stderr_console, to_json
     from ..render.lesion import gradients_csv, gradients_plots, gradients_table
     from ..render.progress import progress
@@ -80,13 +76,9 @@ def gradients(
         from ..fileio import check_writable
 
         check_writable(out, "--out", folder=True)
-    check_checkpoint_path(checkpoint)
-    # a second run on this folder refuses; under torchrun rank 0 alone writes, so it alone holds the folder
-    with output_lock(out if distributed.from_environment().main else None, "--out", folder=True):
-        torch_device = resolve_device(device.value)
-        inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, split, normalize=normalize,
-                                   workers=workers, skip_bad=skip_bad_images, pin_memory=torch_device.type == "cuda")
-        world, torch_device = distributed.start(torch_device)  # under torchrun; rank 0 alone shows and writes
+    with study_inputs(checkpoint, out, device=device, split=split, arch=arch, dataset=dataset, data_dir=data_dir,
+                      limit=limit, normalize=normalize, workers=workers,
+                      skip_bad=skip_bad_images) as (inputs, world, torch_device):
         n = len(inputs.model.residual_blocks())
         lengths = sorted(set(range(0, n + 1, step)) | {n})
         with progress(world.main and not quiet and fmt is OutputFormat.table) as show:

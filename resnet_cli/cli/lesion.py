@@ -82,36 +82,26 @@ def lesion(
 
     On a plain net an identity replaces a layer where the shapes allow.
     """
-    from .. import distributed
-    from ..analysis.inputs import load_study_inputs
     from ..analysis.lesion import LesionConfig, lesion_study
-    from ..checkpoint import check_checkpoint_path
-    from ..devices import resolve_device
-    from ..fileio import atomic_write_text, output_lock
-    from ..render import stderr_console, to_csv, to_json
-    from ..render.lesion import lesion_csv, lesion_plots, lesion_table, measurements_csv
+    from ..fileio import atomic_write_text
+    from ..render import stderr_console, to_csv
+    from ..render.lesion import lesion_csv, lesion_table, measurements_csv
     from ..render.progress import progress
 
     chosen = _check_options(ctx, experiments, engine, resume, out)
     suffixes = figure_types(figure_type)
-    check_checkpoint_path(checkpoint)
-    # a second run on this folder refuses; under torchrun rank 0 alone writes, so it alone holds the folder
-    main = distributed.from_environment().main
-    with output_lock(out if main else None, "--out", folder=True):
-        if resume and main and not (out / "measurements.json").exists():  # a typo must not pass for a resume
+    with study_inputs(checkpoint, out, device=device, arch=arch, dataset=dataset, data_dir=data_dir, limit=limit,
+                      normalize=normalize, workers=workers, skip_bad=skip_bad_images) as (inputs, world, torch_device):
+        if resume and world.main and not (out / "measurements.json").exists():  # a typo must not pass for a resume
             stderr_console(quiet).print(f"note: --resume: {out} holds no study yet (no measurements.json), so "
                                         f"this one starts from the beginning")
-        torch_device = resolve_device(device.value)
-        inputs = load_study_inputs(checkpoint, arch, dataset, data_dir, limit, normalize=normalize, workers=workers,
-                                   skip_bad=skip_bad_images, pin_memory=torch_device.type == "cuda")
-        world, torch_device = distributed.start(torch_device)  # under torchrun; rank 0 alone shows and writes
 
         def write_measurements(state: dict[str, Any]) -> None:
             atomic_write_text(out / "measurements.csv", to_csv(*measurements_csv(state)))  # type: ignore[operator]
 
+        config = LesionConfig(experiments=tuple(chosen), max_k=max_k, samples=samples, seed=seed,
+                              batch_size=batch_size, engine=engine)
         with progress(world.main and not quiet and fmt is OutputFormat.table) as show, _errors_in_option_terms():
-            config = LesionConfig(experiments=tuple(chosen), max_k=max_k, samples=samples, seed=seed,
-                                  batch_size=batch_size, engine=engine)
             result = lesion_study(
                 inputs.model, inputs.data, config=config, device=torch_device,
                 state_path=out / "measurements.json" if out is not None else None, resume=resume, progress=show,
@@ -120,12 +110,41 @@ def lesion(
         if not world.main:
             return
         if out is not None:
-            atomic_write_text(out / "lesion.json", to_json(result.to_dict()) + "\n")
-            plots = [p for suffix in suffixes for p in lesion_plots(result, out, suffix)]
-            written = ["lesion.json", "measurements.json", "measurements.csv", *(p.name for p in plots)]
-            stderr_console(quiet or fmt is not OutputFormat.table).print(
-                f"wrote {', '.join(written[:-1])} and {written[-1]} to {out}")
+            _write_study(result, out, suffixes, quiet or fmt is not OutputFormat.table)
         emit(result, fmt, lesion_table, lesion_csv, loading=inputs.checkpoint.loading_report())
+
+
+@contextmanager
+def study_inputs(checkpoint: Path, out: Path | None, *, device: Device, split: str = "test",
+                 **data: Any) -> Iterator[tuple[Any, Any, Any]]:
+    """What ``lesion`` and ``gradients`` run on: (the checkpoint's network and its data streamed, this process's
+    place in the run, its device). The checkpoint's path is checked before torch is imported (a typo costs no
+    seconds); ``--out`` is locked for the run (a second run on it refuses; under torchrun rank 0 alone writes, so
+    it alone holds it); under torchrun each rank joins the run and reads only its share of the images."""
+    from .. import distributed
+    from ..analysis.inputs import load_study_inputs
+    from ..checkpoint import check_checkpoint_path
+    from ..devices import resolve_device
+    from ..fileio import output_lock
+
+    check_checkpoint_path(checkpoint)
+    with output_lock(out if distributed.from_environment().main else None, "--out", folder=True):
+        torch_device = resolve_device(device.value)
+        inputs = load_study_inputs(checkpoint, split=split, pin_memory=torch_device.type == "cuda", **data)
+        world, torch_device = distributed.start(torch_device)
+        yield inputs, world, torch_device
+
+
+def _write_study(result: Any, out: Path, suffixes: list[str], quiet: bool) -> None:
+    """lesion.json and the figures into ``out`` (beside the measurements kept as the study ran), said in one line."""
+    from ..fileio import atomic_write_text
+    from ..render import stderr_console, to_json
+    from ..render.lesion import lesion_plots
+
+    atomic_write_text(out / "lesion.json", to_json(result.to_dict()) + "\n")
+    plots = [p for suffix in suffixes for p in lesion_plots(result, out, suffix)]
+    written = ["lesion.json", "measurements.json", "measurements.csv", *(p.name for p in plots)]
+    stderr_console(quiet).print(f"wrote {', '.join(written[:-1])} and {written[-1]} to {out}")
 
 
 def _check_options(ctx: typer.Context, experiments: str, engine: str, resume: bool, out: Path | None) -> list[str]:
