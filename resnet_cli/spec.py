@@ -244,6 +244,11 @@ def _check_rates(spec: ArchSpec) -> None:
         raise SpecError("dropout rates must be in [0, 1)")
     if not 0.0 <= spec.shortcut_scale <= 1.0:
         raise SpecError(f"shortcut_scale (lambda) must be in [0, 1], not {spec.shortcut_scale}")
+    if spec.stochastic_depth is not None and not spec.residual:
+        # a plain block has nothing to fall back on: its forward ignores the survival probabilities, so the
+        # expected training MACs would be claimed for a net that never drops a block
+        raise SpecError("stochastic depth drops a block's residual branch and keeps its shortcut; a plain net "
+                        "(residual=false) has no shortcut to keep")
     if spec.stochastic_depth is not None and not 0.0 < spec.stochastic_depth <= 1.0:
         raise SpecError(f"stochastic_depth (p_L, the last block's survival probability) must be in (0, 1], "
                         f"not {spec.stochastic_depth}")

@@ -124,3 +124,11 @@ def test_families_that_cannot_be_plain_refuse_in_one_line(name, family):
     assert res.exit_code == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: a ") and family in lines[0]
+
+
+@pytest.mark.parametrize("name", ["plain20", "vgg11", "keras_minimodel"])
+def test_stochastic_depth_on_a_plain_net_is_refused(name):
+    """A plain block ignores the survival probabilities (it has no shortcut to fall back on): the plan would claim
+    expected training MACs that the net never saves."""
+    with pytest.raises(SpecError, match="a plain net"):
+        get_spec(name, residual=False, stochastic_depth=0.5)

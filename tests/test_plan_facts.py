@@ -85,7 +85,7 @@ def check_plan_facts(name: str, **overrides) -> None:
                 branch_params = sum(p.numel() for n in branch & planned for p in modules[n].parameters())
                 assert branch_params == sum(lc.params for lc in unit.role_layers("branch")), ref.name
             x = module(x)
-    if spec.family not in ("densenet", "vgg"):  # stochastic depth drops residual blocks; these have none
+    if spec.residual and spec.family != "densenet":  # stochastic depth drops residual blocks; these have none
         sd = spec.replace(stochastic_depth=0.5)
         survival = sd.survival_probabilities()
         expected = plan.macs - sum((1 - p) * m for p, m in zip(survival, measured_branch_macs))

@@ -84,8 +84,6 @@ def check_vgg(spec: ArchSpec) -> None:
     if spec.residual:
         raise SpecError("a VGG net has no shortcuts (residual=false is its definition); for a residual twin "
                         "use a resnet arch")
-    if spec.stochastic_depth is not None:
-        raise SpecError("stochastic depth drops residual blocks; a VGG net has none (use a resnet family)")
     if spec.groups != 1 or spec.width_per_group != 64:
         raise SpecError("a VGG net's convs are not grouped (groups=1, width_per_group=64)")
     halvings = sum(1 for s in spec.strides if s == 2)
