@@ -132,3 +132,10 @@ def test_stochastic_depth_on_a_plain_net_is_refused(name):
     expected training MACs that the net never saves."""
     with pytest.raises(SpecError, match="a plain net"):
         get_spec(name, residual=False, stochastic_depth=0.5)
+
+
+def test_params_does_not_call_a_plain_nets_blocks_residual():
+    res = CliRunner().invoke(app, ["params", "--arch", "vgg19"])
+    assert "16 blocks without shortcuts, depth 19" in " ".join(res.stdout.split())
+    res = CliRunner().invoke(app, ["params", "--arch", "resnet34"])
+    assert "16 residual blocks, depth 34" in " ".join(res.stdout.split())

@@ -38,7 +38,7 @@ def params_table(report: Any, console: Any, memory: bool = True) -> None:
         f"  ·  buffers {fmt_int(report.buffers)} (BN running statistics)"
         f"  ·  MACs {fmt_int(report.macs)} ({fmt_si(report.macs)})"
         f"  ·  FLOPs {fmt_int(report.flops)} ({fmt_si(report.flops)}) = 2 x MACs"
-        f"  ·  {report.residual_blocks} residual blocks, depth {report.depth}"
+        f"  ·  {report.residual_blocks} {_blocks_word(report)}, depth {report.depth}"
     )
     if report.stochastic_depth is not None:
         sd = report.stochastic_depth
@@ -63,6 +63,11 @@ def params_table(report: Any, console: Any, memory: bool = True) -> None:
         if fv.get("not_counted"):
             console.print(f"[dim]fvcore did not count: {fv['not_counted']}[/dim]")
     console.print(f"[dim]{report.conventions}[/dim]")
+
+
+def _blocks_word(report: Any) -> str:
+    """What the blocks are: a plain net's (``residual=False``: plain twins, VGG) have no shortcut."""
+    return "residual blocks" if report.spec.get("residual", True) else "blocks without shortcuts"
 
 
 def fmt_bytes(n: int) -> str:
