@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from image_folders import folder_checkpoint, tiny_net, write_folder
+from image_folders import CLASSES, folder_checkpoint, tiny_net, write_folder
 from lesion_nets import one_thread
 from PIL import Image
 from typer.testing import CliRunner
@@ -262,3 +262,13 @@ def test_the_streaming_benchmark_runs_and_its_figures_are_its_own(tmp_path):
     for v in r["study"]["streamed"].values():
         assert abs(v["of_in_memory"] - v["images_per_s"] / held) < 1e-9
     assert "peak RSS" in proc.stdout and "decode" in proc.stdout
+
+
+def test_eval_names_each_class_where_the_data_does(tmp_path):
+    folder = write_folder(tmp_path / "imgs", per_class=2)
+    ckpt = folder_checkpoint(tmp_path / "net.pt", folder)
+    out = json.loads(run("eval", ckpt, "--device", "cpu", "-f", "json").stdout)
+    assert [c["name"] for c in out["per_class"]] == list(CLASSES)  # the folders' names, in label order
+    if REAL.is_dir():  # CIFAR-10's official meta file
+        data, _ = load_dataset("cifar10", "test", data_dir=REAL, limit=10)
+        assert data.classes[:3] == ["airplane", "automobile", "bird"] and len(data.classes) == 10

@@ -268,12 +268,18 @@ def test_train_lesion_and_fvcore_write_status_lines_to_a_log_and_json_stays_one_
     assert code == 0, err
     assert re.search(r"^fvcore", err, re.M), err
     # JSON on stdout is exactly one document, whatever goes to stderr
+    # JSON on stdout is exactly one document, and the status lines still go to stderr beside it (a batch job's
+    # log must not be silent): only --quiet silences them
     code, out, err = _cli(tmp_path, "lesion", ckpt, "--experiments", "single", "--device", "cpu", "-f", "json")
     assert code == 0, err
     json.loads(out)
     assert out.strip().startswith("{") and out.strip().endswith("}")
-    code, out, _ = _cli(tmp_path, "params", "--arch", "resnet20", "--engine", "fvcore", "-f", "json")
+    assert re.search(r"^lesion .*images", err, re.M), err
+    code, out, err = _cli(tmp_path, "params", "--arch", "resnet20", "--engine", "fvcore", "-f", "json")
     assert code == 0 and json.loads(out)["fvcore"]["conv_linear"] == json.loads(out)["macs"]
+    assert re.search(r"^fvcore", err, re.M), err
+    code, out, err = _cli(tmp_path, "lesion", ckpt, "--experiments", "single", "--device", "cpu", "-f", "json", "-q")
+    assert code == 0 and err == "" and json.loads(out)["single"]
 
 
 def test_quiet_silences_the_status_lines(tmp_path):

@@ -190,13 +190,15 @@ class EvalReport:
         return dict(self.__dict__)
 
     @classmethod
-    def of(cls, result: Any, **fields: Any) -> EvalReport:
+    def of(cls, result: Any, classes: list[str] | None = None, **fields: Any) -> EvalReport:
         """The report of an ``evaluate(..., detailed=True)`` result: each error beside the counts it comes from
-        (one division of counts: no rounding noise)."""
+        (one division of counts: no rounding noise); ``classes`` names the labels where the data does."""
         n, top5 = result.images, result.top5_correct
         per_class = None
         if result.class_images is not None:
-            per_class = [{"class": c, "images": m, "correct": k, "error": (m - k) / m if m else None}
+            names = classes if classes is not None and len(classes) == len(result.class_images) else None
+            per_class = [{"class": c, "name": names[c] if names else None, "images": m, "correct": k,
+                          "error": (m - k) / m if m else None}
                          for c, (m, k) in enumerate(zip(result.class_images, result.class_correct))]
         return cls(error=result.error, accuracy=result.accuracy, loss=result.loss, correct=result.correct,
                    images=n, top5_error=(n - top5) / n if top5 is not None and n else None, top5_correct=top5,
@@ -233,7 +235,8 @@ def evaluate_checkpoint(path: str | os.PathLike[str], *, arch: str | None = None
     result = evaluate(model, data, batch_size=batch_size, device=device, workers=workers, progress=progress,
                       world=world, detailed=True, skip_bad=skip_bad)
     loading = ckpt.loading_report()
-    return EvalReport.of(result, checkpoint=str(path), arch=ckpt.spec.name, dataset=info.name, split=split,
+    return EvalReport.of(result, classes=getattr(data, "classes", None), checkpoint=str(path), arch=ckpt.spec.name,
+                         dataset=info.name, split=split,
                          device=str(device), inferred_arch=ckpt.loading_report()["inferred_arch"],
                          key_mappings=loading["key_mappings"], normalization=loading["normalization"],
                          overrides=spec_overrides(ckpt.spec), notes=unreadable_note(result.skipped))

@@ -81,7 +81,7 @@ def gradients(
                       skip_bad=skip_bad_images) as (inputs, world, torch_device):
         n = len(inputs.model.residual_blocks())
         lengths = sorted(set(range(0, n + 1, step)) | {n})
-        with progress(world.main and not quiet and fmt is OutputFormat.table) as show:
+        with progress(world.main and not quiet) as show:
             result = gradient_flow(inputs.model, inputs.data, lengths=lengths, samples=samples,
                                    batch_size=batch_size, seed=seed, mass=mass, device=torch_device, progress=show,
                                    arch=inputs.checkpoint.arch, dataset=inputs.dataset, world=world)
@@ -90,6 +90,6 @@ def gradients(
         if out is not None:
             atomic_write_text(out / "gradients.json", to_json(result.to_dict()) + "\n")
             plots = [p for suffix in suffixes for p in gradients_plots(result, out, suffix)]
-            stderr_console(quiet or fmt is not OutputFormat.table).print(
+            stderr_console(quiet).print(
                 f"wrote {out / 'gradients.json'} and {', '.join(str(p) for p in plots)}")
         emit(result, fmt, gradients_table, gradients_csv, loading=inputs.checkpoint.loading_report())

@@ -101,7 +101,7 @@ def lesion(
 
         config = LesionConfig(experiments=tuple(chosen), max_k=max_k, samples=samples, seed=seed,
                               batch_size=batch_size, engine=engine)
-        with progress(world.main and not quiet and fmt is OutputFormat.table) as show, _errors_in_option_terms():
+        with progress(world.main and not quiet) as show, _errors_in_option_terms():
             result = lesion_study(
                 inputs.model, inputs.data, config=config, device=torch_device,
                 state_path=out / "measurements.json" if out is not None else None, resume=resume, progress=show,
@@ -110,7 +110,7 @@ def lesion(
         if not world.main:
             return
         if out is not None:
-            _write_study(result, out, suffixes, quiet or fmt is not OutputFormat.table)
+            _write_study(result, out, suffixes, quiet)
         emit(result, fmt, lesion_table, lesion_csv, loading=inputs.checkpoint.loading_report())
 
 

@@ -138,7 +138,7 @@ def params(
         from ..render import stderr_console
         from ..render.progress import progress
 
-        shown = not quiet and OutputFormat(fmt) is OutputFormat.table
+        shown = not quiet  # status on stderr whatever stdout holds: a JSON document stays one document
         with progress(shown, stderr_console(quiet)) as show:
             if shown and not sys.stderr.isatty():  # a log sees what the next seconds are spent on
                 show.log(f"fvcore: building {spec.name} and tracing it with fvcore (seconds; a minute for the "

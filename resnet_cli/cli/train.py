@@ -114,7 +114,7 @@ def train(
 
     # a second run writing the same checkpoint refuses (the best one too); under torchrun rank 0 holds them
     with output_lock(output if main else None, "--output"), output_lock(best if main else None, "--best"), \
-            progress(main and not quiet and OutputFormat(fmt) is OutputFormat.table,
+            progress(main and not quiet,
                      None if quiet or not main else console) as show:
         result = run_training(spec, dataset or "synthetic", config, device=device.value, data_dir=data_dir,
                               download=download, train_limit=limit, test_limit=test_limit, checkpoint=output,
@@ -190,7 +190,7 @@ def eval_command(
     if split not in ("test", "train"):
         raise ResnetCliError(f"--split must be test or train, not {split!r}")
     main = distributed.from_environment().main  # under torchrun rank 0 alone shows and prints
-    with progress(main and not quiet and OutputFormat(fmt) is OutputFormat.table) as show:
+    with progress(main and not quiet) as show:
         report = evaluate_checkpoint(checkpoint, arch=arch, dataset=dataset, split=split, data_dir=data_dir,
                                      download=download, limit=limit, input_size=input_size, batch_size=batch_size,
                                      workers=workers, device=device.value, progress=show, normalize=normalize,

@@ -102,7 +102,10 @@ class TensorImageDataset(Dataset):
     """Images held in memory as one float tensor N x C x H x W (already normalised) and int64 labels.
 
     ``get_batch(indices)`` indexes the tensors directly: the trainer's fast path (no per-item collate).
+    ``classes``: the class names in label order, where the source names them.
     """
+
+    classes: list[str] | None = None
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo) -> None:
         if images.shape[0] != labels.shape[0]:
@@ -140,7 +143,9 @@ class TensorImageDataset(Dataset):
         normalised, so undo this info's normalisation and apply the new one."""
         mean, std = torch.tensor(self.info.mean), torch.tensor(self.info.std)
         raw = self.images * std.view(1, -1, 1, 1) + mean.view(1, -1, 1, 1)
-        return type(self)(normalise(raw, info.mean, info.std), self.labels, info)
+        out = type(self)(normalise(raw, info.mean, info.std), self.labels, info)
+        out.classes = self.classes
+        return out
 
 
 class Uint8ImageDataset(TensorImageDataset):
@@ -160,7 +165,9 @@ class Uint8ImageDataset(TensorImageDataset):
         return self._prepare(self.images[indices]), self.labels[indices]
 
     def with_info(self, info: DatasetInfo) -> Uint8ImageDataset:
-        return type(self)(self.images, self.labels, info)  # normalised per batch: the info is all there is
+        out = type(self)(self.images, self.labels, info)  # normalised per batch: the info is all there is
+        out.classes = self.classes
+        return out
 
 
 def mix_seed(*parts: int) -> int:
@@ -296,7 +303,9 @@ def load_dataset(name: str, split: str, *, input_size: int | None = None, data_d
 
 def limit_dataset(dataset: Dataset, limit: int) -> Dataset:
     if isinstance(dataset, TensorImageDataset):
-        return type(dataset)(dataset.images[:limit], dataset.labels[:limit], dataset.info)
+        kept = type(dataset)(dataset.images[:limit], dataset.labels[:limit], dataset.info)
+        kept.classes = dataset.classes
+        return kept
     if hasattr(dataset, "head"):  # an image folder: still its own kind (read lazily, fingerprinted by its files)
         return dataset.head(limit)
     return torch.utils.data.Subset(dataset, range(limit))

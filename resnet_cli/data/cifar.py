@@ -44,6 +44,8 @@ class CifarSource:
     test_files: tuple[str, ...]
     label_key: str
     num_classes: int
+    meta_file: str  # the class names, in label order, under ``meta_key``
+    meta_key: str
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
@@ -54,11 +56,11 @@ class CifarSource:
 CIFAR10 = CifarSource(
     "cifar10", "cifar-10-batches-py", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
     "c58f30108f718f92721af3b95e74349a", tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",),
-    "labels", 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+    "labels", 10, "batches.meta", "label_names", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
 )
 CIFAR100 = CifarSource(
     "cifar100", "cifar-100-python", "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-    "eb9058c3a382ffc7106e4002c42a8d85", ("train",), ("test",), "fine_labels", 100,
+    "eb9058c3a382ffc7106e4002c42a8d85", ("train",), ("test",), "fine_labels", 100, "meta", "fine_label_names",
     (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762),
 )
 
@@ -218,7 +220,22 @@ def _load(source: CifarSource, *, split: str, input_size: int | None, data_dir=N
     info = DatasetInfo(name=source.name, num_classes=source.num_classes, input_size=size, in_channels=channels,
                        mean=tuple(mean), std=tuple(std), crop_padding=max(1, size // 8), flip=True,
                        source=str(root))
-    return Uint8ImageDataset(raw, labels, info), info
+    data = Uint8ImageDataset(raw, labels, info)
+    data.classes = class_names(folder, source)
+    return data, info
+
+
+def class_names(folder: Path, source: CifarSource) -> list[str] | None:
+    """The class names of the official meta file (CIFAR-10's airplane, automobile, ...), or None where it is
+    missing or says something else: names only label the output, they are never required."""
+    try:
+        names = read_batch(folder / source.meta_file).get(source.meta_key)
+    except DatasetError:
+        return None
+    if not isinstance(names, list) or len(names) != source.num_classes:
+        return None
+    out = [n.decode("utf-8", "replace") if isinstance(n, bytes) else n for n in names]
+    return out if all(isinstance(n, str) for n in out) else None
 
 
 def load_cifar10(**kwargs) -> tuple[TensorImageDataset, DatasetInfo]:

@@ -65,4 +65,6 @@ def load(*, split: str, input_size: int | None, data_dir=None, download: bool = 
     x = match_channels(x, channels, "digits")
     info = DatasetInfo(name="digits", num_classes=10, input_size=size, in_channels=channels,
                        mean=(mean,) * channels, std=(std,) * channels, crop_padding=max(1, size // 8), flip=False)
-    return TensorImageDataset(normalise(x, info.mean, info.std), labels[chosen], info), info
+    data = TensorImageDataset(normalise(x, info.mean, info.std), labels[chosen], info)
+    data.classes = [str(d) for d in range(10)]
+    return data, info

@@ -63,10 +63,15 @@ def eval_table(report: Any, console: Any) -> None:
     if d.get("per_class"):
         worst = max(d["per_class"], key=lambda c: c["error"] if c["error"] is not None else -1)
         console.print(f"[dim]per class: error from {_pct(min(c['error'] for c in d['per_class'] if c['images']))}"
-                      f" to {_pct(worst['error'])} (class {worst['class']}); every class in --format json[/dim]")
+                      f" to {_pct(worst['error'])} (class {worst['class']}{_named(worst)}); every class in "
+                      f"--format json[/dim]")
     for note in d.get("notes") or ():
         console.print(f"[dim]note: {safe(note)}[/dim]")
     loading_lines(d, console)  # how the arch was found, what was mapped, the normalisation
+
+
+def _named(row: dict[str, Any]) -> str:
+    return f", {safe(row['name'])}" if row.get("name") else ""
 
 
 def eval_csv(report: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
