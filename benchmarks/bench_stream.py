@@ -37,11 +37,13 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from bench_lesion import time_inference  # noqa: E402
 
 from resnet_cli.analysis.lesion import lesion_study  # noqa: E402
 from resnet_cli.checkpoint import save_checkpoint  # noqa: E402
 from resnet_cli.data import Uint8ImageDataset, load_dataset  # noqa: E402
 from resnet_cli.data.stream import ImageStream  # noqa: E402
+from resnet_cli.devices import autocast_dtype  # noqa: E402
 from resnet_cli.fileio import atomic_write_text  # noqa: E402
 from resnet_cli.models import build_model  # noqa: E402
 from resnet_cli.registry import get_spec  # noqa: E402
@@ -113,9 +115,10 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def memory_part(folder: Path, ckpt: Path, n: int, batch: int, fixed_threshold: bool = True) -> dict:
+def memory_part(folder: Path, ckpt: Path, n: int, batch: int, fixed_threshold: bool = True,
+                device: str = "cpu") -> dict:
     base = ["lesion", str(ckpt), "--data-dir", str(folder), "--experiments", "single", "-b", str(batch),
-            "--device", "cpu", "-q", "-f", "json"]
+            "--device", device, "-q", "-f", "json"]
     small, large = peak_rss_mb(*base, "--limit", str(n)), peak_rss_mb(*base, "--limit", str(10 * n))
     fixed = [peak_rss_mb(*base, "--limit", str(k), env_extra=MMAP_THRESHOLD) for k in (n, 10 * n)] \
         if fixed_threshold else None
@@ -159,15 +162,18 @@ def decode_part(folder: Path, images: int, batch: int, repeats: int) -> dict:
     return out
 
 
-def study_part(folder: Path, ckpt: Path, images: int, batch: int, repeats: int) -> dict:
+def study_part(folder: Path, ckpt: Path, images: int, batch: int, repeats: int, device: str = "cpu") -> dict:
+    """On a GPU the study runs as the CLI runs it there (bf16 autocast, channels_last); plain inference likewise,
+    its images already on the device (the in-memory study holds them there too)."""
     from resnet_cli.checkpoint import load_checkpoint
 
     model = load_checkpoint(ckpt).build_model().eval()
     data, _ = load_dataset("imagefolder", "test", data_dir=folder, input_size=224, limit=images)
-    kw = dict(experiments=["single"], batch_size=batch)
+    dev = torch.device(device)
+    kw = dict(experiments=["single"], batch_size=batch, device=dev)
     x, y = next(ImageStream(data).batches(0, len(data), len(data)))
-    with torch.inference_mode():
-        infer = median_time(lambda: [model(x[i:i + batch]) for i in range(0, len(x), batch)], repeats)
+    # the lesion benchmark's reference: the study's settings on CUDA, the images on the device before the clock
+    infer = statistics.median(time_inference(model, x, batch, dev, autocast_dtype(dev)) for _ in range(repeats))
     held = median_time(lambda: lesion_study(model, x, y, **kw), repeats)
     out = {"images": len(data), "plain_inference_images_per_s": len(data) / infer,
            "in_memory_images_per_s": len(data) / held, "streamed": {}}
@@ -216,6 +222,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--folder", default=str(Path(__file__).resolve().parent / "results" / "imagenet-like"))
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "stream.json"))
     ap.add_argument("--quick", action="store_true", help="a smoke run: tiny sizes, one repeat")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda: where the studies run (decoding is the CPU's)")
     args = ap.parse_args(argv)
     if args.quick:
         args.images, args.memory_n, args.study_images, args.repeats = 20, 1, 2, 1
@@ -225,11 +232,13 @@ def main(argv: list[str] | None = None) -> dict:
     batch = max(1, min(20, args.study_images))
     started = time.time()
     result = {
-        "memory": memory_part(folder, ckpt, args.memory_n, min(batch, args.memory_n), fixed_threshold=not args.quick),
+        "memory": memory_part(folder, ckpt, args.memory_n, min(batch, args.memory_n), fixed_threshold=not args.quick,
+                              device=args.device),
         "cifar": cifar_part(100 if args.quick else 1000, 100, args.repeats),
         "decode": decode_part(folder, min(args.images, 10 if args.quick else 200), batch, args.repeats),
-        "study": study_part(folder, ckpt, args.study_images, batch, args.repeats),
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+        "study": study_part(folder, ckpt, args.study_images, batch, args.repeats, args.device),
+        "machine": {"device": args.device, "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None,
+                    "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "torch": torch.__version__, "threads": 1, "date": time.strftime("%Y-%m-%d"),
                     "load_average": os.getloadavg()},
         "settings": vars(args), "seconds": time.time() - started,
