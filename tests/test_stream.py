@@ -272,3 +272,20 @@ def test_eval_names_each_class_where_the_data_does(tmp_path):
     if REAL.is_dir():  # CIFAR-10's official meta file
         data, _ = load_dataset("cifar10", "test", data_dir=REAL, limit=10)
         assert data.classes[:3] == ["airplane", "automobile", "bird"] and len(data.classes) == 10
+
+
+def test_a_dataset_of_another_kind_is_fingerprinted_by_its_bytes_a_batch_at_a_time():
+    class Items(torch.utils.data.Dataset):  # what a user of the Python API may hand in: (image, label) items
+        def __init__(self, x, y):
+            self.x, self.y = x, y
+
+        def __len__(self):
+            return len(self.x)
+
+        def __getitem__(self, i):
+            return self.x[i], int(self.y[i])
+
+    x, y = torch.randn(300, 3, 4, 4), torch.randint(0, 3, (300,))
+    a, b = ImageStream(Items(x, y)).fingerprint(), ImageStream(Items(x.clone(), y)).fingerprint()
+    x[299, 0, 0, 0] += 1  # the last batch's last image
+    assert a == b != ImageStream(Items(x, y)).fingerprint()
