@@ -144,10 +144,11 @@ def test_a_full_disk_under_stdout_is_one_line():
 
 
 @pytest.mark.parametrize("argv", [["paths", "--blocks", "64", "--list", "--force"],
+                                  ["paths", "--blocks", "64", "--list", "--force", "--limit", str(10 ** 15)],
                                   ["params", "--arch", "resnet152", "--depth", "3"]])
 def test_a_closed_pipe_ends_quietly(argv):
     """`... | head -3`: the reader goes away after three lines; the CLI stops at once, silently, exit 0 (also
-    past islice's 2^63-1 with 2^64 paths)."""
+    past islice's 2^63-1 with 2^64 paths, and with the largest --limit allowed, which no one could wait for)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100"}
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "resnet_cli", *argv], cwd=ROOT, env=env,

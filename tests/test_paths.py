@@ -354,6 +354,17 @@ def test_cli_list_refuses_huge_enumerations_unless_asked():
     assert forced.exit_code == 0 and len(forced.stdout.splitlines()) == 2 ** 17 + 1
 
 
+@pytest.mark.parametrize("limit", [2 ** 64, 10 ** 40])
+def test_cli_list_refuses_a_limit_no_lifetime_reaches(limit):
+    """`--limit 18446744073709551616` with --force used to stream into a file until killed; a limit past
+    P.MAX_LISTING_LIMIT (32 years at a million paths a second) is refused at once, --force or not."""
+    result = run("--blocks", 64, "--list", "--force", "--limit", limit)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "lifetime" in lines[0], lines
+    assert result.stdout == ""
+
+
 @pytest.mark.parametrize("args", [
     ["--blocks", 0], ["--blocks", -5], ["--blocks", "2.5"], ["--blocks", "x"], ["--blocks", 10 ** 9],
     ["--blocks", 54, "--mass", 0], ["--blocks", 54, "--mass", 1.01], ["--blocks", 54, "--mass", "nan"],

@@ -38,6 +38,10 @@ from ..limits import MAX_BLOCKS
 
 # Enumerations larger than this are refused unless the caller asks for them (``force=True`` / ``--force``).
 MAX_ENUMERATION = 100_000
+# A --limit past this is refused even with --force: at a million paths a second (this streams about 400,000 a
+# second on one CPU core) it takes 32 years, so such a number is a typo or a test of the tool, never a listing
+# anyone waits for. Without --limit, --force still streams until its reader goes away.
+MAX_LISTING_LIMIT = 10 ** 15
 # Lengths whose share of all paths is below this are summarised, not listed one by one (``min_share=0`` lists
 # every length). 1e-30 keeps every length of any net up to 99 blocks (2⁻⁹⁹ ≈ 1.6e-30), ResNet-110 included.
 DEFAULT_MIN_SHARE = 1e-30
@@ -543,11 +547,19 @@ def iter_paths(n: int, length: int | None = None, residual: bool = True) -> Iter
         yield from itertools.combinations(range(n), k)
 
 
+def _digits(number: int) -> str:
+    """A huge integer as a user can read it in one line: all its digits up to 30 of them, else 10^k."""
+    return f"{number:,}" if number < 10 ** 30 else f"about 10^{math.log10(number):.0f}"
+
+
 def check_enumeration(n: int, length: int | None, limit: int | None, residual: bool = True,
                       force: bool = False, cap: int = MAX_ENUMERATION) -> int:
     """How many paths an enumeration will produce; PathsError when that exceeds ``cap`` and not ``force``."""
     if limit is not None and limit < 1:
         raise PathsError(f"a listing limit must be at least 1 path (got {limit})")
+    if limit is not None and limit > MAX_LISTING_LIMIT:
+        raise PathsError(f"a listing limit of {_digits(limit)} paths would not end in a lifetime (at a million "
+                         f"paths a second, {MAX_LISTING_LIMIT:,} take 32 years): give at most {MAX_LISTING_LIMIT:,}")
     available = count_paths(n, length, residual)
     wanted = available if limit is None else min(limit, available)
     if wanted > cap and not force:
