@@ -462,13 +462,13 @@ def check_resumable(state: Checkpoint) -> TrainConfig:
     """The configuration to continue ``state`` with, after checking every part of its training state that
     resuming reads (types, ranges, the record's fields), so that a damaged state fails now, not after an epoch."""
     where = state.path or "the checkpoint"
+    damaged = _damaged(state)
     extra = state.extra
+    if not isinstance(extra, dict):
+        raise damaged(f"its extra state is a {type(extra).__name__}, not a mapping")
     optimizer = extra.get("optimizer")
     if state.dataset is None or not isinstance(optimizer, dict):
         raise ResnetCliError(f"{where} holds no training state to resume (was it written by 'train'?)")
-
-    def damaged(what: str) -> ResnetCliError:
-        return ResnetCliError(f"{where} cannot be resumed: its training state is damaged ({what})")
 
     if not isinstance(optimizer.get("state"), dict) or not isinstance(optimizer.get("param_groups"), list):
         raise damaged("the optimizer state is not SGD's")
@@ -505,6 +505,46 @@ def _check_position(state: Checkpoint, damaged: Callable[[str], ResnetCliError])
         raise damaged("the running totals of the epoch")
     if not all(v is None or _same_kind(v, 0.0) for v in (extra.get("best_error"), extra.get("best_epoch"))):
         raise damaged("the best epoch")
+
+
+def _damaged(state: Checkpoint) -> Callable[[str], ResnetCliError]:
+    """The error for one damaged part of ``state``'s training state."""
+    where = state.path or "the checkpoint"
+    return lambda what: ResnetCliError(f"{where} cannot be resumed: its training state is damaged ({what})")
+
+
+def check_resumable_tensors(state: Checkpoint) -> None:
+    """The tensors resuming hands to torch fit the checkpoint's network (built on the meta device: shapes, no
+    memory), after ``check_resumable`` has checked the containers: one SGD group over
+    all its parameters, each momentum buffer of its parameter's shape, a CPU RNG state of torch's kind. torch
+    would take a wrong buffer and fail at the first step (or broadcast it silently); this fails before the data
+    is read. Kept apart from ``check_resumable``, which reads no tensors, so both move with the resume code."""
+    from .models import build_model
+
+    damaged = _damaged(state)
+    with torch.device("meta"):
+        model = build_model(state.spec)
+    extra = state.extra
+    params = list(model.parameters())
+    groups = extra["optimizer"]["param_groups"]
+    indices = [g.get("params") if isinstance(g, dict) else None for g in groups]
+    if len(groups) != 1 or not isinstance(indices[0], list) or indices[0] != list(range(len(params))):
+        raise damaged(f"the optimizer's parameter groups do not name the network's {len(params)} parameters")
+    names = [name for name, _ in model.named_parameters()]
+    for index, entry in extra["optimizer"]["state"].items():
+        if not isinstance(index, int) or not 0 <= index < len(params) or not isinstance(entry, dict):
+            raise damaged(f"optimizer state for parameter {str(index)[:20]!r}, which the network does not have")
+        buffer, weight = entry.get("momentum_buffer"), params[index]
+        if buffer is None:
+            continue
+        if not isinstance(buffer, torch.Tensor) or not buffer.is_floating_point() or buffer.shape != weight.shape:
+            got = tuple(buffer.shape) if isinstance(buffer, torch.Tensor) else type(buffer).__name__
+            raise damaged(f"the momentum buffer of {names[index]} is {got}; its weight is {tuple(weight.shape)}")
+    rng = extra.get("rng_cpu")
+    if rng is not None and not (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8 and rng.dim() == 1):
+        raise damaged("the CPU random number generator's state")
+    if extra.get("scaler") is not None and not isinstance(extra["scaler"], dict):
+        raise damaged("the gradient scaler's state")
 
 
 def _same_kind(value: Any, default: Any) -> bool:
@@ -575,6 +615,7 @@ def _run_inputs(spec: ArchSpec, dataset: str, config: TrainConfig, data_dir: str
     state = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
     resume = state.path or resume
     saved = check_resumable(state)
+    check_resumable_tensors(state)
     if config.epochs != saved.epochs:
         note(f"epochs changed from {saved.epochs} to {config.epochs}: the lr schedule follows the new total")
     config = dataclasses.replace(saved, epochs=config.epochs, workers=config.workers)

@@ -172,3 +172,66 @@ def test_sync_bn_is_recorded_and_kept_by_resume(tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun; refused before any process group is joined
     with pytest.raises(ResnetCliError, match="the checkpoint's run uses --sync-bn, but SyncBatchNorm works on CUDA"):
         train(None, "synthetic", quick(epochs=3), device="cpu", resume=ckpt, distributed=True)
+
+
+# --------------------------------------------------------------------------- resuming damaged state
+@pytest.fixture(scope="module")
+def one_epoch(tmp_path_factory):
+    """The payload of a checkpoint written by `train` after one epoch (its momentum buffers are set)."""
+    path = tmp_path_factory.mktemp("one_epoch") / "net.pt"
+    train(tiny_spec(), "synthetic", quick(epochs=1), device="cpu", train_limit=64, test_limit=32, checkpoint=path)
+    return torch.load(path, weights_only=True)
+
+
+def _wrong_momentum_shape(payload):
+    state = payload["extra"]["optimizer"]["state"]
+    state[0]["momentum_buffer"] = torch.zeros(3)  # conv1 is 8x3x3x3: SGD failed at its first step
+    return "the momentum buffer of conv1.weight is (3,); its weight is (8, 3, 3, 3)"
+
+
+def _extra_is_a_list(payload):
+    payload["extra"] = [payload["extra"]]  # was: AttributeError: 'list' object has no attribute 'get'
+    return "its extra state is a list, not a mapping"
+
+
+def _state_of_a_parameter_not_there(payload):
+    payload["extra"]["optimizer"]["state"][10_000] = {"momentum_buffer": torch.zeros(1)}
+    return "optimizer state for parameter '10000'"
+
+
+def _groups_missing_parameters(payload):
+    payload["extra"]["optimizer"]["param_groups"][0]["params"] = [0, 1]
+    return "do not name the network's"
+
+
+def _rng_of_another_kind(payload):
+    payload["extra"]["rng_cpu"] = torch.zeros(4)  # float, not torch's byte state
+    return "random number generator"
+
+
+@pytest.mark.parametrize("damage", [_wrong_momentum_shape, _extra_is_a_list, _state_of_a_parameter_not_there,
+                                    _groups_missing_parameters, _rng_of_another_kind])
+def test_resume_of_damaged_state_is_one_error_line_before_training(tmp_path, one_epoch, damage):
+    import copy
+
+    payload = copy.deepcopy(one_epoch)
+    expected = damage(payload)
+    path = tmp_path / "damaged.pt"
+    torch.save(payload, path)
+    result = CliRunner().invoke(app, ["train", "--resume", str(path), "--epochs", "2", "-o",
+                                      str(tmp_path / "out.pt")])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "cannot be resumed" in lines[0], lines
+    assert expected in lines[0], lines[0]
+    assert not (tmp_path / "out.pt").exists()  # refused before an epoch ran
+
+
+def test_an_undamaged_checkpoint_passes_the_resume_checks(tmp_path, one_epoch):
+    from resnet_cli.training import check_resumable, check_resumable_tensors
+
+    path = tmp_path / "good.pt"
+    torch.save(one_epoch, path)
+    state = load_checkpoint(path)
+    assert check_resumable(state).epochs == 1
+    check_resumable_tensors(state)  # the buffers of a real run fit: no error

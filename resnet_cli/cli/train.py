@@ -145,7 +145,8 @@ def _resume_config(ctx: typer.Context, resume: Path, arch: str | None, dataset: 
     from ..training import TrainConfig, saved_epochs
 
     saved = load_checkpoint(resume)
-    return saved, TrainConfig(epochs=epochs or saved_epochs(saved), workers=workers)
+    total = saved_epochs(saved)  # checks the whole saved state first, also when --epochs is given
+    return saved, TrainConfig(epochs=epochs or total, workers=workers)
 
 
 def _check_outputs(output: Path, best: Path | None, no_best: bool, plot: Path | None) -> Path | None:
