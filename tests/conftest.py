@@ -18,8 +18,6 @@ def _torch_threads():
     yield
 
 
-# tests/deterministic.py is imported by several test modules as a plain module.
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parent))
+# The helper modules beside the tests (cli_runner, lesion_nets, image_folders, deterministic, timm_nets) are
+# imported as plain modules: pytest puts this folder on sys.path (it has no __init__.py: "rootdir" prepend mode);
+# a subprocess that needs them sets PYTHONPATH itself.

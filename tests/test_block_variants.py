@@ -4,10 +4,9 @@ by hand from the papers and checked against the module; stochastic depth; the an
 import pytest
 import torch
 import torch.nn.functional as F
-from typer.testing import CliRunner
+from cli_runner import run
 
 from resnet_cli import build_model, get_spec
-from resnet_cli.cli import app
 from resnet_cli.models.base import ResidualNetwork
 from resnet_cli.plan import plan_model
 
@@ -278,10 +277,6 @@ def test_keras_minimodel_structure():
 
 
 # --------------------------------------------------------------------------- CLI
-def run(*args):
-    return CliRunner().invoke(app, list(args))
-
-
 def test_archs_shows_the_new_families():
     import json
 

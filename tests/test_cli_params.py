@@ -6,23 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from resnet_cli.cli import app
+from cli_runner import run, run_json
 
 ROOT = Path(__file__).resolve().parents[1]
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, list(args))
-
-
-def run_json(*args):
-    result = run(*args, "--format", "json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
 
 def test_params_json_resnet50_has_the_documented_keys_and_numbers():
     doc = run_json("params", "--arch", "resnet50")
@@ -199,7 +185,7 @@ def test_params_non_square_input_in_json_and_table():
     assert [a["input_hw"] for a in both] == [[224, 320], [256, 256]]
     square = run_json("params", "--arch", "resnet50", "--input-size", "224x224")
     assert (square["input_hw"], square["overrides"], square["macs"]) == ([224, 224], {}, 4_089_184_256)
-    table = runner.invoke(app, ["params", "--arch", "resnet50", "--input-size", "224x320"], terminal_width=120)
+    table = run("params", "--arch", "resnet50", "--input-size", "224x320", terminal_width=120)
     assert table.exit_code == 0 and "input 224x320" in table.output and "2048x7x10" in table.output
     both = run_json("compare", "resnet18", "resnet50", "--input-size", "160x96")
     assert [a["input_hw"] for a in both["archs"]] == [[160, 96], [160, 96]]
@@ -210,7 +196,7 @@ def test_params_memory_always_in_json_and_with_the_blocks_in_the_table():
     assert (mem["batch_size"], mem["dtype"], mem["bytes_per_element"]) == (2, "float16", 2)
     assert mem["forward_bytes"] == 2 * 2 * 376_842  # test_summary.py counts the 376,842 outputs by hand
     assert run_json("params", "--arch", "resnet20")["memory"]["batch_size"] == 1
-    shown = {args: "memory (estimates)" in runner.invoke(app, ["params", "--arch", "resnet20", *args]).output
+    shown = {args: "memory (estimates)" in run("params", "--arch", "resnet20", *args).output
              for args in ((), ("--depth", "2"), ("-b", "8"), ("--dtype", "bfloat16"))}
     assert shown == {(): False, ("--depth", "2"): True, ("-b", "8"): True, ("--dtype", "bfloat16"): True}
 

@@ -6,27 +6,12 @@ import json
 import re
 
 import pytest
-from typer.testing import CliRunner
+from cli_runner import one_line_error, run
 
 from resnet_cli.cli import app
 
-runner = CliRunner()
 TINY = ["--arch", "cifar_resnet8", "--widths", "4,8,16", "--set", "stem_width=4", "--input-size", "12",
         "--dataset", "synthetic", "--limit", "64", "--test-limit", "32", "--epochs", "1", "--device", "cpu", "-q"]
-
-
-def run(*args, **kw):
-    return runner.invoke(app, [str(a) for a in args], **kw)
-
-
-def one_line_error(result, *needles, code=2):
-    """The result is a single 'Error: ...' line holding every needle, with the exit code, and no traceback."""
-    assert result.exit_code == code, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

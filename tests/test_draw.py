@@ -7,16 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_runner import run
 
 from resnet_cli.analysis.drawing import FOLD_ABOVE, block_drawing, network_column, unit_steps
-from resnet_cli.cli import app
 from resnet_cli.plan import plan_model
 from resnet_cli.registry import get_spec, list_archs
 from resnet_cli.render.draw import column_rows
 
 ROOT = Path(__file__).resolve().parents[1]
-runner = CliRunner()
 DRAWN_KINDS = {"conv": "conv", "pool": "pool", "linear": "fc"}
 
 
@@ -225,10 +223,6 @@ def test_figure_4_the_five_placements():
 
 
 # --------------------------------------------------------------------------- the command
-def run(*args):
-    return runner.invoke(app, list(args))
-
-
 def test_draw_writes_the_figure_and_its_data(tmp_path):
     out = tmp_path / "fig3.png"
     result = run("draw", "vgg19", "plain34", "resnet34", "resnet34:shortcut=A", "-o", str(out), "--dpi", "60",

@@ -13,26 +13,22 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from cli_runner import run, run_json
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from resnet_cli import get_spec
 from resnet_cli.analysis import paths as P
-from resnet_cli.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(*args):
-    result = CliRunner().invoke(app, ["paths", *map(str, args)])
-    return result
+def paths(*args):
+    return run("paths", *args)
 
 
-def run_json(*args):
-    result = run(*args, "--format", "json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+def paths_json(*args):
+    return run_json("paths", *args)
 
 
 # --------------------------------------------------------------------------- exact counts
@@ -228,7 +224,7 @@ def test_open_ranges():
 
 # --------------------------------------------------------------------------- CLI
 def test_cli_json_schema_and_exact_integers():
-    data = run_json("--blocks", 54, "--range", "19:35")
+    data = paths_json("--blocks", 54, "--range", "19:35")
     assert data["blocks"] == 54 and data["total_paths"] == 2 ** 54 and data["total_paths_expr"] == "2^54"
     assert data["mean_length"] == 27 and data["std_length"] == pytest.approx(3.674234614)
     assert data["mode_lengths"] == [27]
@@ -248,22 +244,22 @@ def test_cli_json_schema_and_exact_integers():
 
 def test_cli_arch_block_counts():
     for arch, n in (("resnet110", 54), ("resnet1202", 600), ("resnet50", 16), ("resnet20", 9)):
-        data = run_json("--arch", arch)
+        data = paths_json("--arch", arch)
         assert data["blocks"] == n and data["total_paths"] == 2 ** n and data["arch"] == arch
-    plain = run_json("--arch", "plain20")
+    plain = paths_json("--arch", "plain20")
     assert plain["total_paths"] == 1 and plain["residual"] is False
     assert [(r["length"], r["paths"]) for r in plain["lengths"]] == [(9, 1)]
 
 
 def test_cli_large_n_lists_the_relevant_lengths_and_sums_the_rest_exactly():
-    data = run_json("--blocks", 1000)
+    data = paths_json("--blocks", 1000)
     first, last = data["lengths"][0]["length"], data["lengths"][-1]["length"]
     assert 0 < first < 500 < last < 1000 and first + last == 1000  # symmetric window
     listed = sum(r["paths"] for r in data["lengths"])
     hidden = data["omitted_lengths"]["below"]["paths"] + data["omitted_lengths"]["above"]["paths"]
     assert listed + hidden == 2 ** 1000
     assert data["omitted_lengths"]["below"]["share"] < 1e-29
-    every = run_json("--blocks", 1000, "--all-lengths")
+    every = paths_json("--blocks", 1000, "--all-lengths")
     assert len(every["lengths"]) == 1001 and every["omitted_lengths"] == {}
 
 
@@ -274,9 +270,9 @@ def test_cli_exact_integers_beyond_the_int_str_digit_limit(monkeypatch):
     old = sys.get_int_max_str_digits()
     sys.set_int_max_str_digits(640)
     try:
-        result = run("--blocks", 3000, "--format", "json")
+        result = paths("--blocks", 3000, "--format", "json")
         assert result.exit_code == 0, result.output
-        csv_result = run("--blocks", 3000, "--format", "csv")
+        csv_result = paths("--blocks", 3000, "--format", "csv")
         assert csv_result.exit_code == 0, csv_result.output
         assert sys.get_int_max_str_digits() == 640  # restored
         sys.set_int_max_str_digits(0)
@@ -290,7 +286,7 @@ def test_cli_exact_integers_beyond_the_int_str_digit_limit(monkeypatch):
 
 
 def test_cli_csv():
-    result = run("--blocks", 10, "--format", "csv", "--survival", "constant:0.5")
+    result = paths("--blocks", 10, "--format", "csv", "--survival", "constant:0.5")
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [int(r["paths"]) for r in rows] == P.binomial_row(10)
@@ -298,19 +294,19 @@ def test_cli_csv():
 
 
 def test_cli_stochastic_depth():
-    data = run_json("--blocks", 54, "--survival", "linear:0.5")
+    data = paths_json("--blocks", 54, "--survival", "linear:0.5")
     sd = data["stochastic_depth"]
     assert sd["expected_depth"] == pytest.approx(40.25) and sd["schedule"] == "linear:0.5"
     assert sum(r["depth_probability"] for r in sd["lengths"]) == pytest.approx(1.0)
     assert len(sd["survival"]) == 54 and sd["survival"][-1] == pytest.approx(0.5)
     # An arch built with stochastic depth uses its own schedule; the same numbers.
-    from_spec = run_json("--arch", "resnet110", "--stochastic-depth", "0.5")["stochastic_depth"]
+    from_spec = paths_json("--arch", "resnet110", "--stochastic-depth", "0.5")["stochastic_depth"]
     assert from_spec["expected_depth"] == pytest.approx(40.25)
     assert from_spec["lengths"] == sd["lengths"]
 
 
 def test_cli_table_shows_the_figures():
-    result = run("--arch", "resnet110", "--range", "19:35", "--survival", "linear:0.5")
+    result = paths("--arch", "resnet110", "--range", "19:35", "--survival", "linear:0.5")
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "18,014,398,509,481,984" in out and "1,946,939,425,648,112" in out
@@ -320,37 +316,37 @@ def test_cli_table_shows_the_figures():
 def test_cli_table_gives_a_tiny_range_share_in_scientific_notation():
     # 19-35 of ResNet-1202's 600 blocks: sum C(600, k) for k = 19..35 over 2^600, about 1.55e-124, not "0.0000%"
     share = sum(math.comb(600, k) for k in range(19, 36)) / 2**600
-    result = run("--arch", "resnet1202", "--range", "19:35", "--range", "290:310")
+    result = paths("--arch", "resnet1202", "--range", "19:35", "--range", "290:310")
     assert result.exit_code == 0, result.output
     assert f"= {share:.2e}" in result.stdout and "0.0000%" not in result.stdout
     assert "60.8715%" in result.stdout  # ordinary shares keep their percentage
 
 
 def test_cli_table_groups_lengths_of_deep_nets():
-    result = run("--blocks", 10_000, "--rows", 20)
+    result = paths("--blocks", 10_000, "--rows", 20)
     assert result.exit_code == 0, result.output
     assert "rows group" in result.stdout and "4902–5098" in result.stdout
 
 
 def test_cli_list():
-    result = run("--blocks", 3, "--list", "--format", "csv")
+    result = paths("--blocks", 3, "--list", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["blocks"] for r in rows] == ["", "0", "1", "2", "0 1", "0 2", "1 2", "0 1 2"]
-    data = run_json("--arch", "resnet110", "--list", "--length", 2, "--limit", 3)
+    data = paths_json("--arch", "resnet110", "--list", "--length", 2, "--limit", 3)
     assert data["available"] == math.comb(54, 2) and data["listed"] == 3
     assert data["paths"][0] == {"length": 2, "blocks": [0, 1], "names": ["layer1.0", "layer1.1"]}
     assert len(data["paths"]) == 3
-    table = run("--arch", "resnet20", "--list", "--length", 9)
+    table = paths("--arch", "resnet20", "--list", "--length", 9)
     assert table.exit_code == 0 and table.stdout.split() == ["9"] + [f"layer{s}.{j}" for s in (1, 2, 3)
                                                                        for j in range(3)]
 
 
 def test_cli_list_refuses_huge_enumerations_unless_asked():
-    refused = run("--blocks", 54, "--list")
+    refused = paths("--blocks", 54, "--list")
     assert refused.exit_code == 2 and "2^54" in refused.output and "--force" in refused.output
-    assert run("--blocks", 17, "--list", "--limit", 5).exit_code == 0
-    assert run("--blocks", 17, "--list").exit_code == 2  # 131,072 > 100,000
-    forced = run("--blocks", 17, "--list", "--force", "--format", "csv")
+    assert paths("--blocks", 17, "--list", "--limit", 5).exit_code == 0
+    assert paths("--blocks", 17, "--list").exit_code == 2  # 131,072 > 100,000
+    forced = paths("--blocks", 17, "--list", "--force", "--format", "csv")
     assert forced.exit_code == 0 and len(forced.stdout.splitlines()) == 2 ** 17 + 1
 
 
@@ -358,7 +354,7 @@ def test_cli_list_refuses_huge_enumerations_unless_asked():
 def test_cli_list_refuses_a_limit_no_lifetime_reaches(limit):
     """`--limit 18446744073709551616` with --force used to stream into a file until killed; a limit past
     P.MAX_LISTING_LIMIT (32 years at a million paths a second) is refused at once, --force or not."""
-    result = run("--blocks", 64, "--list", "--force", "--limit", limit)
+    result = paths("--blocks", 64, "--list", "--force", "--limit", limit)
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and "lifetime" in lines[0], lines
@@ -378,7 +374,7 @@ def test_cli_list_refuses_a_limit_no_lifetime_reaches(limit):
     ["--blocks", 5, "--plot", "/proc/no/such/dir/p.png"],
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(args):
-    result = run(*args)
+    result = paths(*args)
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ")
@@ -388,7 +384,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(args):
 def test_cli_plot(tmp_path):
     for scale in ("linear", "log"):
         out = tmp_path / f"paths_{scale}.png"
-        result = run("--arch", "resnet110", "--range", "19:35", "--survival", "linear:0.5", "--plot", out,
+        result = paths("--arch", "resnet110", "--range", "19:35", "--survival", "linear:0.5", "--plot", out,
                      "--scale", scale, "--format", "json")
         assert result.exit_code == 0, result.output
         json.loads(result.stdout)  # the plot does not pollute the JSON

@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_runner import run
 from image_folders import CLASSES, folder_checkpoint, tiny_net, write_folder
 from lesion_nets import one_thread
 from PIL import Image
-from typer.testing import CliRunner
 
 from resnet_cli.analysis.gradients import gradient_flow
 from resnet_cli.analysis.lesion import EXPERIMENTS, lesion_study
-from resnet_cli.cli import app
 from resnet_cli.data import load_dataset
 from resnet_cli.data.stream import ImageStream
 from resnet_cli.models import build_model
@@ -111,11 +110,6 @@ def test_an_interrupted_streamed_study_resumes_at_its_chunk_and_counts_nothing_t
 
 
 # --------------------------------------------------------------------------- the CLI on an image folder
-def run(*args):
-    with one_thread():
-        return CliRunner().invoke(app, list(map(str, args)))
-
-
 def truncate(path: Path) -> bytes:
     whole = path.read_bytes()
     path.write_bytes(whole[: len(whole) // 2])  # the header reads; the pixels end early

@@ -6,15 +6,7 @@ import math
 import re
 
 import pytest
-from typer.testing import CliRunner
-
-from resnet_cli.cli import app
-
-runner = CliRunner()
-
-
-def run(*args, **kw):
-    return runner.invoke(app, [str(a) for a in args], **kw)
+from cli_runner import run
 
 
 def _study(residual: bool, errors: list[float], skipped: tuple[int, ...] = (), classes: int = 10) -> dict:

@@ -188,6 +188,7 @@ def compare(
     """Compare architectures or checkpoints side by side: depth, blocks, params, MACs and ratios to the first.
 
     The options apply to every arch column; a column's own FIELD=VALUE overrides (after its name) apply over them.
+
     A checkpoint column is the network its file holds (only --input-size changes it).
     """
     from ..analysis.counts import CompareReport, count_params
