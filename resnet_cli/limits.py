@@ -217,6 +217,8 @@ def check_image_pixels(width: int, height: int, what: str) -> None:
 
 
 # --------------------------------------------------------------------------- memory
+# What a network's run needs is estimated where the memory rule lives (analysis/memory.py: run_bytes and
+# check_run_memory); these are the checks on a need in bytes.
 def available_memory() -> int | None:
     """Bytes of memory available now (Linux: MemAvailable; elsewhere the physical memory), or None."""
     try:
@@ -232,27 +234,6 @@ def available_memory() -> int | None:
         return None
 
 
-def estimate_run_bytes(spec: Any, batch_size: int, *, training: bool, input_size: int | None = None,
-                       held_images: int = 0) -> int:
-    """A rough upper estimate of the memory a run needs, from the analytic plan (no torch): float32 weights
-    (with gradients and SGD momentum when training), one batch's activations (every layer's output kept for the
-    backward pass when training; the largest two at a time otherwise), and ``held_images`` inputs in memory."""
-    from .plan import plan_model
-
-    if input_size is not None and input_size != spec.input_size:
-        spec = spec.replace(input_size=input_size)
-    layers = plan_model(spec).layers()
-    params = sum(layer.params for layer in layers)
-    sizes = [c * h * w for layer in layers for c, h, w in (layer.out_shape,)]
-    if training:
-        activations = 2 * sum(sizes)  # outputs and the ReLU/BN copies autograd keeps
-    else:
-        activations = 3 * max(sizes, default=0)  # input, output and a shortcut alive at once
-    image = spec.in_channels * spec.input_hw[0] * spec.input_hw[1]
-    weights = params * (3 if training else 1)
-    return 4 * (weights + batch_size * (activations + image) + held_images * image)
-
-
 def check_memory(need: int, what: str, available: int | None = None) -> None:
     """Refuse, before allocating it, ``need`` bytes for ``what`` where the machine has not that much available."""
     have = available_memory() if available is None else available
@@ -264,12 +245,3 @@ def check_memory(need: int, what: str, available: int | None = None) -> None:
 def images_bytes(count: int, channels: int, size: int, copies: int = 1) -> int:
     """float32 bytes of ``count`` images of ``channels`` x ``size`` x ``size`` (``copies`` alive at once)."""
     return 4 * count * channels * size * size * copies
-
-
-def check_run_memory(spec: Any, batch_size: int, *, training: bool, input_size: int | None = None,
-                     held_images: int = 0, available: int | None = None) -> None:
-    """Refuse, before it starts, a run whose estimated memory exceeds what this machine has available."""
-    need = estimate_run_bytes(spec, batch_size, training=training, input_size=input_size,
-                              held_images=held_images)
-    check_memory(need, f"{'training' if training else 'running'} {spec.name} on batches of {batch_size} at "
-                       f"{input_size or spec.input_size} px", available)

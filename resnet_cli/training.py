@@ -670,7 +670,7 @@ def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, 
     input_size, in_channels, train_limit, test_limit = run.input_size, run.in_channels, run.train_limit, run.test_limit
     config.validate()
     if dev.type == "cpu":  # refused before the data is made; on a GPU the activations are the GPU's to hold
-        from .limits import check_run_memory
+        from .analysis.memory import check_run_memory
 
         check_run_memory(spec, config.batch_size, training=True, input_size=input_size)
     train_set, info = load_dataset(dataset, "train", input_size=input_size, data_dir=data_dir, download=download,

@@ -87,13 +87,9 @@ def test_memory_by_hand_on_a_small_net():
     assert half["forward_bytes"] == mem["forward_bytes"] // 2 and half["bytes_per_element"] == 2
 
 
-def test_forward_estimate_against_the_tensors_autograd_saves():
-    """What a training step keeps for backward, measured with saved_tensors_hooks (distinct storages that are not
-    parameters or buffers), against the estimate: on a CIFAR ResNet (in-place ReLUs and additions) autograd keeps
-    the input, every conv and BN output, the linear layer's input and BN's per-channel mean and inverse std; the
-    estimate counts conv, BN and linear outputs. The difference is exactly those small terms."""
-    torch.manual_seed(0)
-    model = resnet_cli.build_model("cifar_resnet8", input_size=16).train()
+def _saved_for_backward(model, x):
+    """Bytes of the distinct storages autograd saves for backward in one training forward (not parameters or
+    buffers)."""
     state = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
     saved = {}
 
@@ -103,16 +99,66 @@ def test_forward_estimate_against_the_tensors_autograd_saves():
             saved[storage.data_ptr()] = storage.nbytes()
         return t
 
-    x = torch.randn(4, 3, 16, 16)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         model(x).sum()
+    return sum(saved.values())
+
+
+def test_forward_estimate_against_the_tensors_autograd_saves():
+    """What a training step keeps for backward, measured with saved_tensors_hooks (distinct storages that are not
+    parameters or buffers), against the estimate: on a CIFAR ResNet (in-place ReLUs and additions) autograd keeps
+    the input, every conv and BN output, the linear layer's input and BN's per-channel mean and inverse std; the
+    estimate counts conv, BN and linear outputs. The difference is exactly those small terms."""
+    torch.manual_seed(0)
+    model = resnet_cli.build_model("cifar_resnet8", input_size=16).train()
+    saved = _saved_for_backward(model, torch.randn(4, 3, 16, 16))
     mem = resnet_cli.summarize(model, 16, batch_size=4).memory
     bn_channels = sum(m.num_features for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
     fc = model.fc
     expected = (mem["forward_bytes"] + mem["input_bytes"] - 4 * 4 * fc.out_features + 4 * 4 * fc.in_features
                 + 2 * 4 * bn_channels)  # BN: mean and inverse std per channel, 4 bytes each
-    assert sum(saved.values()) == expected
-    assert math.isclose(sum(saved.values()), mem["forward_bytes"], rel_tol=0.05)  # the estimate is close
+    assert saved == expected
+    assert math.isclose(saved, mem["forward_bytes"], rel_tol=0.05)  # the estimate is close
+
+
+def test_the_run_memory_check_by_hand_on_resnet20():
+    """train's and eval's check (memory.run_bytes), float32, ResNet-20 at batch 2: training holds weights, gradients
+    and momentum, and every layer's output and its gradient (conv and BN as in params' estimate, plus the two
+    zero-padded option A shortcuts and the global pool); evaluation three of the largest outputs (16x32x32)."""
+    from resnet_cli.analysis.memory import run_bytes
+
+    spec = get_spec("resnet20")
+    outputs = 376_842 + 32 * 16 * 16 + 64 * 8 * 8 + 64  # per image: params' count + shortcuts + pool
+    assert run_bytes(spec, 2, training=True) == 4 * (3 * 269_722 + 2 * 2 * outputs + 2 * 3 * 32 * 32)
+    assert run_bytes(spec, 2, training=False) == 4 * (269_722 + 3 * 2 * 16 * 32 * 32 + 2 * 3 * 32 * 32)
+
+
+def test_the_run_memory_check_counts_what_autograd_keeps_on_a_densenet():
+    """Why the check counts every layer's output and not only the conv/BN/linear outputs of torchinfo's rule: a
+    DenseNet's concatenations are kept too (BN's backward needs its input), nearly half of what autograd saves."""
+    from resnet_cli.analysis.memory import COUNTED_KINDS, plan_stage_sizes
+    from resnet_cli.plan import plan_model
+
+    torch.manual_seed(0)
+    spec = get_spec("densenet40_12", input_size=16)
+    saved = _saved_for_backward(resnet_cli.build_model(spec).train(), torch.randn(2, 3, 16, 16))
+    plan = plan_model(spec)
+    every_output, torchinfos = (4 * 2 * sum(s.activations for s in plan_stage_sizes(plan, kinds))
+                                for kinds in (None, COUNTED_KINDS))
+    assert torchinfos < 0.6 * saved  # the display rule would let a DenseNet run through at under 60% of its need
+    assert math.isclose(every_output, saved, rel_tol=0.1)
+
+
+def test_a_run_past_the_memory_available_is_refused_with_its_size():
+    from resnet_cli.analysis.memory import check_run_memory, run_bytes
+    from resnet_cli.limits import LimitError
+
+    spec = get_spec("cifar_resnet20")
+    need = run_bytes(spec.replace(input_size=64), 128, training=True)
+    check_run_memory(spec, 128, training=True, input_size=64, available=int(need / 0.9) + 1)
+    with pytest.raises(LimitError, match=r"^training cifar_resnet20 on batches of 128 at 64 px would need about "
+                                         rf"{need / 2**30:.1f} GiB of memory and 1\.0 GiB are available"):
+        check_run_memory(spec, 128, training=True, input_size=64, available=2**30)
 
 
 # --------------------------------------------------------------------------- receptive field

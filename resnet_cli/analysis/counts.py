@@ -7,7 +7,6 @@ one "FLOP"; FLOPs = 2 x MACs; only conv and linear layers are charged; batch nor
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,7 +15,7 @@ from ..plan.layers import LayerCount, Shape
 from ..plan.resnet import block_plan
 from ..registry import spec_overrides
 from ..spec import ArchSpec
-from .memory import DTYPE_BYTES, StageSize, counted_elements, memory_estimate
+from .memory import DTYPE_BYTES, memory_estimate, plan_stage_sizes
 
 CONVENTIONS = (
     "MACs = multiply-adds of conv and linear layers (the ResNet paper's and torchvision's 'FLOPs'); "
@@ -159,12 +158,9 @@ def count_params(spec: ArchSpec, detail: int = 1, plan: ModelPlan | None = None,
     plan = plan or plan_model(spec)
     total_macs = plan.macs or 1
     rows: list[Row] = []
-    stage_sizes: list[StageSize] = []
     field_of_view = ReceptiveField()
     for stage, units in plan.stages():
         s_params = sum(u.params for u in units)
-        outputs = ((layer.kind, math.prod(layer.out_shape)) for u in units for layer in u.layers)
-        stage_sizes.append(StageSize(stage, s_params, counted_elements(outputs)))
         s_macs = sum(u.macs for u in units)
         kind = "stage" if units[0].is_block else stage
         stage_row = Row(stage, kind, 1, units[-1].out_shape, s_params, s_macs, s_macs / total_macs,
@@ -183,7 +179,8 @@ def count_params(spec: ArchSpec, detail: int = 1, plan: ModelPlan | None = None,
         params=plan.params, trainable_params=plan.params, buffers=plan.buffers, macs=plan.macs,
         residual_blocks=len(plan.blocks), depth=spec.depth, rows=rows, spec=spec.to_dict(),
         stochastic_depth=_stochastic_depth(spec, plan), overrides=spec_overrides(spec), input_hw=spec.input_hw,
-        memory=memory_estimate(stage_sizes, batch_size=batch_size, dtype=dtype, bytes_per_element=DTYPE_BYTES[dtype],
+        memory=memory_estimate(plan_stage_sizes(plan), batch_size=batch_size, dtype=dtype,
+                               bytes_per_element=DTYPE_BYTES[dtype],
                                input_elements=spec.in_channels * spec.input_hw[0] * spec.input_hw[1]),
     )
 

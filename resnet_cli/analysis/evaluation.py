@@ -220,8 +220,8 @@ def evaluate_checkpoint(path: str | os.PathLike[str], *, arch: str | None = None
 
     check_checkpoint_path(Path(path))  # at once, before torch is imported
     from ..devices import resolve_device
-    from ..limits import check_run_memory
     from ..registry import spec_overrides
+    from .memory import check_run_memory
 
     ckpt = load_checkpoint(path, arch=arch)
     device = resolve_device(str(device))
