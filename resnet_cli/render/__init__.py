@@ -8,6 +8,7 @@ command's table renderer with a rich console. Progress and messages go to stderr
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
@@ -25,12 +26,20 @@ class OutputFormat(str, Enum):
     csv = "csv"
 
 
+# Wide enough for any table this tool draws, so none is cut; nothing drawn stretches to the console's width.
+NATURAL_WIDTH = 1000
+
+
 def stdout_console():
     from rich.console import Console
 
     # emoji=False: ":name:" in a name or a path is text, not an emoji code (rich would otherwise also load its
     # table of 4,000 emoji names at the first cell, ≈ 3 ms of every table's start).
     console = Console(highlight=False, emoji=False)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        # A file or a pipe has no width: lay tables out at their natural width (rich would assume 80 columns
+        # and cut headers, "histogr…"). An explicit COLUMNS still wins, as on a terminal.
+        console.width = NATURAL_WIDTH
     console.on_broken_pipe = _broken_pipe  # rich would exit 1 itself; cli/failures.py ends every command alike
     return console
 
