@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from resnet_cli.cli.app import COMMANDS
+
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -48,7 +50,7 @@ CASES = {
     "error_unknown_command": ["parms"],
     "error_no_such_option": ["archs", "--frobnicate"],
     **{f"help_{name.replace('-', '_')}": [name, "--help"]
-       for name in ("archs", "params", "compare", "paths", "train", "eval", "plot-record", "lesion", "gradients")},
+       for name in COMMANDS},
 }
 
 

@@ -1,6 +1,7 @@
 """Regression tests for what a QA pass over the whole CLI found: every user mistake is one ``Error: ...`` line
 with exit code 2 (130 for Ctrl-C), found *before* the work, and no option is silently ignored."""
 
+import importlib
 import inspect
 import json
 import re
@@ -9,6 +10,7 @@ import pytest
 from cli_runner import one_line_error, run
 
 from resnet_cli.cli import app
+from resnet_cli.cli.app import COMMANDS
 
 TINY = ["--arch", "cifar_resnet8", "--widths", "4,8,16", "--set", "stem_width=4", "--input-size", "12",
         "--dataset", "synthetic", "--limit", "64", "--test-limit", "32", "--epochs", "1", "--device", "cpu", "-q"]
@@ -151,6 +153,9 @@ def test_lesion_and_gradients_take_dash_d_for_dataset_like_train_and_eval(tmp_pa
 # --------------------------------------------------------------------------- help
 def test_help_paragraphs_are_not_broken_mid_sentence():
     """Typer's rich help keeps a docstring's single line breaks, so a paragraph must be one source line."""
+    for module in set(COMMANDS.values()):  # commands register when first asked for: load them all
+        importlib.import_module(f"resnet_cli.cli.{module}")
+    assert {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands} >= set(COMMANDS)
     for command in app.registered_commands:
         paragraphs = inspect.cleandoc(command.callback.__doc__ or "").split("\n\n")
         assert not [p for p in paragraphs if "\n" in p], command.callback.__name__

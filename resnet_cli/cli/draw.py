@@ -37,7 +37,7 @@ def draw(
     columns: Annotated[list[str] | None, typer.Argument(
         help="Architectures or checkpoints, one column each, left to right; one column's own overrides follow its "
              "name: NAME:FIELD=VALUE[:FIELD=VALUE...], e.g. resnet110:shortcut_mode=conv.",
-        metavar="ARCH[:FIELD=VALUE]...|CHECKPOINT...", show_default=False)] = None,
+        metavar="ARCH|CHECKPOINT...", show_default=False)] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Image file (png, pdf, svg, ... by the suffix).",
                                          show_default=False)] = ...,
     block: Annotated[list[BlockKind] | None, typer.Option(
@@ -63,8 +63,9 @@ def draw(
     fmt: FormatOpt = OutputFormat.table,
     quiet: QuietOpt = False,
 ) -> None:
-    """Draw networks as He et al. 2015 draw theirs in Fig. 3: one box per layer, shortcuts (dotted where they
-    project), output sizes; or one block (--block) with its weights, under each BN/ReLU placement.
+    """Draw networks as He et al. 2015 draw theirs in Fig. 3, or one block (--block) under each BN/ReLU placement.
+
+    A box per layer with the paper's label, shortcuts (dotted where they project), output sizes; blocks with weights.
 
     The drawing's content (boxes, shortcuts, labels) is also in --format json.
     """

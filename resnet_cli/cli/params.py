@@ -176,7 +176,7 @@ def compare(
                                                "first. One column's own overrides follow its name: "
                                                "NAME:FIELD=VALUE[:FIELD=VALUE...], e.g. resnet110:shortcut_mode=conv; "
                                                "a checkpoint's weights fix its network.",
-                                               metavar="ARCH[:FIELD=VALUE]|CHECKPOINT...")],
+                                               metavar="ARCH|CHECKPOINT...")],
     input_size: InputHWOpt = None,
     num_classes: NumClassesOpt = None,
     shortcut: ShortcutOpt = None,
