@@ -166,6 +166,73 @@ def test_bad_files_fail_with_one_line(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
 
 
+
+def _foreign_files() -> dict[str, tuple[bytes, str]]:
+    """Files people hand over for a checkpoint, made here byte by byte, with what the error must call them."""
+    import gzip
+    import io
+    import struct
+    import tarfile
+    import zipfile
+
+    import numpy as np
+
+    def npy(**arrays):
+        buf = io.BytesIO()
+        (np.savez(buf, **arrays) if len(arrays) > 1 or "x" not in arrays else np.save(buf, arrays["x"]))
+        return buf.getvalue()
+
+    def archive(kind):
+        buf = io.BytesIO()
+        if kind == "zip":
+            with zipfile.ZipFile(buf, "w") as z:
+                z.writestr("weights/readme.txt", "hello")
+        else:
+            with tarfile.open(fileobj=buf, mode="w") as t:
+                info = tarfile.TarInfo("model.pt")
+                info.size = 5
+                t.addfile(info, io.BytesIO(b"hello"))
+        return buf.getvalue()
+
+    header = json.dumps({"fc.weight": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+    return {
+        "text": (b"this is not a checkpoint\n", "a text file (it starts 'this is not a checkpoint')"),
+        "json": (b'  {"arch": "resnet20"}\n', "a JSON document"),
+        "safetensors": (struct.pack("<Q", len(header)) + header + bytes(4), "a safetensors file"),
+        "npy": (npy(x=np.zeros(3)), "a NumPy array file"),
+        "npz": (npy(a=np.zeros(3), b=np.ones(2)), "a NumPy archive"),
+        "zip": (archive("zip"), "a zip archive of other files ('weights/readme.txt')"),
+        "tar": (archive("tar"), "a tar archive"),
+        "gzip": (gzip.compress(b"hello"), "a gzip-compressed file"),
+        "hdf5": (b"\x89HDF\r\n\x1a\n" + bytes(64), "an HDF5 file"),
+        "png": (b"\x89PNG\r\n\x1a\n" + bytes(64), "a PNG image"),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_foreign_files()))
+def test_a_file_of_another_format_is_named_for_what_it_is(tmp_path, kind):
+    """torch's own words for these were pickle opcodes ("Unsupported operand 35", "KeyError: 101")."""
+    data, what = _foreign_files()[kind]
+    path = tmp_path / f"{kind}.pt"
+    path.write_bytes(data)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert str(info.value) == f"{path} is {str(info.value).split(' is ', 1)[1]}"
+    assert what in str(info.value) and "not a torch checkpoint" in str(info.value), str(info.value)
+    assert "operand" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_torch_files_of_both_formats_are_not_taken_for_another_format(tmp_path):
+    from resnet_cli.checkpoint.safety import foreign_format, read_checkpoint_file
+
+    state = build_model(tiny_spec()).state_dict()
+    torch.save(state, tmp_path / "zip.pt")
+    torch.save(state, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)  # akamaster's format
+    torch.save({"note": "text"}, tmp_path / "small.pt", _use_new_zipfile_serialization=False)
+    for name in ("zip.pt", "legacy.pt", "small.pt"):
+        assert foreign_format((tmp_path / name).read_bytes()) is None, name
+    assert read_checkpoint_file(tmp_path / "legacy.pt").keys() == state.keys()
+
 def test_cli_eval_of_bad_files_exits_2(tmp_path):
     names = _bad_files(tmp_path) + ["missing"]
     runner = CliRunner()

@@ -46,7 +46,10 @@ def read_checkpoint_file(path: Path) -> Any:
     import torch
 
     data = _read_bytes(path)
-    _check_zip_records(data, path)
+    _check_zip_records(data, path)  # first: a zip's directory is counted before anything lists it
+    foreign = foreign_format(data)
+    if foreign:
+        raise CheckpointError(f"{path} is {foreign}")
     _check_legacy_pickles(data, path)
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols before it fails: one line, not three
@@ -102,6 +105,85 @@ def _read_bytes(path: Path) -> bytes:
     if not data:
         raise CheckpointError(f"{path} is empty, not a checkpoint")
     return data
+
+
+# Leading bytes of formats people hand over for a checkpoint, each with what the file is. A torch checkpoint starts
+# with "PK" (a zip, since torch 1.6) or with a pickle's 0x80 (the format before zip), which none of these do.
+_MAGIC = (
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file (a Keras .h5 model?), not a torch checkpoint"),
+    (b"\x93NUMPY", "a NumPy array file (.npy), not a torch checkpoint"),
+    (b"\x1f\x8b", "a gzip-compressed file, not a torch checkpoint (unpack it first)"),
+    (b"BZh", "a bzip2-compressed file, not a torch checkpoint (unpack it first)"),
+    (b"\xfd7zXZ\x00", "an xz-compressed file, not a torch checkpoint (unpack it first)"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive, not a torch checkpoint (unpack it first)"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image, not a torch checkpoint"),
+    (b"\xff\xd8\xff", "a JPEG image, not a torch checkpoint"),
+    (b"GGUF", "a GGUF model file, not a torch checkpoint"),
+)
+
+
+def foreign_format(data: bytes) -> str | None:
+    """What a file that is not a torch checkpoint is, from its first bytes, as "a PNG image, not a torch
+    checkpoint" (None: it may be one; torch decides).
+
+    torch's own message for these is a pickle opcode ("Unsupported operand 35", "KeyError: 101"), which tells a
+    user nothing about the file they gave."""
+    for magic, what in _MAGIC:
+        if data.startswith(magic):
+            return what
+    if len(data) > 8 and data[8:9] == b"{" and 0 < int.from_bytes(data[:8], "little") <= len(data) - 8:
+        return "a safetensors file, not a torch checkpoint (safetensors.torch.load_file reads it; torch.save its dict)"
+    if len(data) > 262 and data[257:262] == b"ustar":
+        return _foreign_tar(data)
+    if data[:2] == b"PK":
+        return _foreign_zip(data)
+    return _text_format(data[:4096])
+
+
+def _foreign_tar(data: bytes) -> str | None:
+    import itertools
+    import tarfile
+
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            names = {member.name for member in itertools.islice(tar, 8)}
+    except (tarfile.TarError, ValueError, OSError, EOFError):
+        return None
+    if "pickle" in names:
+        return None  # torch's oldest format: a tar of "sys_info", "pickle", "storages" and "tensors"
+    return "a tar archive, not a torch checkpoint (unpack it first)"
+
+
+def _foreign_zip(data: bytes) -> str | None:
+    import zipfile
+
+    try:
+        names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+        return None  # a damaged zip: torch's reader says what is wrong with it
+    if not names or any(n.endswith("data.pkl") for n in names):
+        return None
+    if all(n.endswith(".npy") for n in names):
+        return "a NumPy archive (.npz), not a torch checkpoint"
+    shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
+    return f"a zip archive of other files ({shown}), not a torch checkpoint"
+
+
+def _text_format(head: bytes) -> str | None:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a character cut at the end of the sample
+            return None
+        text = head[:exc.start].decode("utf-8")
+    if not text or not all(ch.isprintable() or ch in "\n\r\t" for ch in text):
+        return None
+    stripped = text.lstrip()
+    if stripped[:1] in ("{", "["):
+        return "a JSON document (text), not a torch checkpoint"
+    first = stripped.splitlines()[0] if stripped.strip() else ""
+    what = f"a text file (it starts {first[:40]!r})" if first else "a text file of blank lines"
+    return f"{what}, not a torch checkpoint"
 
 
 def _check_zip_records(data: bytes, path: Path) -> None:
