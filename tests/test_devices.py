@@ -7,10 +7,11 @@ import warnings
 import pytest
 import torch
 
-from resnet_cli import devices, get_spec, training
+from resnet_cli import devices, get_spec
 from resnet_cli.data import DatasetInfo, TensorImageDataset, Uint8ImageDataset, load_dataset, normalise
 from resnet_cli.models import build_model
 from resnet_cli.training import TrainConfig, Trainer
+from resnet_cli.training import trainer as trainer_module
 
 CUDA, CPU, META = torch.device("cuda"), torch.device("cpu"), torch.device("meta")
 
@@ -29,7 +30,7 @@ def test_autocast_is_bf16_where_the_gpu_has_it_else_fp16_and_never_off_cuda(monk
 @pytest.mark.parametrize("dtype, scaled", [(torch.bfloat16, False), (torch.float16, True)])
 def test_the_trainer_scales_the_loss_for_fp16_only(monkeypatch, dtype, scaled):
     """bf16 has float32's exponent range: no GradScaler (whose overflow check waits for the GPU every step)."""
-    monkeypatch.setattr(training, "autocast_dtype", lambda device, amp: dtype if amp else None)
+    monkeypatch.setattr(trainer_module, "autocast_dtype", lambda device, amp: dtype if amp else None)
     spec = get_spec("cifar_resnet8", widths="4,8,16", stem_width=4, input_size=8)
     ds, info = load_dataset("synthetic", "test", input_size=8, limit=4)
     with warnings.catch_warnings():  # a GradScaler made without a GPU warns that it is disabled
@@ -74,7 +75,7 @@ def test_a_dataset_moved_to_a_device_keeps_its_kind_and_batches_there():
     assert raw.images.device == CPU  # the original stays where it was
     assert normalise(torch.zeros(1, 3, 2, 2, device=META), info.mean, info.std).device == META
     plain = TensorImageDataset(torch.zeros(3, 1, 2, 2), torch.arange(3), info)
-    assert training._held_on(plain, CPU) is plain  # on the CPU nothing moves
+    assert trainer_module._held_on(plain, CPU) is plain  # on the CPU nothing moves
 
 
 def test_torchrun_backend_and_gpu_per_rank(monkeypatch):
@@ -125,7 +126,7 @@ def test_a_channels_last_network_saves_the_layout_a_cpu_trained_one_does(tmp_pat
 def test_cudnn_autotunes_only_while_a_cuda_run_trains(device, tuned):
     """A lesion study or evaluate later in the same process keeps torch's default (deterministic) choice."""
     before = torch.backends.cudnn.benchmark
-    with training._cudnn_autotuned(device):
+    with trainer_module._cudnn_autotuned(device):
         assert torch.backends.cudnn.benchmark is (tuned or before)
     assert torch.backends.cudnn.benchmark is before
 
@@ -134,6 +135,7 @@ def test_cudnn_autotunes_only_while_a_cuda_run_trains(device, tuned):
 def test_training_on_cuda_takes_the_fast_path_and_its_checkpoint_evaluates_on_the_cpu(tmp_path):
     """Where a GPU is present: channels_last, the autocast dtype's loss scaling, data held on the GPU; the
     checkpoint evaluates on the CPU to the recorded test error, up to the images autocast may flip."""
+    from resnet_cli.analysis.evaluation import evaluate
     from resnet_cli.checkpoint import load_checkpoint
 
     spec = get_spec("cifar_resnet8", widths="8,16,32", stem_width=8, input_size=12)
@@ -146,5 +148,5 @@ def test_training_on_cuda_takes_the_fast_path_and_its_checkpoint_evaluates_on_th
     assert (trainer.scaler is None) == (trainer.amp_dtype is torch.bfloat16)
     record = trainer.fit()
     saved = load_checkpoint(tmp_path / "gpu.pt")
-    on_cpu = training.evaluate(saved.build_model(), test_set, device="cpu")
+    on_cpu = evaluate(saved.build_model(), test_set, device="cpu")
     assert abs(on_cpu.correct - record[-1]["test_correct"]) <= 0.05 * 128

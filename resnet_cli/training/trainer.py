@@ -30,15 +30,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from .analysis.evaluation import autocast, evaluate, flush_denormals
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .data import DatasetInfo, TensorImageDataset, augment_batch, mix_seed
-from .data.stream import ImageStream
-from .devices import autocast_dtype, channels_last_for, keeps_on_device, to_device
-from .distributed import SINGLE, World
-from .errors import ResnetCliError
-from .progress import Counter, Progress
-from .spec import ArchSpec
+from ..analysis.evaluation import autocast, evaluate, flush_denormals
+from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from ..data import DatasetInfo, TensorImageDataset, augment_batch, mix_seed
+from ..data.stream import ImageStream
+from ..devices import autocast_dtype, channels_last_for, keeps_on_device, to_device
+from ..distributed import SINGLE, World
+from ..errors import ResnetCliError
+from ..progress import Counter, Progress
+from ..spec import ArchSpec
 
 
 class TrainingInterrupted(ResnetCliError):
@@ -87,7 +87,7 @@ class TrainConfig:
         return cls(**kwargs)
 
     def validate(self) -> TrainConfig:
-        from .limits import MAX_EPOCHS
+        from ..limits import MAX_EPOCHS
 
         if not 1 <= self.epochs <= MAX_EPOCHS:
             got = f"{self.epochs:,}" if abs(self.epochs) < 10**15 else f"a number of {len(str(self.epochs))} digits"
@@ -479,7 +479,7 @@ def check_resumable(state: Checkpoint) -> TrainConfig:
         if f.name in config and not _same_kind(config[f.name], f.default):
             raise damaged(f"config {f.name} = {str(config[f.name])[:40]!r}")
     _check_position(state, damaged)
-    from .checkpoint import RECORD_NUMBERS, RECORD_REQUIRED, CheckpointError, check_record
+    from ..checkpoint import RECORD_NUMBERS, RECORD_REQUIRED, CheckpointError, check_record
 
     try:
         check_record(state.record, where, RECORD_REQUIRED + tuple(k for k in RECORD_NUMBERS if k != "images_per_s"))
@@ -519,7 +519,7 @@ def check_resumable_tensors(state: Checkpoint) -> None:
     all its parameters, each momentum buffer of its parameter's shape, a CPU RNG state of torch's kind. torch
     would take a wrong buffer and fail at the first step (or broadcast it silently); this fails before the data
     is read. Kept apart from ``check_resumable``, which reads no tensors, so both move with the resume code."""
-    from .models import build_model
+    from ..models import build_model
 
     damaged = _damaged(state)
     with torch.device("meta"):
@@ -571,7 +571,7 @@ def saved_epochs(checkpoint: Checkpoint) -> int:
 def _network(spec: ArchSpec, state: Checkpoint | None, info: DatasetInfo, seed: int,
              notes: list[str]) -> tuple[ArchSpec, nn.Module]:
     """The network to train: a new one (its classes fitted to the data, seeded weights) or the checkpoint's."""
-    from .models import build_model
+    from ..models import build_model
 
     if state is None:
         if spec.num_classes != info.num_classes:
@@ -644,9 +644,9 @@ def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, 
     launched (if it did): DistributedDataParallel, ``config.batch_size`` images per rank and step, each rank a
     disjoint part of every epoch's seeded order, ``config.sync_bn`` for SyncBatchNorm; rank 0 writes the checkpoints.
     """
-    from . import distributed as dist
-    from .data import load_dataset
-    from .devices import resolve_device
+    from .. import distributed as dist
+    from ..data import load_dataset
+    from ..devices import resolve_device
 
     notes: list[str] = []
 
@@ -670,7 +670,7 @@ def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, 
     input_size, in_channels, train_limit, test_limit = run.input_size, run.in_channels, run.train_limit, run.test_limit
     config.validate()
     if dev.type == "cpu":  # refused before the data is made; on a GPU the activations are the GPU's to hold
-        from .analysis.memory import check_run_memory
+        from ..analysis.memory import check_run_memory
 
         check_run_memory(spec, config.batch_size, training=True, input_size=input_size)
     train_set, info = load_dataset(dataset, "train", input_size=input_size, data_dir=data_dir, download=download,
