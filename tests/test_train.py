@@ -34,6 +34,14 @@ def test_tiny_net_learns_synthetic_data():
     assert accuracy > 0.4, result.record  # chance is 0.1
     assert result.record[-1]["train_loss"] < result.record[0]["train_loss"]
     assert [r["lr"] for r in result.record] == [0.1, 0.1, 0.001]  # drops at round(1.5)=2 and round(2.25)=2
+    # every epoch holds the fields of the record's schema (checkpoint/format.py), and counts that add up
+    from resnet_cli.checkpoint import RECORD_FIELDS
+
+    assert all(tuple(r) == RECORD_FIELDS for r in result.record)
+    assert all((r["train_images"], r["test_images"]) == (512, 256) for r in result.record)
+    last = result.record[-1]
+    assert last["test_error"] == (256 - last["test_correct"]) / 256
+    assert last["wall_time_s"] == pytest.approx(sum(r["epoch_time_s"] for r in result.record))
 
 
 def test_lr_schedule_is_the_papers_step_schedule():

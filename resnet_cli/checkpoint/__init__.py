@@ -4,7 +4,7 @@ bare state dicts of other code.
 Three rooms, each one job:
 
 - ``format``: the file format and the training record's schema (``Checkpoint``, ``save_checkpoint``,
-  ``load_checkpoint``, ``check_record``);
+  ``load_checkpoint``, ``EpochRecord``, ``check_record``);
 - ``safety``: the hostile-file defence (paths, sizes, zip records, legacy pickles, opcode walks), run before
   and around torch's weights-only reader: a checkpoint never runs code;
 - ``inference``: which registered architecture a bare state dict is, read by each family's entry in the family
@@ -18,10 +18,13 @@ from __future__ import annotations
 from ..errors import CheckpointError
 from .format import (
     FORMAT,
+    RECORD_FIELDS,
     RECORD_NUMBERS,
     RECORD_REQUIRED,
+    RECORD_WRITTEN,
     VERSION,
     Checkpoint,
+    EpochRecord,
     check_record,
     load_checkpoint,
     save_checkpoint,
@@ -29,5 +32,6 @@ from .format import (
 from .inference import ArchChoice, infer_arch
 from .safety import check_checkpoint_path
 
-__all__ = ["FORMAT", "RECORD_NUMBERS", "RECORD_REQUIRED", "VERSION", "ArchChoice", "Checkpoint", "CheckpointError",
-           "check_checkpoint_path", "check_record", "infer_arch", "load_checkpoint", "save_checkpoint"]
+__all__ = ["FORMAT", "RECORD_FIELDS", "RECORD_NUMBERS", "RECORD_REQUIRED", "RECORD_WRITTEN", "VERSION", "ArchChoice",
+           "Checkpoint", "CheckpointError", "EpochRecord", "check_checkpoint_path", "check_record", "infer_arch",
+           "load_checkpoint", "save_checkpoint"]

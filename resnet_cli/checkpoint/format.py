@@ -6,8 +6,8 @@ A checkpoint is a ``torch.save``d dict of plain containers and tensors only:
 - ``arch`` (the name) and ``spec`` (``ArchSpec.to_dict()``: the full architecture, so no registry is needed);
 - ``state_dict`` (torchvision's key names);
 - ``dataset`` (``DatasetInfo.to_dict()``: name, classes, input size, normalisation) or None;
-- ``record`` (per-epoch train/test loss and error, learning rate, wall time: ``RECORD_REQUIRED``,
-  ``RECORD_NUMBERS``);
+- ``record`` (per epoch: train/test loss, error and counts, learning rate, times: ``EpochRecord``, whose fields
+  ``check_record`` holds a record read back to);
 - ``extra`` (what resuming needs: optimizer, scheduler and scaler state, RNG state, epoch and step).
 
 A bare state dict loads too, in stages that stay separate: read the file (``safety.read_checkpoint_file``) ->
@@ -20,6 +20,7 @@ architecture fits (``inference.infer_arch``) -> validate by a strict ``load_stat
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,11 +258,40 @@ def _is_state_dict(obj: Any) -> bool:
         all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
-#: Fields of one epoch of a training record: these three in every epoch (what plot-record draws); the others, where
-#: present, numbers too (``train`` writes all of them; ``images_per_s`` may be None).
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch of a training record, as ``train`` writes it (``to_dict``): the one home of the record's fields.
+    Losses are mean cross-entropy, errors fractions of the images, times seconds; ``wall_time_s`` sums
+    ``epoch_time_s`` over the run (across resumes)."""
+
+    epoch: int  # 1-based
+    lr: float
+    train_loss: float
+    train_error: float
+    test_loss: float
+    test_error: float
+    train_correct: int
+    train_images: int
+    test_correct: int
+    test_images: int
+    train_time_s: float
+    images_per_s: float | None  # None where no training time was measured
+    epoch_time_s: float  # training and evaluation
+    wall_time_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+#: The record's fields, read back from a file (``check_record``): RECORD_REQUIRED in every epoch (what plot-record
+#: draws); the others, where present, numbers too; ``train`` writes all of them in every epoch, and only those in
+#: RECORD_NULLABLE may be None.
+RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(EpochRecord))
 RECORD_REQUIRED = ("epoch", "train_error", "test_error")
-RECORD_NUMBERS = ("lr", "train_loss", "test_loss", "train_images", "test_images", "train_time_s", "images_per_s",
-                  "epoch_time_s", "wall_time_s")
+RECORD_NUMBERS = tuple(name for name in RECORD_FIELDS if name not in RECORD_REQUIRED)
+RECORD_NULLABLE = ("images_per_s",)
+#: What an epoch ``train`` wrote always holds: what resuming a run requires of its record.
+RECORD_WRITTEN = tuple(name for name in RECORD_FIELDS if name not in RECORD_NULLABLE)
 
 
 def check_record(record: Any, path: Any, required: tuple[str, ...] = RECORD_REQUIRED) -> None:

@@ -1,9 +1,8 @@
-"""Training and evaluation: the ResNet paper's recipe, reproducible and resumable.
+"""The ``Trainer``: the ResNet paper's recipe (``TrainConfig``, training/config.py), reproducible and resumable;
+evaluated on the test set after every epoch by ``analysis.evaluation.evaluate``, the one evaluation loop.
 
-Defaults follow He et al. 2015 (§3.4 for ImageNet, §4.2 for CIFAR): SGD with momentum 0.9, weight decay 1e-4,
-batch 128, learning rate 0.1 divided by 10 at 50% and 75% of training (the paper's 32k and 48k of 64k
-iterations), crop-and-flip augmentation where the data allows it (``DatasetInfo.crop_padding`` / ``flip``:
-no flips for digits). Stochastic depth is a spec field (``spec.stochastic_depth``), honoured by the blocks.
+Crop-and-flip augmentation where the data allows it (``DatasetInfo.crop_padding`` / ``flip``: no flips for
+digits). Stochastic depth is a spec field (``spec.stochastic_depth``), honoured by the blocks.
 
 Reproducibility: the data order of epoch ``e`` comes from a generator seeded with ``(seed, e)``, the crops and
 flips of step ``s`` from ``(seed, e, s)``, and the global torch RNG (weight init, stochastic depth) is seeded
@@ -18,12 +17,10 @@ raises ``TrainingInterrupted``. A second Ctrl-C stops at once.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import signal
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +28,7 @@ import torch
 from torch import nn
 
 from ..analysis.evaluation import autocast, evaluate, flush_denormals
-from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from ..checkpoint import EpochRecord, save_checkpoint
 from ..data import DatasetInfo, TensorImageDataset, augment_batch, mix_seed
 from ..data.stream import ImageStream
 from ..devices import autocast_dtype, channels_last_for, keeps_on_device, to_device
@@ -39,101 +36,13 @@ from ..distributed import SINGLE, World
 from ..errors import ResnetCliError
 from ..progress import Counter, Progress
 from ..spec import ArchSpec
+from .config import TrainConfig
 
 
 class TrainingInterrupted(ResnetCliError):
     """Ctrl-C during training: a resumable checkpoint was written (or could not be: the message says)."""
 
     exit_code = 130
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters; the defaults are the ResNet paper's CIFAR recipe."""
-
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of the epochs where the lr drops
-    gamma: float = 0.1
-    augment: bool = True
-    seed: int = 0
-    amp: bool = True  # mixed precision, used only on CUDA (devices.autocast_dtype: bf16 where supported)
-    eval_batch_size: int = 256
-    workers: int = 0  # DataLoader workers for datasets read from files (imagefolder)
-    sync_bn: bool = False  # under torchrun: SyncBatchNorm (kept by --resume like the rest)
-
-    def lr_at(self, epoch: int) -> float:
-        """Learning rate of 0-based ``epoch``: ``lr * gamma^k`` after ``k`` milestones."""
-        drops = sum(1 for m in self.milestone_epochs() if epoch >= m)
-        return round(self.lr * self.gamma ** drops, 12)  # 0.001, not 0.0010000000000000002
-
-    def milestone_epochs(self) -> list[int]:
-        return [max(1, round(f * self.epochs)) for f in self.milestones]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["milestones"] = list(self.milestones)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in names}
-        if "milestones" in kwargs:
-            kwargs["milestones"] = tuple(kwargs["milestones"])
-        return cls(**kwargs)
-
-    def validate(self) -> TrainConfig:
-        from ..limits import MAX_EPOCHS
-
-        if not 1 <= self.epochs <= MAX_EPOCHS:
-            got = f"{self.epochs:,}" if abs(self.epochs) < 10**15 else f"a number of {len(str(self.epochs))} digits"
-            raise ResnetCliError(f"a run's epochs (--epochs, or the checkpoint's when resuming) must be 1 to "
-                                 f"{MAX_EPOCHS:,}, the limit of one run (got {got})")
-        if self.batch_size < 1 or self.eval_batch_size < 1:
-            raise ResnetCliError("batch sizes must be at least 1")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ResnetCliError(f"--lr must be a positive number (got {self.lr})")
-        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):  # also refuses nan
-            raise ResnetCliError(f"--weight-decay must be a number >= 0 (got {self.weight_decay})")
-        if not 0 <= self.momentum < 1:
-            raise ResnetCliError(f"--momentum must be in [0, 1) (got {self.momentum})")
-        if any(not 0 < m <= 1 for m in self.milestones):
-            raise ResnetCliError("lr milestones are fractions of the epochs, in (0, 1]")
-        return self
-
-
-@dataclass
-class TrainResult:
-    spec: ArchSpec
-    dataset: DatasetInfo
-    config: TrainConfig
-    device: str
-    record: list[dict[str, Any]]
-    checkpoint: str | None
-    best_checkpoint: str | None
-    best_epoch: int | None
-    resumed_from_epoch: int = 0
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def final(self) -> dict[str, Any]:
-        return self.record[-1] if self.record else {}
-
-    def to_dict(self) -> dict[str, Any]:
-        best = min(self.record, key=lambda r: r["test_error"]) if self.record else None
-        return {
-            "arch": self.spec.name, "spec": self.spec.to_dict(), "dataset": self.dataset.to_dict(),
-            "config": self.config.to_dict(), "device": self.device,
-            "epochs": len(self.record), "resumed_from_epoch": self.resumed_from_epoch,
-            "final_train_error": self.final.get("train_error"), "final_test_error": self.final.get("test_error"),
-            "best_test_error": best["test_error"] if best else None, "best_epoch": self.best_epoch,
-            "checkpoint": self.checkpoint, "best_checkpoint": self.best_checkpoint,
-            "record": self.record, "notes": self.notes,
-        }
 
 
 @contextlib.contextmanager
@@ -387,35 +296,28 @@ class Trainer:
         eval_time = time.perf_counter() - t0
         seen = max(1, int(p["seen"]))
         prev_wall = self.record[-1]["wall_time_s"] if self.record else 0.0
-        row = {
-            "epoch": self.epoch + 1,
-            "lr": cfg.lr_at(self.epoch),
-            "train_loss": p["loss"] / seen,
-            "train_error": (seen - int(p["correct"])) / seen,
-            "test_loss": test.loss,
-            "test_error": test.error,
-            "train_correct": int(p["correct"]),
-            "train_images": int(p["seen"]),
-            "test_correct": test.correct,
-            "test_images": test.images,
-            "train_time_s": p["time"],
-            "images_per_s": p["seen"] / p["time"] if p["time"] > 0 else None,
-            "epoch_time_s": p["time"] + eval_time,
-            "wall_time_s": prev_wall + p["time"] + eval_time,
-        }
-        self.record.append(row)
+        row = EpochRecord(
+            epoch=self.epoch + 1, lr=cfg.lr_at(self.epoch),
+            train_loss=p["loss"] / seen, train_error=(seen - int(p["correct"])) / seen,
+            test_loss=test.loss, test_error=test.error,
+            train_correct=int(p["correct"]), train_images=int(p["seen"]),
+            test_correct=test.correct, test_images=test.images,
+            train_time_s=p["time"], images_per_s=p["seen"] / p["time"] if p["time"] > 0 else None,
+            epoch_time_s=p["time"] + eval_time, wall_time_s=prev_wall + p["time"] + eval_time,
+        )
+        self.record.append(row.to_dict())
         self.epoch, self.step = self.epoch + 1, 0
         self.partial = {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
         improved = self.best_error is None or test.error < self.best_error
         if improved:
-            self.best_error, self.best_epoch = test.error, row["epoch"]
+            self.best_error, self.best_epoch = test.error, row.epoch
         if self.checkpoint is not None:
             self.save(self.checkpoint)
         if improved and self.best_checkpoint is not None:
             self.save(self.best_checkpoint)
-        self.log(f"epoch {row['epoch']}/{cfg.epochs}: train loss {row['train_loss']:.4f}, "
-                 f"train error {100 * row['train_error']:.2f}%, test error {100 * row['test_error']:.2f}%, "
-                 f"lr {row['lr']:g}, {row['epoch_time_s']:.1f} s")
+        self.log(f"epoch {row.epoch}/{cfg.epochs}: train loss {row.train_loss:.4f}, "
+                 f"train error {100 * row.train_error:.2f}%, test error {100 * row.test_error:.2f}%, "
+                 f"lr {row.lr:g}, {row.epoch_time_s:.1f} s")
 
     def _interrupt(self) -> None:
         where = f"epoch {self.epoch + 1}, step {self.step}"
@@ -446,250 +348,3 @@ class Trainer:
             yield
         finally:
             signal.signal(signal.SIGINT, previous)
-
-
-# --------------------------------------------------------------------------- one call
-def _kept_limits(saved: dict[str, Any], train_limit: int | None, test_limit: int | None) -> tuple[Any, Any]:
-    """A resumed run trains and tests on the images it started with: refuse a --limit that would change them."""
-    for option, given, key in (("--limit", train_limit, "train_limit"), ("--test-limit", test_limit, "test_limit")):
-        if given is not None and given != saved.get(key):
-            raise ResnetCliError(f"{option} {given}: the checkpoint's run uses {option} {saved.get(key) or 'none'}, "
-                                 f"and a resumed run keeps its data (drop {option})")
-    return saved.get("train_limit"), saved.get("test_limit")
-
-
-def check_resumable(state: Checkpoint) -> TrainConfig:
-    """The configuration to continue ``state`` with, after checking every part of its training state that
-    resuming reads (types, ranges, the record's fields), so that a damaged state fails now, not after an epoch."""
-    where = state.path or "the checkpoint"
-    damaged = _damaged(state)
-    extra = state.extra
-    if not isinstance(extra, dict):
-        raise damaged(f"its extra state is a {type(extra).__name__}, not a mapping")
-    optimizer = extra.get("optimizer")
-    if state.dataset is None or not isinstance(optimizer, dict):
-        raise ResnetCliError(f"{where} holds no training state to resume (was it written by 'train'?)")
-
-    if not isinstance(optimizer.get("state"), dict) or not isinstance(optimizer.get("param_groups"), list):
-        raise damaged("the optimizer state is not SGD's")
-    config = extra.get("config", {})
-    if not isinstance(config, dict):
-        raise damaged("config is not a mapping")
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in config and not _same_kind(config[f.name], f.default):
-            raise damaged(f"config {f.name} = {str(config[f.name])[:40]!r}")
-    _check_position(state, damaged)
-    from ..checkpoint import RECORD_NUMBERS, RECORD_REQUIRED, CheckpointError, check_record
-
-    try:
-        check_record(state.record, where, RECORD_REQUIRED + tuple(k for k in RECORD_NUMBERS if k != "images_per_s"))
-    except CheckpointError as exc:
-        raise damaged(str(exc).removeprefix(f"{where}: ")) from None
-    try:
-        return TrainConfig.from_dict(config).validate()
-    except (TypeError, ValueError) as exc:
-        raise damaged(str(exc)) from None
-
-
-def _check_position(state: Checkpoint, damaged: Callable[[str], ResnetCliError]) -> None:
-    """Where the run stopped (epoch, step, the epoch's running totals, the best epoch) is whole and consistent."""
-    extra = state.extra
-    counters = [extra.get("epoch"), extra.get("step")]
-    partial = extra.get("partial") or {}
-    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counters) or \
-            extra["epoch"] != len(state.record):
-        raise damaged(f"epoch {extra.get('epoch')!r} and step {extra.get('step')!r} with {len(state.record)} "
-                      f"epochs in the record")
-    if not isinstance(partial, dict) or not all(_same_kind(partial.get(k, 0), 0.0) for k in
-                                                ("loss", "correct", "seen", "time")):
-        raise damaged("the running totals of the epoch")
-    if not all(v is None or _same_kind(v, 0.0) for v in (extra.get("best_error"), extra.get("best_epoch"))):
-        raise damaged("the best epoch")
-
-
-def _damaged(state: Checkpoint) -> Callable[[str], ResnetCliError]:
-    """The error for one damaged part of ``state``'s training state."""
-    where = state.path or "the checkpoint"
-    return lambda what: ResnetCliError(f"{where} cannot be resumed: its training state is damaged ({what})")
-
-
-def check_resumable_tensors(state: Checkpoint) -> None:
-    """The tensors resuming hands to torch fit the checkpoint's network (built on the meta device: shapes, no
-    memory), after ``check_resumable`` has checked the containers: one SGD group over
-    all its parameters, each momentum buffer of its parameter's shape, a CPU RNG state of torch's kind. torch
-    would take a wrong buffer and fail at the first step (or broadcast it silently); this fails before the data
-    is read. Kept apart from ``check_resumable``, which reads no tensors, so both move with the resume code."""
-    from ..models import build_model
-
-    damaged = _damaged(state)
-    with torch.device("meta"):
-        model = build_model(state.spec)
-    extra = state.extra
-    params = list(model.parameters())
-    groups = extra["optimizer"]["param_groups"]
-    indices = [g.get("params") if isinstance(g, dict) else None for g in groups]
-    if len(groups) != 1 or not isinstance(indices[0], list) or indices[0] != list(range(len(params))):
-        raise damaged(f"the optimizer's parameter groups do not name the network's {len(params)} parameters")
-    names = [name for name, _ in model.named_parameters()]
-    for index, entry in extra["optimizer"]["state"].items():
-        if not isinstance(index, int) or not 0 <= index < len(params) or not isinstance(entry, dict):
-            raise damaged(f"optimizer state for parameter {str(index)[:20]!r}, which the network does not have")
-        buffer, weight = entry.get("momentum_buffer"), params[index]
-        if buffer is None:
-            continue
-        if not isinstance(buffer, torch.Tensor) or not buffer.is_floating_point() or buffer.shape != weight.shape:
-            got = tuple(buffer.shape) if isinstance(buffer, torch.Tensor) else type(buffer).__name__
-            raise damaged(f"the momentum buffer of {names[index]} is {got}; its weight is {tuple(weight.shape)}")
-    rng = extra.get("rng_cpu")
-    if rng is not None and not (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8 and rng.dim() == 1):
-        raise damaged("the CPU random number generator's state")
-    if extra.get("scaler") is not None and not isinstance(extra["scaler"], dict):
-        raise damaged("the gradient scaler's state")
-
-
-def _same_kind(value: Any, default: Any) -> bool:
-    """``value`` has the kind of ``default``: a bool for a bool, a whole number for an int, any number for a
-    float, a list of numbers for a tuple."""
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(value, bool):
-        return False
-    if isinstance(default, int):
-        return isinstance(value, int)
-    if isinstance(default, float):
-        return isinstance(value, (int, float))
-    if isinstance(default, tuple):
-        return isinstance(value, (list, tuple)) and all(_same_kind(v, 0.0) for v in value)
-    return True
-
-
-def saved_epochs(checkpoint: Checkpoint) -> int:
-    """The total of epochs a checkpoint written by ``train`` was training for (30 where it does not say)."""
-    return check_resumable(checkpoint).epochs
-
-
-def _network(spec: ArchSpec, state: Checkpoint | None, info: DatasetInfo, seed: int,
-             notes: list[str]) -> tuple[ArchSpec, nn.Module]:
-    """The network to train: a new one (its classes fitted to the data, seeded weights) or the checkpoint's."""
-    from ..models import build_model
-
-    if state is None:
-        if spec.num_classes != info.num_classes:
-            spec = spec.replace(num_classes=info.num_classes)
-            notes.append(f"num_classes set to {info.num_classes} to fit {info.name}")
-        torch.manual_seed(seed)
-        return spec, build_model(spec)
-    if info.num_classes != spec.num_classes:
-        raise ResnetCliError(f"the data has {info.num_classes} classes; the checkpoint's network has "
-                             f"{spec.num_classes}")
-    model = state.build_model()
-    model.train()
-    return spec, model
-
-
-@dataclass
-class _RunInputs:
-    """What a run trains on: the caller's arguments, or for a resumed run the checkpoint's."""
-
-    state: Checkpoint | None
-    spec: ArchSpec
-    config: TrainConfig
-    dataset: str
-    data_dir: str | None
-    input_size: int
-    in_channels: int
-    train_limit: int | None
-    test_limit: int | None
-
-
-def _run_inputs(spec: ArchSpec, dataset: str, config: TrainConfig, data_dir: str | None, train_limit: int | None,
-                test_limit: int | None, resume: str | Path | Checkpoint | None,
-                note: Callable[[str], None]) -> _RunInputs:
-    """The spec, configuration and data of a new run, or those a resumed run keeps (only the epochs may change)."""
-    if resume is None:
-        if spec.input_width is not None and spec.input_width != spec.input_size:
-            raise ResnetCliError(f"{spec.name}: training uses square images of input_size pixels; input_width "
-                                 f"(a {spec.input_size}x{spec.input_width} input) is for counting (params, compare)")
-        return _RunInputs(None, spec, config, dataset, data_dir, spec.input_size, spec.in_channels, train_limit,
-                          test_limit)
-    state = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
-    resume = state.path or resume
-    saved = check_resumable(state)
-    check_resumable_tensors(state)
-    if config.epochs != saved.epochs:
-        note(f"epochs changed from {saved.epochs} to {config.epochs}: the lr schedule follows the new total")
-    config = dataclasses.replace(saved, epochs=config.epochs, workers=config.workers)
-    info_saved = state.dataset
-    train_limit, test_limit = _kept_limits(state.extra.get("data") or {}, train_limit, test_limit)
-    if state.extra.get("interrupted") is False and state.epochs_done >= config.epochs:
-        note(f"{resume} already finished {state.epochs_done} epochs; pass a larger --epochs to go on")
-    return _RunInputs(state, state.spec, config, info_saved.name, data_dir or (info_saved.source or None),
-                      info_saved.input_size, info_saved.in_channels, train_limit, test_limit)
-
-
-
-def train(spec: ArchSpec, dataset: str, config: TrainConfig = TrainConfig(), *, device: str = "auto",
-          data_dir: str | None = None, download: bool = False, train_limit: int | None = None,
-          test_limit: int | None = None, checkpoint: str | Path | None = None,
-          best_checkpoint: str | Path | None = None, resume: str | Path | Checkpoint | None = None,
-          progress: Progress | None = None,
-          log: Callable[[str], None] | None = None,
-          on_step: Callable[[Trainer, int, int], None] | None = None, distributed: bool = False,
-          ) -> TrainResult:
-    """Train ``spec`` on ``dataset`` (or continue ``resume``), with checkpoints; the CLI's ``train``.
-
-    The network's classes, input size and channels follow the data (``num_classes`` from the dataset; the
-    input size from the spec unless the dataset fixes it). With ``resume``, the spec, data and configuration come
-    from the checkpoint; ``config.epochs`` may extend the run. With ``distributed``, join the run torchrun
-    launched (if it did): DistributedDataParallel, ``config.batch_size`` images per rank and step, each rank a
-    disjoint part of every epoch's seeded order, ``config.sync_bn`` for SyncBatchNorm; rank 0 writes the checkpoints.
-    """
-    from .. import distributed as dist
-    from ..data import load_dataset
-    from ..devices import resolve_device
-
-    notes: list[str] = []
-
-    def note(text: str) -> None:  # said when it becomes true (before training), and kept for the result
-        notes.append(text)
-        if log is not None:
-            log(f"note: {text}")
-
-    dev = resolve_device(device)
-    # before joining the run: an error every rank has is said once, by rank 0
-    run = _run_inputs(spec, dataset, config, data_dir, train_limit, test_limit, resume, note)
-    launched = distributed and dist.from_environment().distributed
-    if run.config.sync_bn and resume is None and not launched:  # else recorded, never applied, kept by --resume
-        raise ResnetCliError("--sync-bn shares batch norm statistics between torchrun's processes, and this run is "
-                             "one process: launch it with torchrun, or leave --sync-bn out")
-    if run.config.sync_bn and launched and dev.type != "cuda":
-        whose = "the checkpoint's run uses --sync-bn, but " if resume is not None else ""
-        raise ResnetCliError(f"{whose}SyncBatchNorm works on CUDA only (torch's gloo backend on the CPU has none)")
-    world, dev = dist.start(dev) if distributed else (dist.SINGLE, dev)
-    state, spec, config, dataset, data_dir = run.state, run.spec, run.config, run.dataset, run.data_dir
-    input_size, in_channels, train_limit, test_limit = run.input_size, run.in_channels, run.train_limit, run.test_limit
-    config.validate()
-    if dev.type == "cpu":  # refused before the data is made; on a GPU the activations are the GPU's to hold
-        from ..analysis.memory import check_run_memory
-
-        check_run_memory(spec, config.batch_size, training=True, input_size=input_size)
-    train_set, info = load_dataset(dataset, "train", input_size=input_size, data_dir=data_dir, download=download,
-                                   limit=train_limit, seed=config.seed, in_channels=in_channels)
-    test_set, _ = load_dataset(dataset, "test", input_size=input_size, data_dir=data_dir, limit=test_limit,
-                               in_channels=in_channels)
-    spec, model = _network(spec, state, info, config.seed, notes)
-    trainer = Trainer(model, spec, train_set, test_set, info, config, device=dev, checkpoint=checkpoint,
-                      best_checkpoint=best_checkpoint, progress=progress, log=log, on_step=on_step, world=world)
-    if world.distributed:
-        note(f"{world.size} processes: a step is a global batch of {config.batch_size * world.size} "
-             f"images ({config.batch_size} per process)" + (", SyncBatchNorm" if config.sync_bn else ""))
-    trainer.data_options = {"train_limit": train_limit, "test_limit": test_limit}
-    resumed_from = 0
-    if state is not None:
-        trainer.load_extra_state(state.extra, state.record)
-        resumed_from = trainer.epoch
-    trainer.fit()
-    return TrainResult(spec=spec, dataset=info, config=config, device=str(dev), record=trainer.record,
-                       checkpoint=str(checkpoint) if checkpoint else None,
-                       best_checkpoint=str(best_checkpoint) if best_checkpoint else None,
-                       best_epoch=trainer.best_epoch, resumed_from_epoch=resumed_from, notes=notes)
