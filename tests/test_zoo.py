@@ -236,3 +236,20 @@ def test_the_examples_page_is_what_the_script_prints():
                                          ("preact_resnet164", 164), ("wide_resnet50_2", 50), ("densenet121", 121)])
 def test_depth_is_the_number_in_the_name(name, depth):
     assert get_spec(name).depth == depth
+
+
+@pytest.mark.parametrize("name, overrides, depth", [
+    ("cifar_resnet56", {"widths": "32,64,128"}, 56),  # option A: no shortcut convs to count, He et al.'s 6n + 2
+    ("cifar_resnet56", {"widths": "64,128,256", "placement": "full_preact"}, 56),
+    ("cifar_resnet56", {"widths": "32,64,128", "shortcut": "B"}, 58),  # three 1x1 projections: counted as WRN's
+    ("wrn28_10", {"placement": "original"}, 28),
+    ("wrn40_4", {"shortcut": "A"}, 38),
+])
+def test_a_widened_cifar_net_counts_shortcut_convs_only_where_it_has_them(name, overrides, depth):
+    """Zagoruyko & Komodakis count 6n + conv1 + the three 1x1 shortcut convs; He et al. 6n + conv1 + fc. A wider
+    ResNet-56 with option A shortcuts has no shortcut convs: it is still 56 layers deep."""
+    spec = get_spec(name, **overrides)
+    assert spec.depth == depth
+    convs_on_longest_path = 2 * spec.num_blocks + 1
+    projections = 3 if spec.shortcut == "B" else 0
+    assert depth in (convs_on_longest_path + 1, convs_on_longest_path + projections)

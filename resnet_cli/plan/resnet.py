@@ -206,8 +206,12 @@ def check_highway(spec: ArchSpec) -> None:
 
 def resnet_depth(spec: ArchSpec) -> int:
     """He et al.'s count; CIFAR Wide ResNets count as Zagoruyko & Komodakis 2016 do, so that ``wrn28_10`` has
-    depth 28: 6n convs in blocks + conv1 + the three 1x1 shortcut convs = 6n + 4 (the fc is not counted)."""
-    if spec.stem == "cifar" and "Wide ResNet" in resnet_kind(spec):
+    depth 28: 6n convs in blocks + conv1 + the three 1x1 shortcut convs = 6n + 4 (the fc is not counted).
+
+    Their count needs their shortcuts: a net widened from the stem with 1x1 projections where the shape changes
+    (option B, a projection into every stage). ``cifar_resnet56:widths=32,64,128`` keeps option A's parameter-free
+    shortcuts, so it stays a 56-layer ResNet with wider layers, as its name says."""
+    if spec.stem == "cifar" and spec.shortcut == "B" and "Wide ResNet" in resnet_kind(spec):
         return 2 * spec.num_blocks + 4
     return layer_depth(spec)
 
