@@ -208,7 +208,9 @@ def test_cli_json_schema(resnet_ckpt):
     doc = json.loads(res.stdout)
     assert doc["dataset"] == "digits" and doc["images"] == 60
     assert 0 <= doc["baseline_error"] <= 1
-    assert [set(r) >= {"block", "index", "downsample", "error"} for r in doc["single"]] == [True] * 6
+    assert [set(r) >= {"block", "index", "downsample", "shape_change", "error"} for r in doc["single"]] == [True] * 6
+    # ResNet-14 on CIFAR: stages 2 and 3 open with a block that halves the map (and widens it)
+    assert [r["shape_change"] for r in doc["single"]] == [None, None, "downsampling", None, "downsampling", None]
     assert [r["k"] for r in doc["multi"]] == [1, 2] and all(len(r["errors"]) == 2 for r in doc["multi"])
     assert [r["k"] for r in doc["reorder"]] == [1]
     assert math.isclose(doc["baseline_error"] * 60, round(doc["baseline_error"] * 60), abs_tol=1e-9)
@@ -358,7 +360,7 @@ def test_cli_csv(resnet_ckpt):
                                        "--format", "csv", "--device", "cpu"])
     assert res.exit_code == 0, res.output
     lines = res.stdout.strip().splitlines()
-    assert lines[0] == "experiment,k,block,index,downsample,sample,error" and len(lines) == 1 + 1 + 6
+    assert lines[0] == "experiment,k,block,index,shape_change,sample,error" and len(lines) == 1 + 1 + 6
 
 
 # Every family of the zoo goes through the same engine (models/base.py: sequence, residual_blocks, skip).

@@ -160,3 +160,21 @@ def test_copied_blocks_are_the_blocks_planned(name):
     plan = plan_model(spec)
     assert plan.units == _planned_block_by_block(spec)
     assert all(layer.name.startswith(f"{u.name}.") and layer.block == u.name for u in plan.blocks for layer in u.layers)
+
+
+@pytest.mark.parametrize("name, projection, downsampling", [
+    ("resnet50", ["layer1.0"], ["layer2.0", "layer3.0", "layer4.0"]),  # layer1.0: 64 -> 256 at 56x56
+    ("resnet18", [], ["layer2.0", "layer3.0", "layer4.0"]),  # basic blocks keep 64 in layer1
+    ("cifar_resnet20", [], ["layer2.0", "layer3.0"]),
+])
+def test_blocks_are_named_for_how_they_change_the_shape(name, projection, downsampling):
+    """One rule (plan/layers.py shape_change) for the plan's table and the traced module's (params --engine)."""
+    from resnet_cli import summarize
+
+    def named(rows):
+        return {kind: [r.name for r in rows if r.detail == kind] for kind in ("projection", "downsampling")}
+
+    expected = {"projection": projection, "downsampling": downsampling}
+    assert named(count_params(get_spec(name), detail=2).rows) == expected
+    spec = get_spec(name)
+    assert named(summarize(build_model(spec), spec.input_size, detail=2).rows) == expected

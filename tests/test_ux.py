@@ -54,6 +54,24 @@ def test_single_deletion_figure_names_blocks_marks_chance_and_leaves_gaps(figure
     assert ax.get_legend() is None and figures[0].legends  # the legend is outside the axes
 
 
+def test_single_deletion_figure_tells_projection_blocks_from_downsampling_ones(figures, tmp_path):
+    """ResNet-50's layer1.0 widens 64 -> 256 at 56x56: a projection block, not a downsampling one (layer2.0)."""
+    from resnet_cli.render.lesion import lesion_plots
+
+    study = _study(True, [0.5, 0.1, 0.05, 0.3, 0.04, 0.03])
+    for row in study["single"]:
+        row["shape_change"] = {0: "projection", 3: "downsampling"}.get(row["index"])
+        row["downsample"] = row["shape_change"] == "downsampling"
+    old = _study(True, [0.5, 0.1, 0.05, 0.3, 0.04, 0.03])  # written before shape_change: downsample only
+    lesion_plots([study, old], tmp_path)
+    lines = {line.get_label(): line for line in figures[0].axes[0].lines}
+    assert list(lines["projection block"].get_xdata()) == [0]
+    assert list(lines["downsampling block"].get_xdata()) == [3]
+    assert lines["projection block"].get_marker() != lines["downsampling block"].get_marker()
+    marked = [line for line in figures[0].axes[0].lines if line.get_marker() == "s"]
+    assert [list(line.get_xdata()) for line in marked] == [[3], [3]]  # the old study's downsample: true, drawn
+
+
 def test_two_studies_of_one_net_get_their_own_colours_and_names(figures, tmp_path):
     """Seeds, epochs or test subsets of one net: told apart by where each came from (plot-lesion's folders)."""
     from resnet_cli.render.lesion import lesion_plots

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..plan import ModelPlan, plan_model
-from ..plan.layers import LayerCount, Shape
+from ..plan.layers import LayerCount, Shape, shape_change
 from ..plan.resnet import block_plan
 from ..registry import spec_overrides
 from ..spec import ArchSpec
@@ -170,7 +170,7 @@ def count_params(spec: ArchSpec, detail: int = 1, plan: ModelPlan | None = None,
             rf = field_of_view.through(unit)
             if detail >= 2 and unit.is_block:
                 rows.append(Row(unit.name, "block", 2, unit.out_shape, unit.params, unit.macs,
-                                unit.macs / total_macs, "downsample" if unit.downsample else "", rf))
+                                unit.macs / total_macs, shape_change(unit.in_shape, unit.out_shape) or "", rf))
             if detail >= 3:
                 rows += [_layer_row(layer, total_macs) for layer in unit.layers]
         stage_row.receptive_field = None if stage == "head" else field_of_view.size

@@ -44,6 +44,7 @@ from typing import Any
 from ..devices import autocast_dtype, channels_last_for, to_device
 from ..distributed import SINGLE, World
 from ..errors import ResnetCliError
+from ..plan.layers import shape_change
 from ..progress import Counter, Progress
 from .lesion_state import StudyState, model_fingerprint
 
@@ -374,9 +375,14 @@ class SingleRow:
     block: str
     index: int
     stage: int
-    downsample: bool
+    shape_change: str | None  # "downsampling", "projection" (plan/layers.py SHAPE_CHANGES) or None
     error: float
     correct: int
+
+    @property
+    def downsample(self) -> bool:
+        """The block shrinks the map (a projection block, which keeps it, does not)."""
+        return self.shape_change == "downsampling"
 
 
 @dataclass
@@ -430,7 +436,8 @@ class LesionResult:
             "baseline_error": self.baseline_error,
             "baseline_correct": self.baseline_correct,
             "single": [{"block": r.block, "index": r.index, "stage": r.stage, "downsample": r.downsample,
-                        "error": r.error, "correct": r.correct} for r in self.single],
+                        "shape_change": r.shape_change, "error": r.error, "correct": r.correct}
+                       for r in self.single],
             "multi": krows(self.multi),
             "reorder": krows(self.reorder),
             "skipped": self.skipped,
@@ -814,8 +821,8 @@ def _result(done: dict[str, Any], blocks: list[BlockInfo], skipped: list[dict[st
         # one division of exact counts: the float nearest the true fraction (1 - c/n adds rounding noise)
         return (done[key]["images"] - done[key]["correct"]) / done[key]["images"]
 
-    single = [SingleRow(b.name, b.index, b.stage, b.downsample, err(f"single/{b.index}"), done[f"single/{b.index}"]
-                        ["correct"]) for b in blocks if f"single/{b.index}" in done]
+    single = [SingleRow(b.name, b.index, b.stage, shape_change(b.in_shape, b.out_shape), err(f"single/{b.index}"),
+                        done[f"single/{b.index}"]["correct"]) for b in blocks if f"single/{b.index}" in done]
 
     def krows(experiment: str) -> list[KRow]:
         by_k: dict[int, KRow] = {}

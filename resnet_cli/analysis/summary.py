@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..limits import parse_input_size
+from ..plan.layers import shape_change
 from .counts import ParamsReport, Row, module_buffers
 from .memory import StageSize, counted_elements, memory_estimate
 
@@ -113,12 +114,13 @@ def _block_row(g: _Group, block: str, total_macs: int) -> Row:
     leaves = g.blocks[block]
     macs = sum(leaf.macs for leaf in leaves)
     shape_in, shape_out = g.block_shapes.get(block, ((), ()))
-    # downsample: the block shrinks the feature map, or projects its shortcut (torchvision's ``downsample``, the
-    # Keras ports' ``shortcut_conv``)
+    # a block that keeps its shape but projects its shortcut anyway (torchvision's ``downsample``, the Keras ports'
+    # ``shortcut_conv``) is a projection block too
     projections = (block + ".downsample.", block + ".shortcut")
-    down = shape_in[1:] != shape_out[1:] or any(leaf.name.startswith(projections) for leaf in leaves)
+    projects = any(leaf.name.startswith(projections) for leaf in leaves)
+    change = shape_change(shape_in, shape_out) if shape_in else None
     return Row(block, "block", 2, shape_out, g.block_params.get(block, 0), macs, macs / total_macs,
-               "downsample" if down else "")
+               change or ("projection" if projects else ""))
 
 
 def _trace(module: Any, x: Any) -> tuple[list[_Leaf], dict[str, tuple[tuple[int, ...], tuple[int, ...]]]]:

@@ -13,6 +13,21 @@ from dataclasses import dataclass
 
 Shape = tuple[int, int, int]  # (channels, height, width) of one image
 
+#: How a block changes the shape it is given, as the tables, JSON and figures name it: a *downsampling* block
+#: shrinks the map (a stride of 2: ResNet-50's layer2.0, 56x56 -> 28x28); a *projection* block keeps the map and
+#: changes the width, its shortcut projecting to it (ResNet-50's layer1.0: 64 -> 256 channels at 56x56).
+SHAPE_CHANGES = ("downsampling", "projection")
+
+
+def shape_change(in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> str | None:
+    """"downsampling", "projection" or None (the shape is kept) for a block from ``in_shape`` to ``out_shape``,
+    each (channels, height, width) of one image."""
+    if tuple(in_shape[1:]) != tuple(out_shape[1:]):
+        return "downsampling"
+    if in_shape[:1] != out_shape[:1]:
+        return "projection"
+    return None
+
 
 # What a layer is for in the network: the planners set it, and every analysis asks it instead of guessing from
 # names. ``branch`` layers are the residual function F of a block (what a lesion or stochastic depth deletes);

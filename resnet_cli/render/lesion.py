@@ -8,6 +8,7 @@ from typing import Any
 
 from rich import box
 
+from ..plan.layers import SHAPE_CHANGES
 from . import fmt_int, new_figure, safe, save_figure
 
 
@@ -26,13 +27,13 @@ def lesion_table(result: Any, console: Any) -> None:
         # A plain net has no shortcut to keep: its deleted layer is replaced by an identity instead.
         how = "residual branch removed, shortcut kept" if result.residual else "layer replaced by an identity"
         table = Table(title=f"single deletions ({how})", title_justify="left", box=box.SIMPLE_HEAD)
-        for col, just in (("block", "left"), ("stage", "right"), ("downsample", "center"), ("error", "right"),
+        for col, just in (("block", "left"), ("stage", "right"), ("shape", "left"), ("error", "right"),
                           ("change", "right")):
             table.add_column(col, justify=just)  # type: ignore[arg-type]
         for r in result.single:
             change = r.error - result.baseline_error
-            table.add_row(r.block, str(r.stage), "yes" if r.downsample else "", _pct(r.error),
-                          f"{100 * change:+.2f} pts", style="bold" if r.downsample else "")
+            table.add_row(r.block, str(r.stage), r.shape_change or "", _pct(r.error),
+                          f"{100 * change:+.2f} pts", style="bold" if r.shape_change else "")
         console.print(table)
     for name, rows, what in (("multi", result.multi, "blocks deleted at random"),
                              ("reorder", result.reorder, "random pairs of equal-shaped blocks swapped")):
@@ -51,9 +52,9 @@ def lesion_table(result: Any, console: Any) -> None:
 
 
 def lesion_csv(result: Any) -> tuple[Sequence[str], Iterable[Sequence[Any]]]:
-    header = ["experiment", "k", "block", "index", "downsample", "sample", "error"]
+    header = ["experiment", "k", "block", "index", "shape_change", "sample", "error"]
     rows: list[list[Any]] = [["baseline", 0, "", "", "", "", f"{result.baseline_error:.6f}"]]
-    rows += [["single", 1, r.block, r.index, r.downsample, "", f"{r.error:.6f}"] for r in result.single]
+    rows += [["single", 1, r.block, r.index, r.shape_change or "", "", f"{r.error:.6f}"] for r in result.single]
     for name, krows in (("multi", result.multi), ("reorder", result.reorder)):
         for r in krows:
             rows += [[name, r.k, "", "", "", s, f"{e:.6f}"] for s, e in enumerate(r.errors)]
@@ -92,6 +93,14 @@ def study_label(study: dict[str, Any], common: dict[str, Any] | None = None) -> 
 
 def _as_study(result: Any) -> dict[str, Any]:
     return result.to_dict() if hasattr(result, "to_dict") else result
+
+
+def _shape_change(row: dict[str, Any]) -> str | None:
+    """A single-deletion row's shape change; a study written before the field has only ``downsample``, which
+    then meant any change of shape (named a downsampling block, as it was drawn)."""
+    if "shape_change" in row:
+        return row["shape_change"]
+    return "downsampling" if row.get("downsample") else None
 
 
 def _color(studies: Sequence[dict[str, Any]], i: int) -> str:
@@ -159,6 +168,7 @@ def _single_plot(studies: Sequence[dict[str, Any]], path: Path) -> Path:
     width = COLUMN if len(names) <= 24 else PAGE
     fig, ax = new_figure(figsize=(width, HEIGHT + 0.4))
     labels = _labels(studies)
+    labelled: set[str] = set()  # each marker in the legend once, whichever study has it first
     for i, s in enumerate(studies):
         color = _color(studies, i)
         by_index = {int(r["index"]): r for r in s.get("single", [])}
@@ -167,10 +177,13 @@ def _single_plot(studies: Sequence[dict[str, Any]], path: Path) -> Path:
         name = labels[i]
         label = name if len(studies) > 1 else "one block deleted"
         ax.plot(list(names), ys, "o-", color=color, label=label)
-        down = [r for r in s.get("single", []) if r.get("downsample")]
-        if down:
-            ax.plot([r["index"] for r in down], [100 * r["error"] for r in down], "s", color=color, ms=5,
-                    mfc="none", mew=1.2, label="downsampling block" if i == 0 else None)
+        for change, marker in zip(SHAPE_CHANGES, "sD"):
+            marked = [r for r in s.get("single", []) if _shape_change(r) == change]
+            if marked:
+                ax.plot([r["index"] for r in marked], [100 * r["error"] for r in marked], marker, color=color,
+                        ms=5 if marker == "s" else 4.5, mfc="none", mew=1.2,
+                        label=None if change in labelled else f"{change} block")
+                labelled.add(change)
         for j, r in enumerate(s.get("skipped", [])):
             ax.axvspan(r["index"] - 0.4, r["index"] + 0.4, color=color, alpha=0.15, lw=0,
                        label=None if j else (f"{name}: " if len(studies) > 1 else "") + "cannot be removed")
