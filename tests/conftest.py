@@ -21,3 +21,18 @@ def _torch_threads():
 # The helper modules beside the tests (cli_runner, lesion_nets, image_folders, deterministic, timm_nets) are
 # imported as plain modules: pytest puts this folder on sys.path (it has no __init__.py: "rootdir" prepend mode);
 # a subprocess that needs them sets PYTHONPATH itself.
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A checkpoint written by `train` (2 epochs of a tiny CIFAR ResNet on synthetic data) and its result: what
+    the hostile-input tests damage, study and resume. Once per session: several test modules use it."""
+    from hostile_runner import TINY
+
+    from resnet_cli import get_spec
+    from resnet_cli.training import TrainConfig, train
+
+    folder = tmp_path_factory.mktemp("trained")
+    result = train(get_spec("cifar_resnet8", **TINY), "synthetic", TrainConfig(epochs=2, batch_size=32),
+                   device="cpu", train_limit=96, test_limit=32, checkpoint=folder / "net.pt")
+    return folder / "net.pt", result

@@ -11,7 +11,7 @@ test_zoo.py checks their MACs on cut-down copies that take every code path.
 import math
 
 import pytest
-from test_zoo import HEAVY, LIGHT
+from zoo_sets import HEAVY, LIGHT
 
 from resnet_cli import get_spec
 from resnet_cli.analysis.counts import count_params

@@ -1,7 +1,7 @@
 """``failures.translate``: every kind of exception that can reach the CLI -> the exit code and the one line shown.
 
 In-process and torch-free (exceptions are built here, as torch, Pillow and the OS raise them), so the table runs in
-well under a second; tests/test_hostile.py shows the same failures arising for real in the CLI.
+well under a second; tests/test_hostile_*.py and test_full_disk.py show the same failures arising for real in the CLI.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ gated shortcuts, a DenseNet its concatenations) refuses in one line. (Issue 20: 
 
 import pytest
 import torch
-from test_plan_facts import check_plan_facts
-from test_zoo import LIGHT
+from plan_checks import check_plan_facts
 from typer.testing import CliRunner
+from zoo_sets import LIGHT
 
 from resnet_cli import build_model, get_spec
 from resnet_cli.cli import app

@@ -5,8 +5,9 @@ highway blocks for the path and lesion analyses; the small Keras models.
 
 import pytest
 import torch
+from zoo_sets import HEAVY, LIGHT
 
-from resnet_cli import build_model, get_spec, list_archs
+from resnet_cli import build_model, get_spec
 from resnet_cli.analysis.counts import module_buffers
 from resnet_cli.analysis.fvcore_engine import conv_linear_macs as fvcore_conv_linear_macs
 from resnet_cli.errors import SpecError
@@ -23,14 +24,6 @@ def small_size(spec) -> int:
     return 32
 
 
-def _is_light(name: str) -> bool:
-    spec = get_spec(name)
-    return plan_model(spec).params <= 30_000_000 and spec.num_blocks <= 200
-
-
-# Also used by test_engines_agree.py: heavy archs are built only in the slow tests.
-LIGHT = [n for n in list_archs() if _is_light(n)]
-HEAVY = [n for n in list_archs() if not _is_light(n)]
 
 
 def _check_builds_and_runs(name: str) -> None:
