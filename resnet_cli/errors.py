@@ -1,7 +1,9 @@
 """The exceptions the core raises.
 
-Only the CLI (``cli/app.py``) turns them into exit codes: every ``ResnetCliError`` is a mistake the user can
-make (bad name, bad number, bad file) and becomes one line on stderr and exit code 2, never a traceback.
+Only the CLI turns them into exit codes: every ``ResnetCliError`` is a mistake the user can make (bad name, bad
+number, bad file) and becomes one line on stderr and exit code 2, never a traceback. ``cli/failures.py`` decides
+the words and the code of every failure (these pass as they are), and ``cli/app.py``'s ``ResnetCliGroup.main``
+prints the line and exits.
 """
 
 from __future__ import annotations
