@@ -106,6 +106,24 @@ def test_train_refuses_contradictions(tmp_path):
                    "--lr", "--augment", "--seed", "not with --resume")
 
 
+def test_every_train_option_is_kept_by_resume_or_taken_with_it():
+    """A new train option goes in RECIPE_OPTIONS or SPEC_OPTIONS (refused with --resume, which keeps the
+    checkpoint's) or among those --resume takes: none is silently ignored by a resumed run."""
+    import typer
+
+    from resnet_cli.cli import app
+    from resnet_cli.cli.app import SPEC_OPTIONS
+    from resnet_cli.cli.train import RECIPE_OPTIONS
+
+    taken_with_resume = {"resume", "epochs", "workers", "output", "best", "no_best", "plot", "limit", "test_limit",
+                         "data_dir", "download", "device", "quiet", "fmt"}
+    refused_apart = {"arch", "dataset"}  # "--resume continues the checkpoint's own arch and dataset"
+    train = typer.main.get_command(app).get_command(None, "train")
+    names = {param.name for param in train.params}
+    assert set(RECIPE_OPTIONS) <= names  # each one is a parameter of train (a TrainConfig field by that name)
+    assert names - set(RECIPE_OPTIONS) - set(SPEC_OPTIONS) == taken_with_resume | refused_apart
+
+
 @pytest.mark.parametrize("option, value, needle", [
     ("--weight-decay", "nan", "--weight-decay"), ("--weight-decay", "-1", "--weight-decay"),
     ("--momentum", "1", "--momentum"), ("--momentum", "nan", "--momentum"),

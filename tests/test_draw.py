@@ -294,6 +294,8 @@ def test_a_checkpoint_is_drawn_as_its_spec(tmp_path):
     assert [e["kind"] for e in theirs["edges"]].count("zero_pad") == 2
     refused = run("draw", str(path), "--set", "widths=8,16,32", "-o", str(tmp_path / "c.png"))
     assert refused.exit_code == 2 and "its weights fix the network" in refused.output
+    refused = run("draw", str(path), "--placement", "full_preact", "-o", str(tmp_path / "c.png"))  # not ignored
+    assert refused.exit_code == 2 and "--placement: not with a checkpoint" in refused.output
 
 
 def test_draw_of_arch_names_does_not_import_torch(tmp_path):

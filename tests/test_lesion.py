@@ -262,6 +262,28 @@ def test_cli_missing_checkpoint(tmp_path):
     assert res.exit_code == 2 and "no such checkpoint" in res.stderr
 
 
+def test_cli_checks_the_checkpoint_path_once(resnet_ckpt, monkeypatch):
+    """One check of the path (its kind, size and name, before torch reads the file: load_checkpoint's), not one
+    more in lesion and another in the file's reader."""
+    import resnet_cli.checkpoint as checkpoint_package
+    from resnet_cli.checkpoint import format as checkpoint_format
+    from resnet_cli.checkpoint import safety
+
+    checked, real = [], safety.check_checkpoint_path
+
+    def counted(path):
+        checked.append(str(path))
+        return real(path)
+
+    for module in (checkpoint_package, checkpoint_format, safety):  # every name it is called by
+        monkeypatch.setattr(module, "check_checkpoint_path", counted)
+    with one_thread():
+        res = CliRunner().invoke(app, ["lesion", str(resnet_ckpt), "--limit", "20", "--experiments", "single",
+                                       "--device", "cpu", "-q", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert checked == [str(resnet_ckpt)]
+
+
 def test_random_resnet56_engines_agree_on_a_few_images():
     """The benchmark's network: every block of a ResNet-56 deleted in turn, both engines, the same counts."""
     torch.manual_seed(0)

@@ -15,19 +15,16 @@ class StudyInputs:
     dataset: str  # the data's name
 
 
-def load_study_inputs(path: str | os.PathLike[str], arch: str | None = None, dataset: str | None = None,
-                      data_dir: str | os.PathLike[str] | None = None, limit: int | None = None,
-                      split: str = "test", normalize: str | None = None, *, workers: int = 0,
-                      skip_bad: bool = False, pin_memory: bool = False) -> StudyInputs:
-    """The checkpoint at ``path`` (a bare state dict with ``arch``, or inferred), its network, and the first
-    ``limit`` images of its data's ``split`` (or of ``dataset``; an image folder's spread over its classes),
-    normalised as ``Checkpoint.load_data`` says (``normalize`` overrides): what ``lesion`` and ``gradients``
-    measure. The images are not read here: the stream reads each batch when it is measured, ``workers``
-    processes decoding an image folder's files (``pin_memory`` for a GPU)."""
-    from ..checkpoint import load_checkpoint
+def load_study_inputs(ckpt: Any, dataset: str | None = None, data_dir: str | os.PathLike[str] | None = None,
+                      limit: int | None = None, split: str = "test", normalize: str | None = None, *,
+                      workers: int = 0, skip_bad: bool = False, pin_memory: bool = False) -> StudyInputs:
+    """A loaded checkpoint (``checkpoint.load_checkpoint``), its network, and the first ``limit`` images of its
+    data's ``split`` (or of ``dataset``; an image folder's spread over its classes), normalised as
+    ``Checkpoint.load_data`` says (``normalize`` overrides): what ``lesion`` and ``gradients`` measure. The images
+    are not read here: the stream reads each batch when it is measured, ``workers`` processes decoding an image
+    folder's files (``pin_memory`` for a GPU)."""
     from ..data.stream import ImageStream
 
-    ckpt = load_checkpoint(path, arch=arch)
     model = ckpt.build_model()
     data, info = ckpt.load_data(split, dataset=dataset, data_dir=data_dir, limit=limit, normalize=normalize)
     stream = ImageStream(data, workers=workers, pin_memory=pin_memory, skip_bad=skip_bad)

@@ -38,7 +38,8 @@ def check_checkpoint_path(path: Path) -> Path:
 
 def read_checkpoint_file(path: Path) -> Any:
     """The object in a checkpoint file, read with torch's weights-only unpickler after the file's size and zip
-    records were checked against the limits (a small file must not inflate to gigabytes)."""
+    records were checked against the limits (a small file must not inflate to gigabytes). ``path`` has passed
+    ``check_checkpoint_path`` (``load_checkpoint``, the one caller, checks it before torch is imported)."""
     import pickle
     import warnings
     import zipfile
@@ -97,7 +98,6 @@ def _check_items(obj: Any, path: Path) -> Any:
 
 
 def _read_bytes(path: Path) -> bytes:
-    check_checkpoint_path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:

@@ -237,6 +237,21 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override any sp
                                                   "(repeatable; see the spec in --format json).")]
 
 
+# The options that change the network ``spec_from_options`` builds, named as its keywords and as the commands'
+# parameters: the one list that passes them (``spec_options``) and that refuses them where a network is fixed. A
+# command gains one by declaring the parameter; spec_from_options gets it and the refusals name it from here.
+SPEC_OPTIONS = ("input_size", "num_classes", "shortcut", "widths", "layers", "stochastic_depth", "placement",
+                "shortcut_mode", "sets")
+# Those that a checkpoint's weights fix (all but --input-size): a network read from a file takes none of them.
+NETWORK_OPTIONS = tuple(name for name in SPEC_OPTIONS if name != "input_size")
+
+
+def spec_options(ctx: typer.Context) -> dict[str, Any]:
+    """The command's own spec options (those of SPEC_OPTIONS it declares) with their values, as
+    ``spec_from_options`` takes them."""
+    return {name: ctx.params[name] for name in SPEC_OPTIONS if name in ctx.params}
+
+
 def options_given(ctx: typer.Context, *names: str) -> list[str]:
     """The options among the parameters ``names`` that the user typed (not left at their defaults), spelled as
     on the command line, for refusing options that a mode of a command would otherwise silently ignore."""
@@ -296,8 +311,6 @@ def _sized(fields: dict[str, Any], option: str) -> dict[str, Any]:
 
 # What a checkpoint's file name may end in: such a column that is no file is a missing file, not an arch name.
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".th", ".ckpt", ".tar", ".bin")
-# Options that change a network; a column read from a checkpoint takes none of them (its weights fix it).
-NETWORK_OPTIONS = ("num_classes", "shortcut", "placement", "shortcut_mode", "sets")
 
 
 def column_spec(ctx: Any, column: str, **options: Any):

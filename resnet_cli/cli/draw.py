@@ -13,6 +13,7 @@ from ..analysis.drawing import FOLD_ABOVE
 from ..errors import ResnetCliError
 from ..render import OutputFormat, check_figure_path, emit, stderr_console
 from .app import (
+    SPEC_OPTIONS,
     FormatOpt,
     InputHWOpt,
     NumClassesOpt,
@@ -43,7 +44,8 @@ def draw(
     block: Annotated[list[BlockKind] | None, typer.Option(
         "--block", help="Draw one block instead of networks (He et al. 2015 Fig. 5); repeatable: --block basic "
                         "--block bottleneck side by side.", show_default=False)] = None,
-    placements: Annotated[list[str] | None, typer.Option(
+    # named as the spec field, so that a checkpoint column refuses it with the other NETWORK_OPTIONS
+    placement: Annotated[list[str] | None, typer.Option(
         "--placement", help="Where BN and ReLU sit (He et al. 2016 Fig. 4): original, bn_after_add, "
                             "relu_before_add, relu_preact, full_preact. With --block repeatable (one column each; "
                             "all five: Fig. 4); for networks, once.", show_default=False)] = None,
@@ -70,7 +72,7 @@ def draw(
     The drawing's content (boxes, shortcuts, labels) is also in --format json.
     """
     check_figure_path(output, "--output")
-    placements = _placements(placements)
+    placements = _placements(placement)
     if block:
         drawing = _block_drawing(ctx, columns, [b.value for b in block], placements, channels)
     else:
@@ -104,7 +106,7 @@ def _block_drawing(ctx: typer.Context, columns: list[str] | None, blocks: list[s
     if columns:
         raise ResnetCliError("give either architectures or --block, not both (a block is drawn on its own)")
     network_only = [name.replace("--fold", "--fold/--unfold") for name in options_given(
-        ctx, "shortcut_mode", "shortcut", "sets", "input_size", "num_classes", "fold")]
+        ctx, *(name for name in SPEC_OPTIONS if name != "placement"), "fold")]  # a block takes --placement
     if network_only:
         raise ResnetCliError(f"{', '.join(network_only)}: not with --block (a block takes --placement and "
                              f"--channels)")

@@ -61,13 +61,18 @@ def gradients(
 
     Every other block passes the gradient through its shortcut; the magnitude is the gradient norm at the input.
     """
-    from ..analysis.gradients import gradient_flow
-    from ..fileio import atomic_write_text
-    from ..render import stderr_console, to_json
-    from ..render.lesion import gradients_csv, gradients_plots, gradients_table
-    from ..render.progress import progress
-
     suffixes = figure_types(figure_type)
+    _check_options(split, mass, out)
+    with study_inputs(checkpoint, out, device=device, split=split, arch=arch, dataset=dataset, data_dir=data_dir,
+                      limit=limit, normalize=normalize, workers=workers,
+                      skip_bad=skip_bad_images) as (inputs, world, torch_device):
+        result = _measure(inputs, world, torch_device, step=step, samples=samples, batch_size=batch_size, seed=seed,
+                          mass=mass, quiet=quiet)
+        if world.main:
+            _report(result, inputs, out, suffixes, fmt, quiet)
+
+
+def _check_options(split: str, mass: float, out: Path | None) -> None:
     if split not in ("train", "test"):
         raise ResnetCliError(f"--split must be train or test, not {split!r}")
     if not 0 < mass <= 1:
@@ -76,20 +81,28 @@ def gradients(
         from ..fileio import check_writable
 
         check_writable(out, "--out", folder=True)
-    with study_inputs(checkpoint, out, device=device, split=split, arch=arch, dataset=dataset, data_dir=data_dir,
-                      limit=limit, normalize=normalize, workers=workers,
-                      skip_bad=skip_bad_images) as (inputs, world, torch_device):
-        n = len(inputs.model.residual_blocks())
-        lengths = sorted(set(range(0, n + 1, step)) | {n})
-        with progress(world.main and not quiet) as show:
-            result = gradient_flow(inputs.model, inputs.data, lengths=lengths, samples=samples,
-                                   batch_size=batch_size, seed=seed, mass=mass, device=torch_device, progress=show,
-                                   arch=inputs.checkpoint.arch, dataset=inputs.dataset, world=world)
-        if not world.main:
-            return
-        if out is not None:
-            atomic_write_text(out / "gradients.json", to_json(result.to_dict()) + "\n")
-            plots = [p for suffix in suffixes for p in gradients_plots(result, out, suffix)]
-            stderr_console(quiet).print(
-                f"wrote {out / 'gradients.json'} and {', '.join(str(p) for p in plots)}")
-        emit(result, fmt, gradients_table, gradients_csv, loading=inputs.checkpoint.loading_report())
+
+
+def _measure(inputs, world, torch_device, *, step: int, quiet: bool, **options):
+    """The gradient of paths of every STEP-th length (and n) through ``inputs``' network, with a progress bar."""
+    from ..analysis.gradients import gradient_flow
+    from ..render.progress import progress
+
+    n = len(inputs.model.residual_blocks())
+    lengths = sorted(set(range(0, n + 1, step)) | {n})
+    with progress(world.main and not quiet) as show:
+        return gradient_flow(inputs.model, inputs.data, lengths=lengths, device=torch_device, progress=show,
+                             arch=inputs.checkpoint.arch, dataset=inputs.dataset, world=world, **options)
+
+
+def _report(result, inputs, out: Path | None, suffixes: list[str], fmt: OutputFormat, quiet: bool) -> None:
+    """gradients.json and its figures into ``out`` (said in one line), and the result printed."""
+    from ..fileio import atomic_write_text
+    from ..render import stderr_console, to_json
+    from ..render.lesion import gradients_csv, gradients_plots, gradients_table
+
+    if out is not None:
+        atomic_write_text(out / "gradients.json", to_json(result.to_dict()) + "\n")
+        plots = [p for suffix in suffixes for p in gradients_plots(result, out, suffix)]
+        stderr_console(quiet).print(f"wrote {out / 'gradients.json'} and {', '.join(str(p) for p in plots)}")
+    emit(result, fmt, gradients_table, gradients_csv, loading=inputs.checkpoint.loading_report())

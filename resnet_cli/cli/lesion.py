@@ -82,31 +82,16 @@ def lesion(
 
     On a plain net an identity replaces a layer where the shapes allow.
     """
-    from ..analysis.lesion import LesionConfig, lesion_study
-    from ..fileio import atomic_write_text
-    from ..render import stderr_console, to_csv
-    from ..render.lesion import lesion_csv, lesion_table, measurements_csv
-    from ..render.progress import progress
+    from ..analysis.lesion import LesionConfig
+    from ..render.lesion import lesion_csv, lesion_table
 
     chosen = _check_options(ctx, experiments, engine, resume, out)
     suffixes = figure_types(figure_type)
+    config = LesionConfig(experiments=tuple(chosen), max_k=max_k, samples=samples, seed=seed,
+                          batch_size=batch_size, engine=engine)
     with study_inputs(checkpoint, out, device=device, arch=arch, dataset=dataset, data_dir=data_dir, limit=limit,
                       normalize=normalize, workers=workers, skip_bad=skip_bad_images) as (inputs, world, torch_device):
-        if resume and world.main and not (out / "measurements.json").exists():  # a typo must not pass for a resume
-            stderr_console(quiet).print(f"note: --resume: {out} holds no study yet (no measurements.json), so "
-                                        f"this one starts from the beginning")
-
-        def write_measurements(state: dict[str, Any]) -> None:
-            atomic_write_text(out / "measurements.csv", to_csv(*measurements_csv(state)))  # type: ignore[operator]
-
-        config = LesionConfig(experiments=tuple(chosen), max_k=max_k, samples=samples, seed=seed,
-                              batch_size=batch_size, engine=engine)
-        with progress(world.main and not quiet) as show, _errors_in_option_terms():
-            result = lesion_study(
-                inputs.model, inputs.data, config=config, device=torch_device,
-                state_path=out / "measurements.json" if out is not None else None, resume=resume, progress=show,
-                on_chunk=write_measurements if out is not None and world.main else None, world=world,
-            )
+        result = _run_study(inputs, world, torch_device, config, out, resume, quiet)
         if not world.main:
             return
         if out is not None:
@@ -114,23 +99,49 @@ def lesion(
         emit(result, fmt, lesion_table, lesion_csv, loading=inputs.checkpoint.loading_report())
 
 
+def _run_study(inputs: Any, world: Any, torch_device: Any, config: Any, out: Path | None, resume: bool,
+               quiet: bool) -> Any:
+    """The lesion study of ``inputs``, its measurements kept in ``out`` as it runs (``resume``: continued from
+    there), with a progress bar; its errors said in the options' terms."""
+    from ..analysis.lesion import lesion_study
+    from ..fileio import atomic_write_text
+    from ..render import stderr_console, to_csv
+    from ..render.lesion import measurements_csv
+    from ..render.progress import progress
+
+    if resume and world.main and not (out / "measurements.json").exists():  # a typo must not pass for a resume
+        stderr_console(quiet).print(f"note: --resume: {out} holds no study yet (no measurements.json), so "
+                                    f"this one starts from the beginning")
+
+    def write_measurements(state: dict[str, Any]) -> None:
+        atomic_write_text(out / "measurements.csv", to_csv(*measurements_csv(state)))  # type: ignore[operator]
+
+    with progress(world.main and not quiet) as show, _errors_in_option_terms():
+        return lesion_study(
+            inputs.model, inputs.data, config=config, device=torch_device,
+            state_path=out / "measurements.json" if out is not None else None, resume=resume, progress=show,
+            on_chunk=write_measurements if out is not None and world.main else None, world=world,
+        )
+
+
 @contextmanager
-def study_inputs(checkpoint: Path, out: Path | None, *, device: Device, split: str = "test",
+def study_inputs(checkpoint: Path, out: Path | None, *, device: Device, split: str = "test", arch: str | None = None,
                  **data: Any) -> Iterator[tuple[Any, Any, Any]]:
     """What ``lesion`` and ``gradients`` run on: (the checkpoint's network and its data streamed, this process's
-    place in the run, its device). The checkpoint's path is checked before torch is imported (a typo costs no
-    seconds); ``--out`` is locked for the run (a second run on it refuses; under torchrun rank 0 alone writes, so
-    it alone holds it); under torchrun each rank joins the run and reads only its share of the images."""
+    place in the run, its device). The checkpoint is read first (its path checked before torch is imported: a
+    typo costs no seconds); ``--out`` is locked for the run (a second run on it refuses; under torchrun rank 0
+    alone writes, so it alone holds it); under torchrun each rank joins the run and reads only its share of the
+    images."""
     from .. import distributed
     from ..analysis.inputs import load_study_inputs
-    from ..checkpoint import check_checkpoint_path
+    from ..checkpoint import load_checkpoint
     from ..devices import resolve_device
     from ..fileio import output_lock
 
-    check_checkpoint_path(checkpoint)
+    ckpt = load_checkpoint(checkpoint, arch=arch)
     with output_lock(out if distributed.from_environment().main else None, "--out", folder=True):
         torch_device = resolve_device(device.value)
-        inputs = load_study_inputs(checkpoint, split=split, pin_memory=torch_device.type == "cuda", **data)
+        inputs = load_study_inputs(ckpt, split=split, pin_memory=torch_device.type == "cuda", **data)
         world, torch_device = distributed.start(torch_device)
         yield inputs, world, torch_device
 
@@ -147,6 +158,10 @@ def _write_study(result: Any, out: Path, suffixes: list[str], quiet: bool) -> No
     stderr_console(quiet).print(f"wrote {', '.join(written[:-1])} and {written[-1]} to {out}")
 
 
+# The options of the sampled experiments (multi, reorder): single deletes each block once and takes neither.
+SAMPLING_OPTIONS = ("max_k", "samples")
+
+
 def _check_options(ctx: typer.Context, experiments: str, engine: str, resume: bool, out: Path | None) -> list[str]:
     """The experiments asked for, after refusing option combinations that cannot mean what they say."""
     from ..analysis.lesion import ENGINES, EXPERIMENTS
@@ -156,7 +171,7 @@ def _check_options(ctx: typer.Context, experiments: str, engine: str, resume: bo
     if bad or not chosen:
         raise ResnetCliError(f"--experiments takes a comma-separated list of {', '.join(EXPERIMENTS)} "
                              f"(got {experiments!r})")
-    sampled = options_given(ctx, "max_k", "samples")
+    sampled = options_given(ctx, *SAMPLING_OPTIONS)
     if sampled and not {"multi", "reorder"} & set(chosen):
         raise ResnetCliError(f"{', '.join(sampled)}: only with multi or reorder in --experiments (single deletes "
                              f"each block once)")

@@ -13,6 +13,8 @@ from ..analysis.memory import DTYPE_BYTES
 from ..errors import ResnetCliError
 from ..render import OutputFormat, emit
 from .app import (
+    NETWORK_OPTIONS,
+    SPEC_OPTIONS,
     FormatOpt,
     InputHWOpt,
     LayersOpt,
@@ -28,6 +30,7 @@ from .app import (
     column_spec,
     options_given,
     spec_from_options,
+    spec_options,
 )
 
 
@@ -66,6 +69,7 @@ def params(
     arch: Annotated[str | None, typer.Option("--arch", "-a", help="Architecture name (see 'archs').")] = None,
     from_ckpt: Annotated[Path | None, typer.Option("--from", help="Count the network in this checkpoint or state "
                                                    "dict (any layout 'eval' reads) instead of --arch.")] = None,
+    # the spec options (SPEC_OPTIONS in cli/app.py): spec_options(ctx) hands them to the spec
     input_size: InputHWOpt = None,
     num_classes: NumClassesOpt = None,
     shortcut: ShortcutOpt = None,
@@ -96,67 +100,59 @@ def params(
 ) -> None:
     """Parameters and MACs (multiply-adds, the papers' FLOPs), in total and per stage, block or layer."""
     if block is not None:
-        from ..analysis.counts import count_block
-        from ..render.params import block_csv, block_table
-
-        if arch is not None or from_ckpt is not None:
-            raise ResnetCliError("give either --arch/--from or --block, not both")
-        network_only = options_given(ctx, "input_size", "num_classes", "shortcut", "widths", "layers", "placement",
-                                     "shortcut_mode", "stochastic_depth", "sets", "depth", "engine", "batch_size",
-                                     "dtype")
-        if network_only:
-            raise ResnetCliError(f"{', '.join(network_only)}: not with --block (a block takes only --channels and "
-                                 f"--feature-size)")
-        try:
-            report = count_block(block.value, channels, feature_size)
-        except ValueError as exc:
-            raise ResnetCliError(str(exc)) from None
-        emit(report, fmt, block_table, block_csv)
+        _params_of_block(ctx, block, arch, from_ckpt, channels, feature_size, fmt)
         return
     if from_ckpt is not None and arch is not None:
         raise ResnetCliError("give either --arch or --from, not both (a checkpoint names its own network)")
     if arch is None and from_ckpt is None:
         raise ResnetCliError("name an architecture with --arch (see 'resnet-cli archs'), a checkpoint with --from, "
                              "or a block with --block")
-    block_only = options_given(ctx, "channels", "feature_size")
+    block_only = options_given(ctx, *BLOCK_OPTIONS)
     if block_only:
         raise ResnetCliError(f"{', '.join(block_only)}: only with --block (a network's sizes come from --arch)")
-    from ..analysis.counts import count_params
-    from ..render.params import params_csv, params_table
-
-    loading = None
+    counts = partial(_count_network, ctx, depth=depth, engine=engine, batch_size=batch_size, dtype=dtype.value,
+                     fmt=fmt, quiet=quiet)
     if from_ckpt is not None:
-        spec, loading = _spec_from_checkpoint(ctx, from_ckpt, input_size)
+        _params_of_checkpoint(ctx, from_ckpt, input_size, counts)
     else:
-        spec = spec_from_options(arch, input_size=input_size, num_classes=num_classes, shortcut=shortcut,
-                                 widths=widths, layers=layers, placement=placement, shortcut_mode=shortcut_mode,
-                                 stochastic_depth=stochastic_depth, sets=sets)
-    if engine is Engine.fvcore:
-        import sys
-
-        from ..analysis.fvcore_engine import count_with_fvcore
-        from ..render import stderr_console
-        from ..render.progress import progress
-
-        shown = not quiet  # status on stderr whatever stdout holds: a JSON document stays one document
-        with progress(shown, stderr_console(quiet)) as show:
-            if shown and not sys.stderr.isatty():  # a log sees what the next seconds are spent on
-                show.log(f"fvcore: building {spec.name} and tracing it with fvcore (seconds; a minute for the "
-                         f"largest nets)")
-            report = count_with_fvcore(spec, detail=depth, progress=show, batch_size=batch_size,
-                                       dtype=dtype.value)
-    else:
-        report = count_params(spec, detail=depth, batch_size=batch_size, dtype=dtype.value)
-    # the memory table with the blocks (--depth 2 and more), or when its options are given
-    with_memory = depth >= 2 or bool(options_given(ctx, "batch_size", "dtype"))
-    emit(report, fmt, partial(params_table, memory=with_memory), params_csv, loading=loading)
+        _params_of_arch(ctx, arch, counts)
 
 
-def _spec_from_checkpoint(ctx: typer.Context, path: Path, input_size: str | None) -> tuple[object, dict]:
-    """The spec of the network in a checkpoint (torch is imported here, to read the file) and what loading it
-    mapped. Only --input-size may change it: the weights fix everything else."""
-    fixed = options_given(ctx, "num_classes", "shortcut", "widths", "layers", "placement", "shortcut_mode",
-                          "stochastic_depth", "sets")
+# The options of each mode of ``params``, for refusing those that a mode would silently ignore: --block's own, and
+# how a network's counts are made and shown (with SPEC_OPTIONS, what --block refuses).
+BLOCK_OPTIONS = ("channels", "feature_size")
+MEMORY_OPTIONS = ("batch_size", "dtype")
+NETWORK_COUNT_OPTIONS = ("depth", "engine", *MEMORY_OPTIONS)
+
+
+def _params_of_block(ctx: typer.Context, block: BlockKind, arch: str | None, from_ckpt: Path | None,
+                     channels: int, feature_size: int, fmt: OutputFormat) -> None:
+    """``params --block``: one block's weights and MACs (He et al. 2015 Fig. 5)."""
+    from ..analysis.counts import count_block
+    from ..render.params import block_csv, block_table
+
+    if arch is not None or from_ckpt is not None:
+        raise ResnetCliError("give either --arch/--from or --block, not both")
+    network_only = options_given(ctx, *SPEC_OPTIONS, *NETWORK_COUNT_OPTIONS)
+    if network_only:
+        raise ResnetCliError(f"{', '.join(network_only)}: not with --block (a block takes only --channels and "
+                             f"--feature-size)")
+    try:
+        report = count_block(block.value, channels, feature_size)
+    except ValueError as exc:
+        raise ResnetCliError(str(exc)) from None
+    emit(report, fmt, block_table, block_csv)
+
+
+def _params_of_arch(ctx: typer.Context, arch: str, counts) -> None:
+    """``params --arch``: the named architecture with the command line's spec options."""
+    counts(spec_from_options(arch, **spec_options(ctx)))
+
+
+def _params_of_checkpoint(ctx: typer.Context, path: Path, input_size: str | None, counts) -> None:
+    """``params --from``: the network in a checkpoint (torch is imported here, to read the file), with what loading
+    it mapped. Only --input-size may change it: the weights fix everything else."""
+    fixed = options_given(ctx, *NETWORK_OPTIONS)
     if fixed:
         raise ResnetCliError(f"{', '.join(fixed)}: not with --from (the checkpoint's weights fix the network; "
                              f"only --input-size can change)")
@@ -165,8 +161,39 @@ def _spec_from_checkpoint(ctx: typer.Context, path: Path, input_size: str | None
 
     fields = input_size_fields(input_size) if input_size is not None else None  # a bad size before the file is read
     ckpt = load_checkpoint(path)
-    spec = ckpt.spec.replace(**fields) if fields is not None else ckpt.spec
-    return spec, ckpt.loading_report()
+    counts(ckpt.spec.replace(**fields) if fields is not None else ckpt.spec, loading=ckpt.loading_report())
+
+
+def _count_network(ctx: typer.Context, spec, *, depth: int, engine: Engine, batch_size: int, dtype: str,
+                   fmt: OutputFormat, quiet: bool, loading: dict | None = None) -> None:
+    """A network's counts (by arithmetic, or by fvcore over the built module), printed; ``loading``: what reading
+    its checkpoint mapped."""
+    from ..render.params import params_csv, params_table
+
+    if engine is Engine.fvcore:
+        report = _count_with_fvcore(spec, depth=depth, batch_size=batch_size, dtype=dtype, quiet=quiet)
+    else:
+        from ..analysis.counts import count_params
+
+        report = count_params(spec, detail=depth, batch_size=batch_size, dtype=dtype)
+    # the memory table with the blocks (--depth 2 and more), or when its options are given
+    with_memory = depth >= 2 or bool(options_given(ctx, *MEMORY_OPTIONS))
+    emit(report, fmt, partial(params_table, memory=with_memory), params_csv, loading=loading)
+
+
+def _count_with_fvcore(spec, *, depth: int, batch_size: int, dtype: str, quiet: bool):
+    import sys
+
+    from ..analysis.fvcore_engine import count_with_fvcore
+    from ..render import stderr_console
+    from ..render.progress import progress
+
+    shown = not quiet  # status on stderr whatever stdout holds: a JSON document stays one document
+    with progress(shown, stderr_console(quiet)) as show:
+        if shown and not sys.stderr.isatty():  # a log sees what the next seconds are spent on
+            show.log(f"fvcore: building {spec.name} and tracing it with fvcore (seconds; a minute for the "
+                     f"largest nets)")
+        return count_with_fvcore(spec, detail=depth, progress=show, batch_size=batch_size, dtype=dtype)
 
 
 @app.command()

@@ -9,7 +9,17 @@ import typer
 
 from ..errors import ResnetCliError
 from ..render import OutputFormat, check_figure_path
-from .app import FormatOpt, LayersOpt, SetOpt, StochasticDepthOpt, app, options_given, spec_from_options
+from .app import (
+    SPEC_OPTIONS,
+    FormatOpt,
+    LayersOpt,
+    SetOpt,
+    StochasticDepthOpt,
+    app,
+    options_given,
+    spec_from_options,
+    spec_options,
+)
 
 
 class Scale(str, Enum):
@@ -32,6 +42,7 @@ def paths(
     survival: Annotated[str | None, typer.Option("--survival", help="Stochastic depth schedule: linear:P_LAST "
                                                  "(Huang et al. 2016; linear:0.5 in the paper) or constant:P. "
                                                  "An arch built with stochastic depth uses its own.")] = None,
+    # the spec options (SPEC_OPTIONS in cli/app.py): spec_options(ctx) hands them to the spec of --arch
     layers: LayersOpt = None,
     stochastic_depth: StochasticDepthOpt = None,
     sets: SetOpt = None,
@@ -64,43 +75,50 @@ def paths(
 
     _refuse_contradictions(ctx, blocks=blocks, arch=arch, list_paths=list_paths, plot=plot,
                            survival=survival, stochastic_depth=stochastic_depth,
-                           modifiers=bool(layers or stochastic_depth is not None or sets),
                            listing_only=length is not None or limit is not None or force or indices)
     if plot is not None:
         check_figure_path(plot)
-    spec = None
-    if arch is not None:
-        spec = spec_from_options(arch, layers=layers, stochastic_depth=stochastic_depth, sets=sets)
-        n = analysis.check_blocks(spec.num_blocks)
-        residual = bool(spec.residual)
-    else:
-        n = analysis.check_blocks(blocks)
-        residual = True
-
+    spec, n, residual = _network(ctx, analysis, arch, blocks)
     if list_paths:
         _list(analysis, spec, n, residual, length, limit, force, indices, fmt)
         return
+    _show(_distribution(analysis, spec, n, survival, mass=mass, ranges=ranges or (),
+                        min_share=0.0 if all_lengths else analysis.DEFAULT_MIN_SHARE), fmt, rows, plot, scale)
 
-    options = dict(mass=mass, ranges=ranges or (), min_share=0.0 if all_lengths else analysis.DEFAULT_MIN_SHARE)
+
+def _network(ctx: typer.Context, analysis, arch: str | None, blocks: int | None):
+    """(the spec of --arch with its spec options, or None for --blocks; its residual blocks n; whether it is
+    residual: a plain net has one path)."""
+    if arch is None:
+        return None, analysis.check_blocks(blocks), True
+    spec = spec_from_options(arch, **spec_options(ctx))
+    return spec, analysis.check_blocks(spec.num_blocks), bool(spec.residual)
+
+
+def _distribution(analysis, spec, n: int, survival: str | None, **options):
+    """The distribution of the path lengths of --arch's network (its own stochastic depth, or --survival's), or of
+    --blocks N."""
     if spec is not None:
-        report = analysis.path_lengths_for_spec(spec, survival_text=survival, **options)
-    else:
-        report = analysis.path_lengths_for_blocks(n, survival_text=survival, **options)
-    _show(report, fmt, rows, plot, scale)
+        return analysis.path_lengths_for_spec(spec, survival_text=survival, **options)
+    return analysis.path_lengths_for_blocks(n, survival_text=survival, **options)
+
+
+# The options that describe the lengths' distribution, which --list does not print.
+DISTRIBUTION_OPTIONS = ("mass", "ranges", "survival", "all_lengths", "rows", "plot", "scale")
 
 
 def _refuse_contradictions(ctx: typer.Context, *, blocks: int | None, arch: str | None, list_paths: bool,
                            plot: str | None, survival: str | None, stochastic_depth: float | None,
-                           modifiers: bool, listing_only: bool) -> None:
+                           listing_only: bool) -> None:
     """Refuse option combinations where one option would be silently ignored."""
     if (blocks is None) == (arch is None):
         raise ResnetCliError("give either --blocks N or --arch NAME (exactly one)")
-    if arch is None and modifiers:
+    if arch is None and options_given(ctx, *SPEC_OPTIONS):
         raise ResnetCliError("--layers, --stochastic-depth and --set modify an --arch; with --blocks use "
                              "--survival for stochastic depth")
     if not list_paths and listing_only:
         raise ResnetCliError("--length, --limit, --force and --indices go with --list")
-    distribution_only = options_given(ctx, "mass", "ranges", "survival", "all_lengths", "rows", "plot", "scale")
+    distribution_only = options_given(ctx, *DISTRIBUTION_OPTIONS)
     if list_paths and distribution_only:
         raise ResnetCliError(f"{', '.join(distribution_only)}: not with --list (they describe the lengths' "
                              f"distribution, which --list does not print)")

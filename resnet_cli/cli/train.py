@@ -12,6 +12,7 @@ from ..fileio import check_writable, output_lock
 from ..limits import MAX_EPOCHS
 from ..render import OutputFormat, check_figure_path, emit, stderr_console
 from .app import (
+    SPEC_OPTIONS,
     BatchSizeOpt,
     CkptArchOpt,
     CkptArg,
@@ -34,6 +35,7 @@ from .app import (
     app,
     options_given,
     spec_from_options,
+    spec_options,
 )
 
 DatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="synthetic (the default for "
@@ -71,6 +73,7 @@ def train(
     workers: WorkersOpt = 0,
     data_dir: DataDirOpt = None,
     download: DownloadOpt = False,
+    # the spec options (SPEC_OPTIONS in cli/app.py): spec_options(ctx) hands them to the spec
     input_size: InputSizeOpt = None,
     shortcut: ShortcutOpt = None,
     widths: WidthsOpt = None,
@@ -87,45 +90,35 @@ def train(
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Train a network with the ResNet paper's recipe; checkpoints every epoch, best checkpoint, --resume."""
-    from .. import distributed
-    from ..registry import spec_label
-    from ..render.progress import progress
-    from ..render.training import plot_records, record_csv, train_table
-
     saved = spec = None
     if resume is not None:
         saved, config = _resume_config(ctx, resume, arch, dataset, epochs, workers)
         output = output or resume
         no_best = no_best or (best is None and saved.extra.get("writes_best") is False)  # a --no-best run stays so
     else:
-        if arch is None:
-            raise ResnetCliError("name an architecture with --arch (e.g. --arch resnet20), or --resume a checkpoint")
-        spec = spec_from_options(arch, input_size=input_size, shortcut=shortcut, widths=widths, layers=layers,
-                                 stochastic_depth=stochastic_depth, sets=sets)
-        from ..training import TrainConfig  # torch: only once the options are known to be good
+        spec, config = _new_run(ctx, arch, epochs, workers)
         output = output or Path("checkpoint.pt")
-        config = TrainConfig(epochs=epochs or 30, batch_size=batch_size, lr=lr, momentum=momentum,
-                             weight_decay=weight_decay, augment=augment, seed=seed, amp=amp, workers=workers,
-                             sync_bn=sync_bn)
     best = _check_outputs(output, best, no_best, plot)
-    main = distributed.from_environment().main  # under torchrun rank 0 alone shows, prints and writes
-    console = stderr_console(quiet or not main)
-    from ..training import train as run_training
+    _train_and_report(spec, dataset or "synthetic", config, saved, output=output, best=best, plot=plot, quiet=quiet,
+                      fmt=fmt, device=device.value, data_dir=data_dir, download=download, train_limit=limit,
+                      test_limit=test_limit)
 
-    # a second run writing the same checkpoint refuses (the best one too); under torchrun rank 0 holds them
-    with output_lock(output if main else None, "--output"), output_lock(best if main else None, "--best"), \
-            progress(main and not quiet,
-                     None if quiet or not main else console) as show:
-        result = run_training(spec, dataset or "synthetic", config, device=device.value, data_dir=data_dir,
-                              download=download, train_limit=limit, test_limit=test_limit, checkpoint=output,
-                              best_checkpoint=best, resume=saved, progress=show, log=show.log, distributed=True)
-    if not main:
-        return
-    if plot is not None:
-        plot_records([(spec_label(result.spec), result.record)], plot,
-                     title=f"{spec_label(result.spec)} on {result.dataset.name}: training record")
-        console.print(f"plot written to {plot}")
-    emit(result, fmt, train_table, record_csv)
+
+# The options of the training recipe, named as TrainConfig's fields and train's parameters: the one list that
+# passes them to a new run (_new_run) and that refuses them with --resume (the checkpoint's own are kept), with
+# the spec options. --epochs and --workers are not among them: --resume takes those.
+RECIPE_OPTIONS = ("batch_size", "lr", "momentum", "weight_decay", "augment", "amp", "seed", "sync_bn")
+
+
+def _new_run(ctx: typer.Context, arch: str | None, epochs: int | None, workers: int) -> tuple[Any, Any]:
+    """The spec (the architecture with the command line's spec options) and the configuration of a new run."""
+    if arch is None:
+        raise ResnetCliError("name an architecture with --arch (e.g. --arch resnet20), or --resume a checkpoint")
+    spec = spec_from_options(arch, **spec_options(ctx))
+    from ..training import TrainConfig  # torch: only once the options are known to be good
+
+    recipe = {name: ctx.params[name] for name in RECIPE_OPTIONS}
+    return spec, TrainConfig(epochs=epochs or 30, workers=workers, **recipe)
 
 
 def _resume_config(ctx: typer.Context, resume: Path, arch: str | None, dataset: str | None, epochs: int | None,
@@ -136,8 +129,7 @@ def _resume_config(ctx: typer.Context, resume: Path, arch: str | None, dataset: 
 
     if arch is not None or dataset is not None:
         raise ResnetCliError("--resume continues the checkpoint's own arch and dataset; drop --arch/--dataset")
-    kept = options_given(ctx, "batch_size", "lr", "momentum", "weight_decay", "augment", "amp", "seed",
-                         "input_size", "shortcut", "widths", "layers", "stochastic_depth", "sets", "sync_bn")
+    kept = options_given(ctx, *RECIPE_OPTIONS, *SPEC_OPTIONS)
     if kept:
         raise ResnetCliError(f"{', '.join(kept)}: not with --resume (the checkpoint's own settings are kept; "
                              f"only --epochs can change)")
@@ -147,6 +139,33 @@ def _resume_config(ctx: typer.Context, resume: Path, arch: str | None, dataset: 
     saved = load_checkpoint(resume)
     total = saved_epochs(saved)  # checks the whole saved state first, also when --epochs is given
     return saved, TrainConfig(epochs=epochs or total, workers=workers)
+
+
+def _train_and_report(spec: Any, dataset: str, config: Any, saved: Any, *, output: Path, best: Path | None,
+                      plot: Path | None, quiet: bool, fmt: OutputFormat, **data: Any) -> None:
+    """Train (``saved``: the checkpoint to continue), holding the checkpoints' files for the run, then plot and
+    print the record. ``data``: the device and the data options of ``train`` (training.train's keywords)."""
+    from .. import distributed
+    from ..registry import spec_label
+    from ..render.progress import progress
+    from ..render.training import plot_records, record_csv, train_table
+
+    main = distributed.from_environment().main  # under torchrun rank 0 alone shows, prints and writes
+    console = stderr_console(quiet or not main)
+    from ..training import train as run_training
+
+    # a second run writing the same checkpoint refuses (the best one too); under torchrun rank 0 holds them
+    with output_lock(output if main else None, "--output"), output_lock(best if main else None, "--best"), \
+            progress(main and not quiet, None if quiet or not main else console) as show:
+        result = run_training(spec, dataset, config, checkpoint=output, best_checkpoint=best, resume=saved,
+                              progress=show, log=show.log, distributed=True, **data)
+    if not main:
+        return
+    if plot is not None:
+        plot_records([(spec_label(result.spec), result.record)], plot,
+                     title=f"{spec_label(result.spec)} on {result.dataset.name}: training record")
+        console.print(f"plot written to {plot}")
+    emit(result, fmt, train_table, record_csv)
 
 
 def _check_outputs(output: Path, best: Path | None, no_best: bool, plot: Path | None) -> Path | None:
