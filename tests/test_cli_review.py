@@ -106,6 +106,13 @@ def test_train_refuses_contradictions(tmp_path):
                    "--lr", "--augment", "--seed", "not with --resume")
 
 
+def test_train_resume_refuses_every_spec_option(tmp_path):
+    # the spec options are the checkpoint's too, the two train gained among them
+    one_line_error(run("train", "--resume", tmp_path / "none.pt", "--placement", "full_preact", "--shortcut-mode",
+                       "conv", "--widths", "8,16,32"), "--widths", "--placement", "--shortcut-mode",
+                   "not with --resume")
+
+
 def test_every_train_option_is_kept_by_resume_or_taken_with_it():
     """A new train option goes in RECIPE_OPTIONS or SPEC_OPTIONS (refused with --resume, which keeps the
     checkpoint's) or among those --resume takes: none is silently ignored by a resumed run."""
@@ -120,6 +127,7 @@ def test_every_train_option_is_kept_by_resume_or_taken_with_it():
     refused_apart = {"arch", "dataset"}  # "--resume continues the checkpoint's own arch and dataset"
     train = typer.main.get_command(app).get_command(None, "train")
     names = {param.name for param in train.params}
+    assert {"placement", "shortcut_mode"} <= names
     assert set(RECIPE_OPTIONS) <= names  # each one is a parameter of train (a TrainConfig field by that name)
     assert names - set(RECIPE_OPTIONS) - set(SPEC_OPTIONS) == taken_with_resume | refused_apart
 

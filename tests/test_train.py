@@ -134,6 +134,33 @@ def test_cli_train_eval_plot(tmp_path):
     assert result.exit_code == 0 and (tmp_path / "two.svg").read_text().lstrip().startswith("<?xml")
 
 
+def test_cli_train_placement_and_shortcut_mode_round_trip(tmp_path):
+    """train --placement/--shortcut-mode build the trained net, the checkpoint keeps them, and eval rebuilds that
+    net: the same spec read back, the record's error on the same test images, the logits of the spec built anew."""
+    from resnet_cli.models import build_model
+
+    ckpt = tmp_path / "preact.pt"
+    result = CliRunner().invoke(app, ["train", *TINY, "--placement", "full-preact", "--shortcut-mode", "conv",
+                                      "--epochs", "1", "-b", "32", "--limit", "64", "--test-limit", "32", "-o",
+                                      str(ckpt), "--no-best", "--device", "cpu", "-q", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    trained = json.loads(result.stdout)
+    wanted = tiny_spec(placement="full_preact", shortcut_mode="conv")
+    saved = load_checkpoint(ckpt)
+    assert saved.spec == wanted and (saved.spec.placement, saved.spec.shortcut_mode) == ("full_preact", "conv")
+    assert any(".downsample." in key for key in saved.state_dict)  # conv shortcuts: 1x1 projections on every block
+    result = CliRunner().invoke(app, ["eval", str(ckpt), "--limit", "32", "--device", "cpu", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    evaluated = json.loads(result.stdout)
+    assert evaluated["overrides"]["placement"] == "full_preact" and evaluated["overrides"]["shortcut_mode"] == "conv"
+    assert evaluated["images"] == 32 and evaluated["error"] == pytest.approx(trained["record"][0]["test_error"])
+    fresh = build_model(wanted).eval()
+    fresh.load_state_dict(saved.state_dict)
+    images = torch.randn(4, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(saved.build_model()(images), fresh(images))
+
+
 def test_cli_train_needs_arch_or_resume():
     result = CliRunner().invoke(app, ["train", "--epochs", "1"])
     assert result.exit_code == 2 and "--arch" in result.output
