@@ -251,6 +251,8 @@ def test_cli_resume_of_a_folder_without_a_study_says_it_starts_afresh(resnet_ckp
     (["--resume"], "--out"),
     (["--engine", "fast"], "--engine"),
 ])
+
+
 def test_cli_bad_input_is_one_line(resnet_ckpt, args, message):
     res = CliRunner().invoke(app, ["lesion", str(resnet_ckpt)] + args)
     assert res.exit_code == 2
@@ -386,6 +388,8 @@ def test_cli_csv(resnet_ckpt):
 
 
 # Every family of the zoo goes through the same engine (models/base.py: sequence, residual_blocks, skip).
+
+
 FAMILIES = [
     ("densenet40_12", {"layers": "2,2,2"}),
     ("highway20", {}),
@@ -398,6 +402,8 @@ FAMILIES = [
 
 @pytest.mark.parametrize("arch, overrides", FAMILIES, ids=lambda v: v if isinstance(v, str) else "-".join(
     f"{k}={x}" for k, x in v.items()))
+
+
 def test_cached_equals_naive_on_every_family(arch, overrides):
     import resnet_cli
 
@@ -467,3 +473,21 @@ def test_stacked_engine_counts_what_the_cached_one_does(which, resnet, plain, te
     assert stacked["settings"].pop("engine") == "stacked"
     cached["settings"].pop("engine")
     assert stacked == cached and stacked["multi"] and stacked["reorder"]
+
+
+def test_k1_of_multi_is_the_mean_of_the_single_deletions_when_every_set_fits_in_the_samples():
+    """With C(n, 1) = n <= --samples, multi runs every one-block set once: its k = 1 mean is the single table's mean
+    (the README's lesion_digits paragraph quotes it as such)."""
+    import torch
+
+    from resnet_cli.analysis.lesion import lesion_study
+    from resnet_cli.models import build_model
+    from resnet_cli.registry import get_spec
+
+    torch.manual_seed(0)
+    model = build_model(get_spec("cifar_resnet14", input_size=8, widths="4,8,16", stem_width=4)).eval()
+    x, y = torch.randn(40, 3, 8, 8), torch.randint(0, 10, (40,))
+    result = lesion_study(model, x, y, experiments=["single", "multi"], max_k=1, samples=10)
+    single = sorted(r.error for r in result.single)
+    assert len(single) == 6 and sorted(result.multi[0].errors) == single
+    assert result.multi[0].mean == pytest.approx(sum(single) / 6)

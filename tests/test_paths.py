@@ -6,7 +6,6 @@ import io
 import itertools
 import json
 import math
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -412,20 +411,3 @@ def test_ten_thousand_blocks_exactly_and_quickly():
     elapsed = time.perf_counter() - start
     assert sum(report.counts) == 2 ** 10_000 and report.counts[5000] == math.comb(10_000, 5000)
     assert elapsed < 5.0  # ~0.03 s on one core; generous for a loaded CI machine
-
-
-def test_a_table_sent_to_a_file_is_laid_out_at_its_natural_width(tmp_path):
-    """A file has no width: rich would assume 80 columns and cut the headers ("histogr…", "alive sha…")."""
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    out = tmp_path / "paths.txt"
-    with out.open("w") as f:
-        subprocess.run([sys.executable, "-m", "resnet_cli", "paths", "--blocks", "54", "--survival", "linear:0.5"],
-                       stdout=f, stderr=subprocess.DEVNULL, env=env, check=True)
-    text = out.read_text()
-    header = next(line for line in text.splitlines() if "length" in line and "paths" in line)
-    assert header.split() == ["length", "paths", "share", "histogram", "P(depth)", "alive", "share"]
-    assert "…" not in text
-    assert any(len(line.rstrip()) > 80 for line in text.splitlines())
-    # an explicit COLUMNS is the width asked for, as on a terminal
-    narrow = run("paths", "--blocks", "54", "--survival", "linear:0.5", env={"COLUMNS": "80"}).stdout
-    assert max(len(line) for line in narrow.splitlines()) <= 80
