@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-HEAVY = ("torch", "pydantic", "matplotlib", "numpy")
+HEAVY = ("torch", "pydantic", "matplotlib", "numpy", "onnx", "onnxscript", "onnxruntime")
 
 # The commands issue 15 times; run as ``resnet-cli ARGS``.
 FAST_COMMANDS = [
@@ -23,6 +23,7 @@ FAST_COMMANDS = [
     ["params", "--arch", "resnet50", "--input-size", "224x320", "--depth", "2", "-b", "8", "--dtype", "float16"],
     ["compare", "resnet18", "resnet50", "resnet152"],
     ["paths", "--blocks", "54"],
+    ["export", "--help"],
 ]
 MACHINE_READABLE = [
     ["archs", "-f", "json"],
@@ -83,6 +84,6 @@ def test_the_probe_sees_heavy_imports():
 
 
 @pytest.mark.parametrize(("args", "module"), [(["paths", "--blocks", "4"], "paths"), (["archs"], "params"),
-                                              (["train", "--help"], "train")])
+                                              (["train", "--help"], "train"), (["export", "--help"], "export")])
 def test_only_the_invoked_commands_module_is_imported(args, module):
     assert probe(args)["command_modules"] == [f"resnet_cli.cli.{module}"]

@@ -31,6 +31,7 @@ COMMANDS = {
     "params": "params",
     "compare": "params",
     "draw": "draw",
+    "export": "export",
     "paths": "paths",
     "train": "train",
     "eval": "train",
@@ -316,6 +317,12 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth", ".th", ".ckpt", ".tar", ".bin")
 def column_spec(ctx: Any, column: str, **options: Any):
     """The spec of one column of ``compare`` or ``draw``: a checkpoint file's own (read with torch), or an arch
     name with the options (spec_from_options' keywords) and its own overrides."""
+    return column_network(ctx, column, **options)[0]
+
+
+def column_network(ctx: Any, column: str, arch: str | None = None, **options: Any) -> tuple[Any, Any]:
+    """``column_spec``'s spec, and the checkpoint it was read from (None for an arch name): what ``export`` needs
+    to build the network with its weights. ``arch`` names the architecture of a bare state dict (``--arch``)."""
     path = Path(column)
     if path.is_file() or path.suffix.lower() in CHECKPOINT_SUFFIXES:
         fixed = options_given(ctx, *NETWORK_OPTIONS)
@@ -326,10 +333,15 @@ def column_spec(ctx: Any, column: str, **options: Any):
 
         size = options.get("input_size")
         fields = input_size_fields(size) if size is not None else None  # a bad size before the file is read
-        spec = load_checkpoint(path).spec  # a missing or unreadable file is one line there
-        return spec.replace(**fields) if fields is not None else spec
+        ckpt = load_checkpoint(path, arch=arch)  # a missing or unreadable file is one line there
+        if fields is not None:
+            ckpt.spec = ckpt.spec.replace(**fields)
+        return ckpt.spec, ckpt
+    if arch is not None:
+        raise ResnetCliError(f"--arch names the architecture of a bare state dict; {column!r} is an architecture "
+                             f"name, not a checkpoint file")
     name, own = column_overrides(column)
-    return spec_from_options(name, last=own, **options)
+    return spec_from_options(name, last=own, **options), None
 
 
 def column_overrides(column: str) -> tuple[str, dict[str, str]]:
