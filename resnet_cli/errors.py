@@ -22,6 +22,15 @@ class CheckpointError(ResnetCliError):
     """A file that cannot be loaded as a checkpoint or state dict."""
 
 
+class ArchNeededError(CheckpointError):
+    """A bare state dict whose architecture its keys and shapes do not settle: ``why`` says what was found; the
+    message adds how to name it (``--arch``), which a command without that option replaces with its own hint."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+        super().__init__(f"{why}; pass --arch NAME to choose")
+
+
 class SpecError(ResnetCliError, ValueError):
     """An architecture name or spec field that cannot describe a network."""
 

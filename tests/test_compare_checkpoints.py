@@ -5,6 +5,8 @@ overrides in its label; only ``--input-size`` changes it."""
 import json
 
 import pytest
+import torch
+from cli_runner import one_line_error, run
 from typer.testing import CliRunner
 
 from resnet_cli import build_model, get_spec
@@ -80,3 +82,16 @@ def test_foreign_trained_checkpoints_compare_as_the_nets_they_hold():
     archs = json.loads(res.stdout)["archs"]
     # He et al. 2015 Table 6: 0.27M and 0.46M
     assert [(a["label"], a["params"]) for a in archs] == [("resnet20", 269_722), ("resnet32", 464_154)]
+
+
+@pytest.mark.parametrize("command", [["compare", "resnet20"], ["draw", "-o", "net.png"]])
+def test_a_bare_state_dict_of_no_known_arch_is_answered_with_what_the_command_takes(command, tmp_path):
+    """compare and draw have no --arch (the weights change no count and no drawing): the refusal says to give the
+    architecture's name, not an option the command lacks; eval, which has --arch, still names it."""
+    odd = tmp_path / "odd.pt"
+    torch.save({"conv1.weight": torch.zeros(8, 3, 3, 3), "fc.weight": torch.zeros(10, 8)}, odd)
+    args = [command[0], odd, *[tmp_path / a if a.endswith(".png") else a for a in command[1:]]]
+    line = one_line_error(run(*args), str(odd), "matches no registered architecture", "architecture's name")
+    assert "--arch" not in line
+    one_line_error(run("eval", odd, "-d", "synthetic"), "matches no registered architecture", "pass --arch NAME")
+

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CheckpointError, ResnetCliError
+from ..errors import ArchNeededError, ResnetCliError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..families import Family, Shapes
@@ -148,10 +148,8 @@ def infer_arch(state: dict[str, Any], *, residual_only: str | None = None) -> tu
                                if k not in ("name", "description")))
             matches.setdefault(key, spec)
     if not matches:
-        raise CheckpointError("the state dict matches no registered architecture (keys or shapes differ); "
-                              "pass --arch NAME")
+        raise ArchNeededError("the state dict matches no registered architecture (keys or shapes differ)")
     fits, dropped = _break_ties(list(matches.values()), residual_only)
     if len(fits) > 1:
-        raise CheckpointError(f"the state dict fits several architectures ({', '.join(s.name for s in fits)}); "
-                              f"pass --arch to choose")
+        raise ArchNeededError(f"the state dict fits several architectures ({', '.join(s.name for s in fits)})")
     return fits[0], ArchChoice(fits[0].name, KEYS_AND_SHAPES, tuple(dropped))

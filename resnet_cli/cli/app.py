@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from ..errors import ResnetCliError
+from ..errors import ArchNeededError, CheckpointError, ResnetCliError
 from ..limits import MAX_WORKERS
 from ..render import OutputFormat
 from . import clickapi, failures
@@ -333,7 +333,14 @@ def column_network(ctx: Any, column: str, arch: str | None = None, **options: An
 
         size = options.get("input_size")
         fields = input_size_fields(size) if size is not None else None  # a bad size before the file is read
-        ckpt = load_checkpoint(path, arch=arch)  # a missing or unreadable file is one line there
+        try:
+            ckpt = load_checkpoint(path, arch=arch)  # a missing or unreadable file is one line there
+        except ArchNeededError as exc:
+            if "arch" in ctx.params:
+                raise
+            # compare and draw have no --arch: what they show is the architecture's, not the weights'
+            raise CheckpointError(f"{column}: {exc.why}; give the architecture's name instead of the file: its "
+                                  f"weights change no count and no drawing") from None
         if fields is not None:
             ckpt.spec = ckpt.spec.replace(**fields)
         return ckpt.spec, ckpt
