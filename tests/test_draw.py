@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from cli_runner import run
 
-from resnet_cli.analysis.drawing import FOLD_ABOVE, block_drawing, network_column, unit_steps
+from resnet_cli.analysis.drawing import FOLD_ABOVE, block_drawing, network_column
 from resnet_cli.plan import plan_model
+from resnet_cli.plan.resnet import PLACEMENT_TABLE
 from resnet_cli.registry import get_spec, list_archs
 from resnet_cli.render.draw import column_rows
 
@@ -218,7 +219,7 @@ def test_figure_4_the_five_placements():
         "(a) original", "(b) BN after addition", "(c) ReLU before addition", "(d) ReLU-only pre-activation",
         "(e) full pre-activation"]
     # a bottleneck's steps follow the same rule over three convs, and each BN is the plan's
-    before, after = unit_steps("full_preact", 3)
+    before, after = PLACEMENT_TABLE["full_preact"].steps(3)
     assert before == ["bn1", "relu", "conv1", "bn2", "relu", "conv2", "bn3", "relu", "conv3"] and after == []
 
 

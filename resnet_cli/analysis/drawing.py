@@ -33,20 +33,12 @@ from typing import Any
 from ..plan import plan_model
 from ..plan.layers import LayerCount
 from ..plan.model import UnitPlan
+from ..plan.resnet import PLACEMENT_TABLE
 from ..registry import spec_label, spec_overrides
-from ..spec import PLACEMENTS, ArchSpec
+from ..spec import ArchSpec
 
 # A column with more boxes than this is folded unless the user says otherwise (ResNet-50 has 53, ResNet-101 104).
 FOLD_ABOVE = 60
-
-# The identity-mappings paper's captions of its Figure 4 (a)-(e), in PLACEMENTS order.
-PLACEMENT_NAMES = {
-    "original": "original",
-    "bn_after_add": "BN after addition",
-    "relu_before_add": "ReLU before addition",
-    "relu_preact": "ReLU-only pre-activation",
-    "full_preact": "full pre-activation",
-}
 
 # How each kind of shortcut is drawn: a change of dimensions is dotted (projection) or dashed (zero-padding).
 EDGE_STYLES = {"identity": "solid", "projection": "dotted", "zero_pad": "dashed", "concat": "solid"}
@@ -335,30 +327,6 @@ def network_drawing(specs: list[ArchSpec], fold: bool | None = None) -> Drawing:
 
 
 # --------------------------------------------------------------------------- one block: Fig. 5, and Fig. 4 of 2016
-def unit_steps(placement: str, convs: int) -> tuple[list[str], list[str]]:
-    """The steps of a unit of ``convs`` convolutions before and after the addition, for each placement (He et al.
-    2016 Fig. 4): ``conv1``, ``bn1``, ``relu``, ..., then ``add``, then what follows it."""
-    before: list[str] = []
-    after: list[str] = []
-    for i in range(1, convs + 1):
-        conv, norm, last = f"conv{i}", f"bn{i}", i == convs
-        if placement == "full_preact":  # (e) BN-ReLU-conv, nothing after the addition
-            before += [norm, "relu", conv]
-        elif placement == "relu_preact":  # (d) ReLU-conv-BN
-            before += ["relu", conv, norm]
-        elif not last:
-            before += [conv, norm, "relu"]
-        elif placement == "original":  # (a) the last BN before the addition, the ReLU after it
-            before += [conv, norm]
-            after += ["relu"]
-        elif placement == "bn_after_add":  # (b) the last BN (and its ReLU) after the addition
-            before += [conv]
-            after += [norm, "relu"]
-        else:  # (c) relu_before_add: the whole branch ends in ReLU, nothing after the addition
-            before += [conv, norm, "relu"]
-    return before, after
-
-
 def block_column(block: str, channels: int, placement: str = "original", feature_size: int = 56,
                  lettered: bool = False) -> Column:
     """One shape-preserving block of ``channels`` in and out (He et al. 2015 Fig. 5) under ``placement`` (He et al.
@@ -368,7 +336,7 @@ def block_column(block: str, channels: int, placement: str = "original", feature
 
     layers = {layer.name: layer for layer in block_layers(block, channels, feature_size, placement)}
     convs = sum(1 for layer in layers.values() if layer.kind == "conv")
-    before, after = unit_steps(placement, convs)
+    before, after = PLACEMENT_TABLE[placement].steps(convs)
     size = (feature_size, feature_size)
     boxes = [Box(f"{channels}-d", "input", (), size, channels)]
     for step in [*before, "add", *after]:
@@ -385,8 +353,8 @@ def block_column(block: str, channels: int, placement: str = "original", feature
                 boxes.append(Box("BN", "bn", (layer.name,), size, layer.out_shape[0], 1, "", layer.params))
     add = next(i for i, box in enumerate(boxes) if box.kind == "add")
     weights = sum(box.weights for box in boxes if box.kind == "conv")
-    name = PLACEMENT_NAMES[placement]
-    subtitle = f"({'abcde'[PLACEMENTS.index(placement)]}) {name}" if lettered else f"{name} placement"
+    figure = PLACEMENT_TABLE[placement]
+    subtitle = f"({figure.letter}) {figure.caption}" if lettered else f"{figure.caption} placement"
     return Column("block", f"{block}, {channels}-d", subtitle, boxes,
                   [Edge(0, add, "identity", detail="identity")], params=weights,
                   macs=sum(layer.macs for layer in layers.values()))

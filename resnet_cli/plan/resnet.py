@@ -4,6 +4,8 @@ exist)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..errors import SpecError
 from ..families import Family, Shapes, StateDictKeys, layer_depth
 from ..spec import GATED_MODES, ArchSpec, check_stage_lengths
@@ -12,6 +14,54 @@ from .model import ModelPlan, UnitPlan
 
 BLOCKS = ("basic", "bottleneck")
 ConvArgs = tuple[int, int, int, int, int]  # in channels, out channels, kernel, stride, groups
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one placement puts BN and ReLU around a unit's convs (He et al. 2016, "Identity Mappings", Fig. 4):
+    the steps of each conv but the last (``conv``, its ``bn``, ``relu``), of the last one, and what follows the
+    addition (the last conv's BN where it moves there). The plan, the built blocks and the drawing read it here."""
+
+    letter: str  # the panel of Fig. 4
+    caption: str  # the figure's caption
+    unit: tuple[str, ...]
+    last: tuple[str, ...]
+    after_add: tuple[str, ...] = ()
+
+    @property
+    def bn_before_conv(self) -> bool:
+        """Each BN normalises its conv's input (full pre-activation), so it is as wide as that input; a projection
+        shortcut reads the pre-activated input and has no BN of its own, and as no block normalises its sum, the
+        head starts with BN-ReLU."""
+        return self.unit.index("bn") < self.unit.index("conv")
+
+    @property
+    def preactivates(self) -> bool:
+        """Something runs before the first conv: the pre-activation the shortcut may share."""
+        return self.unit[0] != "conv"
+
+    @property
+    def bn_after_add(self) -> bool:
+        return "bn" in self.after_add
+
+    def steps(self, convs: int) -> tuple[list[str], list[str]]:
+        """The steps of a unit of ``convs`` convolutions before and after the addition, numbered: ``conv1``,
+        ``bn1``, ``relu``, ..., and what follows the addition (``bn<convs>``, ``relu``)."""
+        def numbered(steps: tuple[str, ...], i: int) -> list[str]:
+            return [step if step == "relu" else f"{step}{i}" for step in steps]
+
+        before = [s for i in range(1, convs + 1) for s in numbered(self.unit if i < convs else self.last, i)]
+        return before, numbered(self.after_add, convs)
+
+
+# He et al. 2016, Fig. 4 (a)-(e), in spec.PLACEMENTS order.
+PLACEMENT_TABLE = {
+    "original": Placement("a", "original", ("conv", "bn", "relu"), ("conv", "bn"), ("relu",)),
+    "bn_after_add": Placement("b", "BN after addition", ("conv", "bn", "relu"), ("conv",), ("bn", "relu")),
+    "relu_before_add": Placement("c", "ReLU before addition", ("conv", "bn", "relu"), ("conv", "bn", "relu")),
+    "relu_preact": Placement("d", "ReLU-only pre-activation", ("relu", "conv", "bn"), ("relu", "conv", "bn")),
+    "full_preact": Placement("e", "full pre-activation", ("bn", "relu", "conv"), ("bn", "relu", "conv")),
+}
 
 
 def bottleneck_width(spec: ArchSpec, planes: int) -> int:
@@ -54,7 +104,7 @@ def needs_projection(spec: ArchSpec, changes_shape: bool) -> bool:
 def shares_preactivation(spec: ArchSpec, changes_shape: bool, first: bool) -> bool:
     """Whether the shortcut takes the pre-activated input (pre-activation placements, on blocks that change
     shape and on the net's first block). Changes what is computed, not what is counted."""
-    return spec.residual and spec.placement in ("full_preact", "relu_preact") and (changes_shape or first)
+    return spec.residual and PLACEMENT_TABLE[spec.placement].preactivates and (changes_shape or first)
 
 
 def stem_has_norm(spec: ArchSpec) -> bool:
@@ -68,6 +118,13 @@ def first_block_preacts(spec: ArchSpec) -> bool:
     """Under full pre-activation, the first block has its own BN-ReLU only where the stem has none (He et al.'s
     CIFAR code, timm's resnetv2); after a stem that ends in BN-ReLU it has none (fb.resnet.torch's 'no_preact')."""
     return not stem_has_norm(spec)
+
+
+def has_bn(spec: ArchSpec, index: int, first: bool) -> bool:
+    """Whether a block has ``bn<index>``: every one does, but under full pre-activation the net's first block
+    lacks ``bn1`` where the stem's BN-ReLU already pre-activates it (``first_block_preacts``)."""
+    bn_before_conv = PLACEMENT_TABLE[spec.placement].bn_before_conv
+    return not (bn_before_conv and index == 1 and first and not first_block_preacts(spec))
 
 
 def deep_stem_convs(spec: ArchSpec) -> list[tuple[str, int, int]]:
@@ -111,15 +168,15 @@ def block_plan(spec: ArchSpec, name: str, stage: str, shape: Shape, planes: int,
     changes_shape = stride != 1 or shape[0] != out_channels
     unit = UnitPlan(name, stage, shape, is_block=True, downsample=changes_shape)
     shared = shares_preactivation(spec, changes_shape, first)
+    placement = PLACEMENT_TABLE[spec.placement]
     current = shape
     convs = block_convs(spec, shape[0], planes, stride)
-    no_preact = first and not first_block_preacts(spec)  # the stem's BN-ReLU pre-activates the first block
     for i, (_cin, cout, kernel, s, groups) in enumerate(convs, start=1):
-        if spec.placement == "full_preact" and not (i == 1 and no_preact):
+        if placement.bn_before_conv and has_bn(spec, i, first):
             unit.add("shortcut" if shared and i == 1 else "branch", bn(f"{name}.bn{i}", current))
         c = unit.add("branch", conv(f"{name}.conv{i}", current, cout, kernel, s, groups=groups))
-        if spec.placement != "full_preact":
-            after_add = spec.placement == "bn_after_add" and spec.residual and i == len(convs)
+        if not placement.bn_before_conv:
+            after_add = placement.bn_after_add and spec.residual and i == len(convs)
             unit.add("merge" if after_add else "branch", bn(f"{name}.bn{i}", c.out_shape))
         current = c.out_shape
     if spec.se_reduction:
@@ -144,7 +201,7 @@ def shortcut_plan(spec: ArchSpec, name: str, shape: Shape, out_shape: Shape, str
         else:
             proj = conv(f"{name}.downsample.0", shape, out_shape[0], 1, stride, padding=0)
         out.append(proj)
-        if spec.placement != "full_preact":
+        if not PLACEMENT_TABLE[spec.placement].bn_before_conv:
             out.append(bn(f"{name}.downsample.{2 if spec.avg_down else 1}", proj.out_shape))
         return out
     if changes_shape:  # option A: subsample and zero-pad channels, no parameters
@@ -154,7 +211,7 @@ def shortcut_plan(spec: ArchSpec, name: str, shape: Shape, out_shape: Shape, str
 
 def head_plan(spec: ArchSpec, shape: Shape) -> UnitPlan:
     unit = UnitPlan("head", "head", shape)
-    if spec.placement == "full_preact":
+    if PLACEMENT_TABLE[spec.placement].bn_before_conv:
         unit.add("head", bn("head_bn", shape))
     unit.add("head", global_pool("avgpool", shape), linear("fc", shape[0], spec.num_classes))
     return unit
