@@ -5,10 +5,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from cli_runner import run
+from torch.overrides import TorchFunctionMode
 
 from resnet_cli import build_model, get_spec
 from resnet_cli.models.base import ResidualNetwork
+from resnet_cli.models.resnet import BLOCK_CLASSES, SHORTCUT_VARIANTS
 from resnet_cli.plan import plan_model
+from resnet_cli.plan.resnet import PLACEMENT_TABLE
+from resnet_cli.spec import PLACEMENTS, SHORTCUT_MODES
 
 
 def randomize_bn(model: torch.nn.Module) -> torch.nn.Module:
@@ -66,18 +70,71 @@ def test_relu_only_preactivation():
 def test_full_preactivation_has_nothing_after_the_addition():
     b = inner_block(placement="full_preact")
     close(b(X), X + b.conv2(F.relu(b.bn2(b.conv1(F.relu(b.bn1(X)))))))
-    assert b.post_ops == ()
+    residual = torch.randn(X.shape, generator=torch.Generator().manual_seed(5))
+    close(b.merge(X, residual), X + residual)  # the addition is the block's last step
     assert b.bn1.num_features == b.in_channels  # BN before the first conv, on the block's input
 
 
+@torch.no_grad()
 def test_full_preact_net_has_a_bare_stem_and_a_final_bn_relu():
-    model = build_model("preact_resnet110")
+    model = randomize_bn(build_model("preact_resnet110"))
     assert not hasattr(model, "bn1") and model.head_bn is not None
-    first = model.layer1[0]
-    assert first.shares_preact  # the first unit pre-activates before splitting (He et al. 2016 §4.1)
+    first, inner = model.layer1[0], model.layer1[1]
+    # the first unit pre-activates before splitting (He et al. 2016 §4.1): its shortcut is BN-ReLU of x, an inner
+    # unit's the raw x
+    close(first.shortcut(X), F.relu(first.bn1(X)))
+    close(inner.shortcut(X), X)
     spec = get_spec("preact_resnet164")
     proj = build_model(spec).layer1[0].downsample
     assert len(proj) == 1 and isinstance(proj[0], torch.nn.Conv2d)  # a bare 1x1 conv, no BN
+
+
+class StepRecorder(TorchFunctionMode):
+    """The steps a block runs, in order: its conv and BN modules by name (forward pre-hooks), ``relu`` for each
+    F.relu and ``add`` for each tensor addition (torch function calls)."""
+
+    def __init__(self, block: torch.nn.Module) -> None:
+        super().__init__()
+        self.steps: list[str] = []
+        self.handles = [m.register_forward_pre_hook(lambda *_, name=name: self.steps.append(name))
+                        for name, m in block.named_children() if name.startswith(("conv", "bn"))]
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name == "relu":
+            self.steps.append("relu")
+        elif name in ("add", "__add__"):
+            self.steps.append("add")
+        return func(*args, **(kwargs or {}))
+
+    def __exit__(self, *exc):
+        for h in self.handles:
+            h.remove()
+        return super().__exit__(*exc)
+
+
+@pytest.mark.parametrize("block", ["basic", "bottleneck"])
+@pytest.mark.parametrize("placement", PLACEMENTS)
+@torch.no_grad()
+def test_each_block_class_runs_its_placements_steps_from_the_table(block, placement):
+    """Every block class's explicit forward runs the steps PLACEMENT_TABLE gives its placement (the plan and
+    the drawing read the same table), in order: BN and ReLU before or after each conv, then the addition, then
+    what follows it."""
+    name = "resnet20" if block == "basic" else "preact_resnet164"
+    model = build_model(get_spec(name, layers="2,1,1", placement=placement)).eval()
+    b = model.layer1[1]  # shape-preserving, not the net's first: the unit of Fig. 4
+    assert type(b) is BLOCK_CLASSES[placement, block]
+    convs = 2 if block == "basic" else 3
+    before, after = PLACEMENT_TABLE[placement].steps(convs)
+    with StepRecorder(b) as recorder:
+        b(torch.randn(1, b.in_channels, 8, 8))
+    assert recorder.steps == [*before, "add", *after]
+
+
+def test_one_block_class_per_placement_and_kind_and_one_variant_per_shortcut_mode():
+    assert tuple(PLACEMENT_TABLE) == PLACEMENTS
+    assert set(BLOCK_CLASSES) == {(p, k) for p in PLACEMENTS for k in ("basic", "bottleneck")}
+    assert tuple(SHORTCUT_VARIANTS) == SHORTCUT_MODES
 
 
 @pytest.mark.parametrize("block", ["basic", "bottleneck"])

@@ -5,29 +5,34 @@ With the defaults (placement ``original``, shortcut_mode ``identity``) module na
 (``conv1``, ``bn1``, ``layer1.0.conv1``, ``layer1.0.downsample.0``, ``fc``), so torchvision checkpoints load with
 ``strict=True``. plan/resnet.py counts the same layers under the same names.
 
-Placements (He et al. 2016, "Identity Mappings in Deep Residual Networks", Fig. 4), for convs c1..cn:
+Placements (He et al. 2016, "Identity Mappings in Deep Residual Networks", Fig. 4; ``PLACEMENT_TABLE`` in
+plan/resnet.py says where each puts BN and ReLU), for convs c1..cn, one block class per placement and kind:
 
-- ``original``         c1 bn relu ... cn bn, add, relu
-- ``bn_after_add``     c1 bn relu ... cn, add, bn relu (the last BN moves after the addition)
-- ``relu_before_add``  c1 bn relu ... cn bn relu, add
-- ``relu_preact``      relu c1 bn ... relu cn bn, add
-- ``full_preact``      bn relu c1 ... bn relu cn, add (nothing after the addition)
+- ``original``         c1 bn relu ... cn bn, add, relu       BasicBlock, Bottleneck
+- ``bn_after_add``     c1 bn relu ... cn, add, bn relu       BNAfterAddBasicBlock, BNAfterAddBottleneck
+- ``relu_before_add``  c1 bn relu ... cn bn relu, add        ReLUBeforeAddBasicBlock, ReLUBeforeAddBottleneck
+- ``relu_preact``      relu c1 bn ... relu cn bn, add        ReLUPreActBasicBlock, ReLUPreActBottleneck
+- ``full_preact``      bn relu c1 ... bn relu cn, add        PreActBasicBlock, PreActBottleneck
 
-A highway net (Srivastava et al. 2015) is the ``relu_before_add`` unit with exclusive gating:
-``y = T(x) * H(x) + (1 - T(x)) * x`` with the transform gate ``T = sigmoid(1x1 conv(x) + b_T)``.
+The shortcut variant (the paper's Fig. 2) is built by ``make_shortcut``: the layers on the shortcut, the gate,
+and how shortcut and branch add up. A highway net (Srivastava et al. 2015) is the ``relu_before_add`` unit with
+exclusive gating: ``y = T(x) * H(x) + (1 - T(x)) * x`` with the transform gate ``T = sigmoid(1x1 conv(x) + b_T)``.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..plan.resnet import (
+    PLACEMENT_TABLE,
     block_convs,
     bottleneck_width,
     deep_stem_convs,
-    first_block_preacts,
+    has_bn,
     needs_projection,
     se_width,
     shares_preactivation,
@@ -59,13 +64,13 @@ class ZeroPadShortcut(nn.Module):
         return f"{self.in_channels}->{self.out_channels}, stride={self.stride}"
 
 
-def make_shortcut(spec: ArchSpec, in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
-    """The shortcut module for a block (None = identity), by the spec's option A/B/C and shortcut_mode.
+def make_downsample(spec: ArchSpec, in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
+    """The layers on a block's shortcut (None = identity), by the spec's option A/B/C and shortcut_mode.
 
-    Under full pre-activation the projection is a bare 1x1 conv (its input is already batch-normalised), as in
-    He et al.'s pre-activation code and Zagoruyko & Komodakis' Wide ResNets; otherwise conv + BN (torchvision).
-    With ``avg_down`` (ResNet-D) a 2x2 average pool comes first and the conv does not stride: ``downsample.0``
-    pool, ``.1`` conv, ``.2`` BN, timm's names.
+    Where the placement normalises each conv's input (full pre-activation) the projection is a bare 1x1 conv (its
+    input is already batch-normalised), as in He et al.'s pre-activation code and Zagoruyko & Komodakis' Wide
+    ResNets; otherwise conv + BN (torchvision). With ``avg_down`` (ResNet-D) a 2x2 average pool comes first and
+    the conv does not stride: ``downsample.0`` pool, ``.1`` conv, ``.2`` BN, timm's names.
     """
     changes_shape = stride != 1 or in_channels != out_channels
     if needs_projection(spec, changes_shape):
@@ -75,12 +80,97 @@ def make_shortcut(spec: ArchSpec, in_channels: int, out_channels: int, stride: i
                           else nn.Identity())
             stride = 1
         layers.append(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False))
-        if spec.placement != "full_preact":
+        if not PLACEMENT_TABLE[spec.placement].bn_before_conv:
             layers.append(nn.BatchNorm2d(out_channels))
         return nn.Sequential(*layers)
     if changes_shape:
         return ZeroPadShortcut(in_channels, out_channels, stride)
     return None
+
+
+# --------------------------------------------------------------------------- shortcut variants (He et al. 2016 §3)
+# How the shortcut h and the branch F add up, for a residual None where the branch is deleted (a lesion) or
+# dropped (stochastic depth). Plain objects, not modules: they hold no weights (the gate's 1x1 conv is the
+# block's ``gate``, where its checkpoint key is), so a network's summary and state dict do not change with them.
+@dataclass(frozen=True)
+class Addition:
+    """y = h + F: the identity shortcut, and the ``conv`` variant's (its 1x1 conv is the block's downsample)."""
+
+    def carry(self, identity: torch.Tensor, training: bool) -> torch.Tensor:
+        """What the variant does to h(x) before the addition."""
+        return identity
+
+    def join(self, identity: torch.Tensor, residual: torch.Tensor | None,
+             gate: torch.Tensor | None) -> torch.Tensor:
+        return identity if residual is None else identity + residual
+
+
+@dataclass(frozen=True)
+class ConstantScaling(Addition):
+    """y = lambda h + (1 - lambda) F."""
+
+    scale: float
+
+    def join(self, identity, residual, gate):
+        identity = identity * self.scale
+        return identity if residual is None else identity + residual * (1.0 - self.scale)
+
+
+@dataclass(frozen=True)
+class Gating(Addition):
+    """y = (1 - g) h + g F (``exclusive``: the highway net's carry and transform gates) or y = (1 - g) h + F
+    (shortcut-only gating), with g = sigmoid(gate(x)), the block's ``gate_of(x)``."""
+
+    exclusive: bool
+
+    def join(self, identity, residual, gate):
+        if gate is None:
+            raise ValueError("a gated shortcut needs its gate g = sigmoid(gate(x)): pass gate=block.gate_of(x)")
+        if self.exclusive and residual is not None:
+            residual = residual * gate
+        return super().join(identity * (1.0 - gate), residual, gate)
+
+
+@dataclass(frozen=True)
+class ShortcutDropout(Addition):
+    """y = dropout(h) + F (inverted dropout, in training only)."""
+
+    rate: float
+
+    def carry(self, identity, training):
+        return F.dropout(identity, self.rate, training)
+
+
+@dataclass
+class Shortcut:
+    """A block's shortcut, as ``make_shortcut`` builds it from the spec."""
+
+    downsample: nn.Module | None  # the layers on h (None = identity)
+    gate: nn.Conv2d | None  # the 1x1 conv of g = sigmoid(gate(x)) (None = ungated)
+    variant: Addition
+
+
+# spec.SHORTCUT_MODES -> the variant
+SHORTCUT_VARIANTS = {
+    "identity": lambda spec: Addition(),
+    "scaling": lambda spec: ConstantScaling(spec.shortcut_scale),
+    "exclusive_gating": lambda spec: Gating(exclusive=True),
+    "shortcut_gating": lambda spec: Gating(exclusive=False),
+    "conv": lambda spec: Addition(),  # a 1x1 conv on every shortcut: make_downsample's projection
+    "dropout": lambda spec: ShortcutDropout(spec.shortcut_dropout),
+}
+
+
+def make_shortcut(spec: ArchSpec, in_channels: int, out_channels: int, stride: int) -> Shortcut:
+    """A block's shortcut by the spec's option A/B/C and shortcut_mode; a plain net's blocks have none."""
+    if not spec.residual:
+        return Shortcut(None, None, Addition())
+    downsample = make_downsample(spec, in_channels, out_channels, stride)
+    gate = None
+    if spec.shortcut_mode in GATED_MODES:  # g = sigmoid(1x1 conv(x) + b_g), one per channel
+        gate = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=True)
+        nn.init.constant_(gate.bias, spec.gate_bias)  # b_g (He et al. 2016 Table 1), b_T for a highway net
+    return Shortcut(downsample, gate, SHORTCUT_VARIANTS[spec.shortcut_mode](spec))
 
 
 class SqueezeExcite(nn.Module):
@@ -96,147 +186,122 @@ class SqueezeExcite(nn.Module):
         return x * torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3), keepdim=True)))))
 
 
+# --------------------------------------------------------------------------- the blocks
 class ResNetBlock(ResidualBlock):
-    """A basic or bottleneck unit with any placement and shortcut variant (see the module docstring).
+    """What the blocks of every placement share: ``conv1..convN`` with their BNs, SE, the shortcut, and the split
+    into shortcut and branch that forward, skip and routed run.
 
-    ``branch(x)`` is F(x), ``shortcut(x)`` is h(x) (after the shared pre-activation where the placement has
-    one); ``forward`` is ``post(combine(h, F, g))``. ``skip(x)`` deletes F and keeps everything else: the
-    shortcut, its gate or scale, and what follows the addition.
+    A subclass writes out one placement for one block kind: ``preactivate`` (what runs before the split:
+    nothing, ReLU, or BN-ReLU), ``residual`` (the rest of the branch, SE included) and ``after_addition``. Where
+    the placement pre-activates, a block that changes shape (and the net's first block) applies the
+    pre-activation before splitting into shortcut and branch (He et al. 2016 §4.1, footnote; their code's
+    'both_preact'); other blocks keep the raw x on the shortcut.
+
+    ``branch(x)`` is F(x), ``shortcut(x)`` is h(x), ``gate_of(x)`` is g; ``forward(x) == merge(h, F, g)``.
+    ``skip(x)`` deletes F and keeps everything else: the shortcut, its gate or scale, and what follows the
+    addition.
     """
 
-    expansion = 1
+    placement: str  # its key in PLACEMENT_TABLE, set by each subclass
+    kind = "basic"
 
     def __init__(self, spec: ArchSpec, in_channels: int, planes: int, stride: int, first: bool = False) -> None:
-        out_channels = planes * self.expansion
-        super().__init__(in_channels, out_channels, stride)
+        super().__init__(in_channels, planes * spec.expansion, stride)
         self.has_shortcut = spec.residual
-        self.placement = spec.placement
         self.mode = spec.shortcut_mode if spec.residual else "identity"
-        self.shortcut_scale, self.shortcut_drop, self.drop = spec.shortcut_scale, spec.shortcut_dropout, spec.dropout
-        convs = block_convs(spec, in_channels, planes, stride)
-        preact = spec.placement == "full_preact"
-        pre: list[str] = ["relu"] if spec.placement == "relu_preact" else []
-        body: list[str] = []
-        post: list[str] = []
-        no_preact = first and not first_block_preacts(spec)  # after a stem that ends in BN-ReLU
-        for i, (cin, cout, kernel, s, groups) in enumerate(convs, start=1):
-            last = i == len(convs)
-            if preact and not (i == 1 and no_preact):
+        self.drop = spec.dropout
+        bn_before_conv = PLACEMENT_TABLE[spec.placement].bn_before_conv
+        # Registered in forward order (a BN before its conv where it normalises the conv's input), as the state
+        # dict has always listed the keys.
+        for i, (cin, cout, kernel, s, groups) in enumerate(block_convs(spec, in_channels, planes, stride), start=1):
+            if bn_before_conv and has_bn(spec, i, first):
                 self.add_module(f"bn{i}", nn.BatchNorm2d(cin))
-                (pre if i == 1 else body).extend([f"bn{i}", "relu"])
-            if last and self.drop > 0:
-                body.append("dropout")  # Wide ResNets: dropout between the convolutions
             self.add_module(f"conv{i}", nn.Conv2d(cin, cout, kernel, stride=s, padding=kernel // 2, groups=groups,
                                                   bias=False))
-            body.append(f"conv{i}")
-            if preact:
-                continue
-            self.add_module(f"bn{i}", nn.BatchNorm2d(cout))
-            if last and spec.placement == "bn_after_add":
-                post.extend([f"bn{i}", "relu"])
-            elif last:
-                body.append(f"bn{i}")
-                (body if spec.placement == "relu_before_add" else post).extend(
-                    ["relu"] if spec.placement in ("original", "relu_before_add") else [])
-            else:
-                body.extend([f"bn{i}", "relu"])
-        if spec.se_reduction:  # the end of the branch, before the addition (timm: after bn3)
-            self.se = SqueezeExcite(out_channels, se_width(spec, out_channels))
-            body.append("se")
-        self.pre_ops, self.body_ops, self.post_ops = tuple(pre), tuple(body), tuple(post)
-        # Where the placement pre-activates, a block that changes shape (and the net's first block) applies
-        # the pre-activation before splitting into shortcut and branch (He et al. 2016 §4.1, footnote; their
-        # code's 'both_preact'); other blocks keep the raw x on the shortcut.
+            if not bn_before_conv:
+                self.add_module(f"bn{i}", nn.BatchNorm2d(cout))
+        # the end of the branch, before the addition (timm: after bn3)
+        self.se = SqueezeExcite(self.out_channels, se_width(spec, self.out_channels)) if spec.se_reduction else None
         self.shares_preact = shares_preactivation(spec, self.changes_shape, first)
-        self.downsample: nn.Module | None = None
-        self.gate: nn.Conv2d | None = None
-        if spec.residual:
-            self.downsample = make_shortcut(spec, in_channels, out_channels, stride)
-            if self.mode in GATED_MODES:
-                self.gate = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=True)
+        shortcut = make_shortcut(spec, in_channels, self.out_channels, stride)
+        self.downsample, self.gate, self.variant = shortcut.downsample, shortcut.gate, shortcut.variant
 
-    # ------------------------------------------------------------------ the pieces
-    def _run(self, ops: tuple[str, ...], x: torch.Tensor) -> torch.Tensor:
-        for op in ops:
-            if op == "relu":
-                x = F.relu(x)
-            elif op == "dropout":
-                x = F.dropout(x, self.drop, self.training)
-            else:
-                x = getattr(self, op)(x)
+    # ------------------------------------------------------------------ what each placement writes out
+    def preactivate(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
-    def branch(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run(self.body_ops, self._run(self.pre_ops, x))
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """The branch after the pre-activation."""
+        raise NotImplementedError
 
-    def _shortcut_from(self, s_in: torch.Tensor) -> torch.Tensor:
-        s = s_in if self.downsample is None else self.downsample(s_in)
-        if self.mode == "dropout":
-            s = F.dropout(s, self.shortcut_drop, self.training)
-        return s
+    def after_addition(self, y: torch.Tensor) -> torch.Tensor:
+        return y
+
+    def dropout(self, x: torch.Tensor) -> torch.Tensor:
+        """Wide ResNets' dropout between the convolutions (before the last one)."""
+        return F.dropout(x, self.drop, self.training) if self.drop > 0 else x
+
+    def excite(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.se is None else self.se(x)
+
+    # ------------------------------------------------------------------ the pieces
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.residual(self.preactivate(x))
+
+    def _shortcut_input(self, x: torch.Tensor) -> torch.Tensor:
+        return self.preactivate(x) if self.shares_preact else x
+
+    def _carry(self, s: torch.Tensor) -> torch.Tensor:
+        return self.variant.carry(s if self.downsample is None else self.downsample(s), self.training)
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:
-        return self._shortcut_from(self._run(self.pre_ops, x) if self.shares_preact else x)
-
-    def combine(self, identity: torch.Tensor, residual: torch.Tensor | None,
-                gate: torch.Tensor | None = None) -> torch.Tensor:
-        """The addition with the variant's scales; ``residual`` None = deleted (or dropped) branch."""
-        if self.mode == "scaling":
-            identity = identity * self.shortcut_scale
-            residual = None if residual is None else residual * (1.0 - self.shortcut_scale)
-        elif self.mode in GATED_MODES:
-            if gate is None:
-                raise ValueError("a gated shortcut needs its gate g = sigmoid(gate(x)): pass gate=block.gate_of(x)")
-            identity = identity * (1.0 - gate)
-            if self.mode == "exclusive_gating" and residual is not None:
-                residual = residual * gate
-        return identity if residual is None else identity + residual
+        return self._carry(self._shortcut_input(x))
 
     def gate_of(self, x: torch.Tensor) -> torch.Tensor | None:
         """The gate g of a gated shortcut for the block input ``x`` (None for ungated variants)."""
-        if self.gate is None:
-            return None
-        return torch.sigmoid(self.gate(self._run(self.pre_ops, x) if self.shares_preact else x))
+        return None if self.gate is None else torch.sigmoid(self.gate(self._shortcut_input(x)))
 
-    def merge(self, identity: torch.Tensor, residual: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
-        """combine + what follows the addition: ``forward(x) == merge(shortcut(x), branch(x), gate_of(x))``."""
-        return self._run(self.post_ops, self.combine(identity, residual, gate))
+    def merge(self, identity: torch.Tensor, residual: torch.Tensor | None,
+              gate: torch.Tensor | None = None) -> torch.Tensor:
+        """The variant's addition and what follows it; ``residual`` None = deleted (or dropped) branch."""
+        return self.after_addition(self.variant.join(identity, residual, gate))
 
     def merge_plain(self, residual: torch.Tensor) -> torch.Tensor:
-        return self._run(self.post_ops, residual)
+        return self.after_addition(residual)
 
-    def _forward(self, x: torch.Tensor, keep_branch: bool = True, route: str | None = None) -> torch.Tensor:
-        """forward (``keep_branch``), skip (not ``keep_branch``), or routed (``route`` "branch" or "shortcut":
-        the same value, with the gradient let through that way only)."""
-        if not self.has_shortcut:
-            if keep_branch:
-                return self.merge_plain(self.branch(x))
-            return super().skip(x)
+    def _split(self, x: torch.Tensor, keep_branch: bool = True
+               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(h, F, g) of ``x``: F None where deleted (not ``keep_branch``) or dropped by stochastic depth."""
         # a deleted branch needs the pre-activation only where the shortcut shares it
-        p = self._run(self.pre_ops, x) if keep_branch or self.shares_preact else x
-        s_in = p if self.shares_preact else x
-        gate = torch.sigmoid(self.gate(s_in)) if self.gate is not None else None
-        residual = self.stochastic_branch(p, lambda t: self._run(self.body_ops, t)) if keep_branch else None
-        identity = self._shortcut_from(s_in)
-        if route == "branch":
-            identity = identity.detach()
-        elif route == "shortcut":
-            residual = None if residual is None else residual.detach()
-            gate = None if gate is None else gate.detach()
-        return self._run(self.post_ops, self.combine(identity, residual, gate))
+        p = self.preactivate(x) if keep_branch or self.shares_preact else x
+        s = p if self.shares_preact else x
+        gate = None if self.gate is None else torch.sigmoid(self.gate(s))
+        residual = self.stochastic_branch(p, self.residual) if keep_branch else None
+        return self._carry(s), residual, gate  # the branch's dropout draws before the shortcut's
 
+    # ------------------------------------------------------------------ the block
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._forward(x)
+        if not self.has_shortcut:
+            return self.after_addition(self.branch(x))
+        return self.merge(*self._split(x))
 
     def routed(self, x: torch.Tensor, through_branch: bool) -> torch.Tensor:
         """See ResidualBlock.routed. The pre-activation is shared by both ways; a gate belongs to the branch
         (it is a learned function of x, like F), so the shortcut way sees it as a constant."""
-        return self._forward(x, route="branch" if through_branch else "shortcut")
+        if not self.has_shortcut:
+            return self.forward(x)
+        identity, residual, gate = self._split(x)
+        if through_branch:
+            return self.merge(identity.detach(), residual, gate)
+        return self.merge(identity, None if residual is None else residual.detach(),
+                          None if gate is None else gate.detach())
 
     def skip(self, x: torch.Tensor) -> torch.Tensor:
         """The block with its residual branch deleted. For a highway block this is the carry path alone,
         ``(1 - T(x)) * x``: the transform H is what is deleted, the gate stays."""
-        return self._forward(x, keep_branch=False)
+        if not self.has_shortcut:
+            return super().skip(x)
+        return self.merge(*self._split(x, keep_branch=False))
 
     def extra_repr(self) -> str:
         extras = [f"placement={self.placement}"] if self.placement != "original" else []
@@ -247,16 +312,147 @@ class ResNetBlock(ResidualBlock):
         return ", ".join(extras)
 
 
+# Each placement (He et al. 2016 Fig. 4) for a basic block (two 3x3 convs: ResNet-18/34, the CIFAR nets, Wide
+# ResNets) and a bottleneck (1x1 reduce, 3x3, grouped for ResNeXt, 1x1 expand x4; the stride in the 3x3, as
+# torchvision's "ResNet v1.5", or in the first 1x1 with ``stride_in_1x1``). tests/test_block_variants.py checks
+# each against PLACEMENT_TABLE.
 class BasicBlock(ResNetBlock):
-    """Two 3x3 convs (ResNet-18/34, the CIFAR nets, Wide ResNets)."""
+    """(a) original (He et al. 2015; torchvision's BasicBlock): conv-BN-ReLU, conv-BN, add, ReLU."""
 
-    expansion = 1
+    placement = "original"
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(self.dropout(out)))
+        return self.excite(out)
+
+    def after_addition(self, y: torch.Tensor) -> torch.Tensor:
+        return F.relu(y)
 
 
-class Bottleneck(ResNetBlock):
-    """1x1 reduce, 3x3 (grouped for ResNeXt; stride here, as torchvision's "ResNet v1.5"), 1x1 expand x4."""
+class Bottleneck(BasicBlock):
+    """(a) original (torchvision's Bottleneck): conv-BN-ReLU twice, conv-BN, add, ReLU."""
 
-    expansion = 4
+    kind = "bottleneck"
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(self.dropout(out)))
+        return self.excite(out)
+
+
+class BNAfterAddBasicBlock(ResNetBlock):
+    """(b) BN after addition: conv-BN-ReLU, conv, add, BN-ReLU (the last BN normalises the sum)."""
+
+    placement = "bn_after_add"
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.conv2(self.dropout(out))
+        return self.excite(out)
+
+    def after_addition(self, y: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn2(y))
+
+
+class BNAfterAddBottleneck(BNAfterAddBasicBlock):
+    """(b) BN after addition: conv-BN-ReLU twice, conv, add, BN-ReLU."""
+
+    kind = "bottleneck"
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.conv3(self.dropout(out))
+        return self.excite(out)
+
+    def after_addition(self, y: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn3(y))
+
+
+class ReLUBeforeAddBasicBlock(ResNetBlock):
+    """(c) ReLU before addition: conv-BN-ReLU, conv-BN-ReLU, add (the branch can only add; the highway unit)."""
+
+    placement = "relu_before_add"
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(self.dropout(out))))
+        return self.excite(out)
+
+
+class ReLUBeforeAddBottleneck(ReLUBeforeAddBasicBlock):
+    """(c) ReLU before addition: conv-BN-ReLU three times, add."""
+
+    kind = "bottleneck"
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = F.relu(self.bn3(self.conv3(self.dropout(out))))
+        return self.excite(out)
+
+
+class ReLUPreActBasicBlock(ResNetBlock):
+    """(d) ReLU-only pre-activation: ReLU-conv-BN, ReLU-conv-BN, add."""
+
+    placement = "relu_preact"
+
+    def preactivate(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x)
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn1(self.conv1(x))
+        out = self.bn2(self.conv2(self.dropout(F.relu(out))))
+        return self.excite(out)
+
+
+class ReLUPreActBottleneck(ReLUPreActBasicBlock):
+    """(d) ReLU-only pre-activation: ReLU-conv-BN three times, add."""
+
+    kind = "bottleneck"
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn1(self.conv1(x))
+        out = self.bn2(self.conv2(F.relu(out)))
+        out = self.bn3(self.conv3(self.dropout(F.relu(out))))
+        return self.excite(out)
+
+
+class PreActBasicBlock(ResNetBlock):
+    """(e) full pre-activation (timm's PreActBasic): BN-ReLU-conv, BN-ReLU-conv, add; nothing after it."""
+
+    placement = "full_preact"
+
+    def preactivate(self, x: torch.Tensor) -> torch.Tensor:
+        bn1 = getattr(self, "bn1", None)  # none in the net's first block where the stem ends in BN-ReLU (has_bn)
+        return x if bn1 is None else F.relu(bn1(x))
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(x)
+        out = self.conv2(self.dropout(F.relu(self.bn2(out))))
+        return self.excite(out)
+
+
+class PreActBottleneck(PreActBasicBlock):
+    """(e) full pre-activation (timm's PreActBottleneck): BN-ReLU-conv three times, add."""
+
+    kind = "bottleneck"
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(x)
+        out = self.conv2(F.relu(self.bn2(out)))
+        out = self.conv3(self.dropout(F.relu(self.bn3(out))))
+        return self.excite(out)
+
+
+BLOCK_CLASSES: dict[tuple[str, str], type[ResNetBlock]] = {
+    (cls.placement, cls.kind): cls
+    for cls in (BasicBlock, Bottleneck, BNAfterAddBasicBlock, BNAfterAddBottleneck, ReLUBeforeAddBasicBlock,
+                ReLUBeforeAddBottleneck, ReLUPreActBasicBlock, ReLUPreActBottleneck, PreActBasicBlock,
+                PreActBottleneck)
+}
 
 
 class ResNet(ResidualNetwork):
@@ -268,7 +464,8 @@ class ResNet(ResidualNetwork):
     ImageNet pre-activation stem ends in BN-ReLU and the first block has none (fb.resnet.torch's preresnet.lua,
     the code of He et al.'s ImageNet ResNet-200); ``stem_norm=False`` gives timm's resnetv2 instead.
 
-    Correspondence to timm's key names (the checkpoint loader maps them; see checkpoint.py):
+    Correspondence to timm's key names (the checkpoint loader, checkpoint/format.py, maps them with
+    key_layouts.py's ``KEY_LAYOUTS``):
 
     - ``resnet50d`` (ResNet-D): the same keys as timm: ``conv1.0/.1/.3/.4/.6`` (deep stem), ``bn1``,
       ``layerN.M.conv1..3/bn1..3``, ``layerN.0.downsample.0`` (AvgPool2d, no weights), ``.1`` conv, ``.2`` BN, ``fc``.
@@ -281,7 +478,7 @@ class ResNet(ResidualNetwork):
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
         self.spec = spec
-        block_cls = Bottleneck if spec.block == "bottleneck" else BasicBlock
+        block_cls = BLOCK_CLASSES[spec.placement, spec.block]
         self.conv1 = stem_conv(spec)
         self.stem_norm = stem_has_norm(spec)
         if self.stem_norm:
@@ -298,14 +495,12 @@ class ResNet(ResidualNetwork):
             names.append(f"layer{i + 1}")
             self.add_module(names[-1], nn.Sequential(*blocks))
         self.stage_names = tuple(names)
-        self.head_bn = nn.BatchNorm2d(channels) if spec.placement == "full_preact" else None
+        self.head_bn = nn.BatchNorm2d(channels) if PLACEMENT_TABLE[spec.placement].bn_before_conv else None
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(channels, spec.num_classes)
         init_weights(self)
         for ref, p in zip(self.residual_blocks(), spec.survival_probabilities()):
             ref.module.survival = p
-            if ref.module.gate is not None:
-                nn.init.constant_(ref.module.gate.bias, spec.gate_bias)
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(x)
@@ -345,5 +540,5 @@ def init_weights(model: nn.Module) -> None:
             nn.init.constant_(m.bias, 0)
 
 
-__all__ = ["BasicBlock", "Bottleneck", "ResNet", "ResNetBlock", "ZeroPadShortcut", "bottleneck_width",
-           "make_shortcut"]
+__all__ = ["BLOCK_CLASSES", "BasicBlock", "Bottleneck", "ResNet", "ResNetBlock", "Shortcut", "ZeroPadShortcut",
+           "bottleneck_width", "make_downsample", "make_shortcut"]
