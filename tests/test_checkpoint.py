@@ -199,6 +199,7 @@ def _foreign_files() -> dict[str, tuple[bytes, str]]:
         "text": (b"this is not a checkpoint\n", "a text file (it starts 'this is not a checkpoint')"),
         "json": (b'  {"arch": "resnet20"}\n', "a JSON document"),
         "safetensors": (struct.pack("<Q", len(header)) + header + bytes(4), "a safetensors file"),
+        "damaged safetensors": (struct.pack("<Q", 10**12) + header, "a safetensors file"),  # an absurd length
         "npy": (npy(x=np.zeros(3)), "a NumPy array file"),
         "npz": (npy(a=np.zeros(3), b=np.ones(2)), "a NumPy archive"),
         "zip": (archive("zip"), "a zip archive of other files ('weights/readme.txt')"),
@@ -281,3 +282,34 @@ def test_load_data_matches_classes_to_outputs_and_needs_a_dataset():
     ten = Checkpoint(spec=get_spec("resnet20", input_size=16), state_dict={}, path="ten.pt")
     data, info = ten.load_data(dataset="synthetic", limit=8)
     assert (len(data), info.num_classes, info.input_size) == (8, 10, 16)
+
+
+def test_a_pickled_torch_module_is_named_for_what_it_holds(tmp_path):
+    """torch.save(nn.Linear(...)): torch's refusal advised allowing the class (add_safe_globals) and was cut
+    mid-word at 200 characters under "truncated or corrupt"; a module of torch's own is code, not weights."""
+    for name, obj in (("linear.pt", torch.nn.Linear(2, 2)), ("wrapped.pt", {"model": torch.nn.Linear(2, 2)}),
+                      ("optimizer.pt", torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1))):
+        torch.save(obj, tmp_path / name)
+        with pytest.raises(CheckpointError) as info:
+            load_checkpoint(tmp_path / name)
+        assert "pickled Python objects (torch." in str(info.value) and "state_dict()" in str(info.value)
+        assert "add_safe_globals" not in str(info.value) and "corrupt" not in str(info.value)
+
+
+def test_a_library_reason_is_cut_at_its_first_sentence_not_mid_word(tmp_path):
+    from resnet_cli.checkpoint.safety import first_line
+
+    torch_says = ("PytorchStreamReader failed reading zip archive: failed finding central directory. This is an "
+                  "internal miniz error. If you are seeing this error, there is a high likelihood that your "
+                  "checkpoint file is corrupted or truncated.")
+    assert first_line(RuntimeError(torch_says)) == ("PytorchStreamReader failed reading zip archive: failed finding "
+                                                    "central directory.")
+    assert first_line(RuntimeError("short reason")) == "short reason"
+    run_on = first_line(RuntimeError("word " * 100))
+    assert run_on.endswith(" ...") and len(run_on) <= 164 and "wor ..." not in run_on
+    data = build_model(tiny_spec()).state_dict()
+    torch.save(data, tmp_path / "whole.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "whole.pt").read_bytes()[:1000])
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(tmp_path / "cut.pt")
+    assert str(info.value).endswith("failed finding central directory.)"), str(info.value)

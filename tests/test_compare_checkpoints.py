@@ -95,3 +95,15 @@ def test_a_bare_state_dict_of_no_known_arch_is_answered_with_what_the_command_ta
     assert "--arch" not in line
     one_line_error(run("eval", odd, "-d", "synthetic"), "matches no registered architecture", "pass --arch NAME")
 
+
+@pytest.mark.parametrize("command", [["compare", "resnet20"], ["draw", "-o", "net.png"]])
+def test_a_folder_column_is_a_folder_not_an_unknown_architecture(command, tmp_path, monkeypatch):
+    """It was "unknown architecture 'runs/'"; a folder named like an architecture is still the architecture."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "resnet56").mkdir()
+    for column in ("runs", "runs/", "./runs"):
+        one_line_error(run(command[0], column, *command[1:]), f"{column} is a folder, not a checkpoint file")
+    result = run(command[0], "resnet56", *command[1:])
+    assert result.exit_code == 0, result.output
+

@@ -131,7 +131,7 @@ def foreign_format(data: bytes) -> str | None:
     for magic, what in _MAGIC:
         if data.startswith(magic):
             return what
-    if len(data) > 8 and data[8:9] == b"{" and 0 < int.from_bytes(data[:8], "little") <= len(data) - 8:
+    if len(data) > 10 and data[8:10] in (b'{"', b"{}"):  # its header's length, then the header as JSON
         return "a safetensors file, not a torch checkpoint (safetensors.torch.load_file reads it; torch.save its dict)"
     if len(data) > 262 and data[257:262] == b"ustar":
         return _foreign_tar(data)
@@ -273,6 +273,8 @@ def _zip_directory_entries(data: bytes) -> int:
 #: Globals a torch checkpoint of tensors and plain containers names (what weights-only loading builds).
 _TENSOR_GLOBALS = ("torch.", "collections.OrderedDict", "_codecs.encode", "builtins.set", "builtins.frozenset",
                    "__builtin__.set", "__builtin__.frozenset")
+#: ... except torch's own classes of code rather than data: a pickled nn.Module or optimizer (torch.save(model)).
+_TORCH_CODE_GLOBALS = ("torch.nn.", "torch.optim.", "torch.jit.", "torch.fx.", "torch.ao.", "torch.utils.data.")
 
 
 def _foreign_globals(data: bytes) -> list[str]:
@@ -303,17 +305,30 @@ def _foreign_globals(data: bytes) -> list[str]:
                 found.append(f"{strings[-2]}.{strings[-1]}")
     except Exception:
         pass
-    return sorted({g for g in found if not g.startswith(_TENSOR_GLOBALS)})
+    foreign = {g for g in found if not g.startswith(_TENSOR_GLOBALS) or g.startswith(_TORCH_CODE_GLOBALS)}
+    # the classes first (what the file really holds: a model, an optimizer), the builtins it also names after
+    return sorted(foreign, key=lambda g: (g.startswith(("__builtin__.", "builtins.", "collections.")), g))
 
 
 def _torch_reason(exc: BaseException) -> str:
     import re
 
     detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
-    return detail.group(1).strip()[:200] if detail else "unpickling failed"
+    return _first_sentence(detail.group(1).strip()) if detail else "unpickling failed"
 
 
 def first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return (lines[0] if lines else type(exc).__name__)[:200]
+    return _first_sentence(lines[0] if lines else type(exc).__name__)
+
+
+def _first_sentence(text: str, most: int = 160) -> str:
+    """A library's reason, short enough for one line: its first sentence where the text runs on (torch follows the
+    reason with advice: "This is an internal miniz error. If you are seeing this error, ..."), else cut at a word."""
+    if len(text) <= most:
+        return text
+    end = text.find(". ", 20)
+    if 0 < end < most:
+        return text[:end + 1]
+    return text[:most].rsplit(" ", 1)[0] + " ..."
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from ..errors import ArchNeededError, CheckpointError, ResnetCliError
+from ..errors import ArchNeededError, CheckpointError, ResnetCliError, UnknownArchError
 from ..limits import MAX_WORKERS
 from ..render import OutputFormat
 from . import clickapi, failures
@@ -348,7 +348,12 @@ def column_network(ctx: Any, column: str, arch: str | None = None, **options: An
         raise ResnetCliError(f"--arch names the architecture of a bare state dict; {column!r} is an architecture "
                              f"name, not a checkpoint file")
     name, own = column_overrides(column)
-    return spec_from_options(name, last=own, **options), None
+    try:
+        return spec_from_options(name, last=own, **options), None
+    except UnknownArchError:
+        if path.is_dir():  # not an architecture's name: a folder where a checkpoint file was meant
+            raise CheckpointError(f"{column} is a folder, not a checkpoint file or an architecture's name") from None
+        raise
 
 
 def column_overrides(column: str) -> tuple[str, dict[str, str]]:
