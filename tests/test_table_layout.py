@@ -1,6 +1,7 @@
 """Tables as a user reads them: at 80 columns no number or header is cut; sent to a file or a pipe, at their
 natural width."""
 
+import io
 import json
 import os
 import subprocess
@@ -8,6 +9,7 @@ import sys
 
 import pytest
 from cli_runner import run
+from rich.console import Console
 
 
 def test_compare_at_80_columns_shows_every_ratio_whole():
@@ -52,3 +54,56 @@ def test_a_table_sent_to_a_file_is_laid_out_at_its_natural_width(tmp_path):
     # an explicit COLUMNS is the width asked for, as on a terminal
     narrow = run("paths", "--blocks", "54", "--survival", "linear:0.5", env={"COLUMNS": "80"}).stdout
     assert max(len(line) for line in narrow.splitlines()) <= 80
+
+
+def _print_to_text(table, width):
+    from resnet_cli.render import print_table
+
+    out = io.StringIO()
+    print_table(Console(file=out, width=width, highlight=False, emoji=False), table)
+    return out.getvalue()
+
+
+def test_a_title_longer_than_its_table_is_kept_whole():
+    """rich wraps a table's title at the table's width, mid-phrase ("augmentation" / "crop (pad 4)") even in a
+    file; print_table prints such a title whole, wrapping it only at the console's width."""
+    from rich.table import Table
+
+    from resnet_cli.render import NATURAL_WIDTH
+
+    def narrow(title):
+        table = Table(title=title, title_justify="left")
+        table.add_column("epoch")
+        table.add_row("1")
+        return table
+
+    title = "cifar_resnet8 on synthetic  ·  device cpu  ·  augmentation crop (pad 4)"
+    lines = _print_to_text(narrow(title), NATURAL_WIDTH).splitlines()
+    assert lines[0] == title  # whole, and not padded to the file's 1,000 columns
+    assert "epoch" in lines[2] and max(len(line) for line in lines) == len(title)
+    # on a 40-column terminal it wraps at 40 columns, between words
+    lines = _print_to_text(narrow(title), 40).splitlines()
+    assert lines[0].rstrip() == "cifar_resnet8 on synthetic  ·  device" and lines[1].startswith("cpu  ·  ")
+    assert all(len(line) <= 40 for line in lines)
+    # a title that fits its table is rich's own, byte for byte (the goldens at 80 columns stay as recorded)
+    out = io.StringIO()
+    Console(file=out, width=80, highlight=False, emoji=False).print(narrow("short"))
+    assert _print_to_text(narrow("short"), 80) == out.getvalue()
+
+
+def test_train_piped_to_a_file_keeps_its_header_whole(tmp_path):
+    result = run("train", "--arch", "cifar_resnet8", "--widths", "8,16,32", "--set", "stem_width=8",
+                 "--input-size", "12", "--dataset", "synthetic", "--epochs", "1", "--limit", "32",
+                 "--test-limit", "16", "-b", "32", "--device", "cpu", "-q", "-o", tmp_path / "x.pt",
+                 env={"COLUMNS": None})
+    assert result.exit_code == 0, result.output
+    header = result.stdout.splitlines()[0]
+    assert header.startswith("cifar_resnet8") and header.endswith("augmentation crop (pad 1)"), result.stdout
+
+
+def test_draw_piped_to_a_file_names_a_long_output_path_on_one_line(tmp_path):
+    out = tmp_path / ("a_rather_long_folder_name_for_the_figures_of_the_paper" * 2) / "figure_3.png"
+    out.parent.mkdir()
+    result = run("draw", "resnet20", "-o", out, "--dpi", "50", env={"COLUMNS": None})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == f"drawn to {out}"

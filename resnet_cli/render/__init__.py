@@ -17,7 +17,7 @@ from typing import Any
 
 from .style import new_figure, save_figure
 
-__all__ = ["OutputFormat", "emit", "new_figure", "save_figure", "to_csv", "to_json"]
+__all__ = ["OutputFormat", "emit", "new_figure", "print_table", "save_figure", "to_csv", "to_json"]
 
 
 class OutputFormat(str, Enum):
@@ -42,6 +42,25 @@ def stdout_console():
         console.width = NATURAL_WIDTH
     console.on_broken_pipe = _broken_pipe  # rich would exit 1 itself; cli/failures.py ends every command alike
     return console
+
+
+def print_table(console: Any, table: Any) -> None:
+    """Print a rich ``table`` with its title kept whole: rich wraps a title at the width of its table, so a title
+    longer than a narrow table broke mid-phrase even in a file ("augmentation" / "crop (pad 4)"). Such a title is
+    printed first, as a line of its own that wraps only at the console's width; one that fits is left to rich."""
+    import copy
+
+    from rich.measure import Measurement
+
+    title = table.title
+    if isinstance(title, str):
+        title = console.render_str(title, style=table.title_style or "table.title", highlight=False)
+    if title is not None and title.cell_len > Measurement.get(console, console.options, table).maximum:
+        # left-justified text pads to the width it is given: the title's own, never the 1,000 columns of a file
+        console.print(title, width=min(title.cell_len, console.width), justify=table.title_justify)
+        table = copy.copy(table)
+        table.title = None
+    console.print(table)
 
 
 def _broken_pipe() -> None:

@@ -249,14 +249,14 @@ def drawing_table(drawing: Drawing, console: Any) -> None:
     from rich import box as rich_box
     from rich.table import Table
 
-    from . import safe
+    from . import print_table, safe
 
     table = Table(title=f"drawn to {safe(drawing.output)}", title_justify="left", box=rich_box.SIMPLE_HEAD)
     for name in ("column", "boxes", "conv", "shortcuts", "projection", "zero-pad", "folded"):
         table.add_column(name, justify="left" if name in ("column", "folded") else "right", no_wrap=True)
     for title, _sub, *counts, folded in drawing_rows(drawing):
         table.add_row(safe(title), *map(str, counts), folded or "-")
-    console.print(table)
+    print_table(console, table)
     console.print("[dim]boxes: the layers drawn (a folded run's once); shortcuts: projections are dotted, "
                   "zero-paddings dashed, identities solid[/dim]")
 

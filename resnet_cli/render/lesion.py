@@ -9,7 +9,7 @@ from typing import Any
 from rich import box
 
 from ..plan.layers import SHAPE_CHANGES
-from . import fmt_int, new_figure, safe, save_figure
+from . import fmt_int, new_figure, print_table, safe, save_figure
 
 
 def _pct(x: float) -> str:
@@ -34,7 +34,7 @@ def lesion_table(result: Any, console: Any) -> None:
             change = r.error - result.baseline_error
             table.add_row(r.block, str(r.stage), r.shape_change or "", _pct(r.error),
                           f"{100 * change:+.2f} pts", style="bold" if r.shape_change else "")
-        console.print(table)
+        print_table(console, table)
     for name, rows, what in (("multi", result.multi, "blocks deleted at random"),
                              ("reorder", result.reorder, "random pairs of equal-shaped blocks swapped")):
         if not rows:
@@ -45,7 +45,7 @@ def lesion_table(result: Any, console: Any) -> None:
         for r in rows:
             table.add_row(str(r.k), str(len(r.errors)), _pct(r.mean), _pct(r.std), _pct(min(r.errors)),
                           _pct(max(r.errors)))
-        console.print(table)
+        print_table(console, table)
     for note in result.notes:
         console.print(f"[yellow]note:[/yellow] {safe(note)}")
     console.print("[dim]error = fraction of test images misclassified (top-1); change in percentage points[/dim]")
@@ -262,7 +262,7 @@ def gradients_table(result: Any, console: Any) -> None:
         mark = "interpolated" if not r.measured else ""
         table.add_row(str(r.k), f"{r.paths:.3g}" if r.paths >= 1e6 else fmt_int(r.paths), f"{r.magnitude:.3e}",
                       _pct(r.share), mark, style="bold" if lo <= r.k <= hi else "")
-    console.print(table)
+    print_table(console, table)
     share = sum(r.share for r in result.rows[lo:hi + 1])
     console.print(f"{_pct(share)} of the gradient comes from paths {lo}-{hi} blocks long "
                   f"(the shortest range holding {_pct(result.mass)}), which are "

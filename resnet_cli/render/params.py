@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from . import fmt_int, fmt_shape, fmt_si, safe
+from . import fmt_int, fmt_shape, fmt_si, print_table, safe
 
 
 def params_table(report: Any, console: Any, memory: bool = True) -> None:
@@ -32,7 +32,7 @@ def params_table(report: Any, console: Any, memory: bool = True) -> None:
         table.add_row(*cells, style="bold" if row.level == 1 else ("" if row.level == 2 else "dim"))
     table.add_section()
     table.add_row(*total, style="bold")
-    console.print(table)
+    print_table(console, table)
     console.print(
         f"params {fmt_int(report.params)} ({fmt_si(report.params)}; trainable {fmt_int(report.trainable_params)})"
         f"  ·  buffers {fmt_int(report.buffers)} (BN running statistics)"
@@ -93,7 +93,7 @@ def _memory_table(mem: dict[str, Any], console: Any) -> None:
     table.add_section()
     table.add_row("total", fmt_bytes(mem["params_bytes"]), fmt_bytes(mem["forward_bytes"]),
                   fmt_bytes(mem["forward_backward_bytes"]), style="bold")
-    console.print(table)
+    print_table(console, table)
     console.print(f"input {fmt_bytes(mem['input_bytes'])}  ·  estimated total for training "
                   f"{fmt_bytes(mem['input_bytes'] + mem['params_bytes'] + mem['forward_backward_bytes'])} "
                   f"(input + params + forward+backward, torchinfo's 'Estimated Total Size')")
@@ -117,7 +117,7 @@ def _fvcore_modules_table(fv: dict[str, Any], console: Any) -> None:
         table.add_row(*cells, style="bold" if row["level"] == 1 else ("" if row["level"] == 2 else "dim"))
     table.add_section()
     table.add_row(*total, style="bold")
-    console.print(table)
+    print_table(console, table)
 
 
 def _add_uncut_columns(table: Any, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str]],
@@ -163,7 +163,7 @@ def block_table(report: Any, console: Any) -> None:
     table.add_section()
     table.add_row("conv weights", "", fmt_int(report.conv_params), fmt_int(report.macs), style="bold")
     table.add_row("batch norm", "", fmt_int(report.bn_params), "0")
-    console.print(table)
+    print_table(console, table)
     other = report.other
     if other:
         console.print(f"{other['block']} block at the same width: {fmt_int(other['conv_params'])} conv weights; "
@@ -197,7 +197,7 @@ def compare_table(report: Any, console: Any) -> None:
         table.add_column(col, justify="right", no_wrap=True, min_width=max(len(col), *(len(r[i]) for r in rows)))
     for row in rows:
         table.add_row(*row)
-    console.print(table)
+    print_table(console, table)
     console.print(f"[dim]{data['conventions']}[/dim]")
 
 
@@ -234,7 +234,7 @@ def archs_table(report: Any, console: Any) -> None:
         # As Text: the registry's own names and labels, never markup, so rich need not parse the ~500 cells for it
         # (a quarter of the table's time).
         table.add_row(*map(Text, cells))
-    console.print(table)
+    print_table(console, table)
     if report.parametric:
         console.print("parametric names: " + "; ".join(f"{p['template']} ({p['help']})" for p in report.parametric))
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from . import fmt_int, safe
+from . import fmt_int, print_table, safe
 
 BAR_WIDTH = 40
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
@@ -124,7 +124,7 @@ def paths_table(report: Any, console: Any, max_rows: int = 60) -> None:
         inside = central.first <= a and b <= central.last
         cells = [columns[h][row] for h in heads]
         table.add_row(*cells[:3], f"[{'cyan' if inside else 'dim'}]{bar(count / peak, width)}[/]", *cells[3:])
-    console.print(table)
+    print_table(console, table)
     grouped = any(a != b for a, b in groups)
     for line in summary_lines(report, grouped_by=groups[0][1] - groups[0][0] + 1 if grouped else 1):
         console.print(line)

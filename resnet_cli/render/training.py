@@ -8,7 +8,7 @@ from typing import Any
 
 from rich import box
 
-from . import loading_lines, safe, save_figure
+from . import loading_lines, print_table, safe, save_figure
 
 RECORD_COLUMNS = ["epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "epoch_time_s",
                   "wall_time_s", "images_per_s"]
@@ -34,7 +34,7 @@ def train_table(result: Any, console: Any) -> None:
         table.add_row(str(r["epoch"]), f"{r['lr']:g}", f"{r['train_loss']:.4f}", _pct(r["train_error"]),
                       f"{r['test_loss']:.4f}", _pct(r["test_error"]), f"{r['epoch_time_s']:.1f}",
                       "-" if r.get("images_per_s") is None else f"{r['images_per_s']:,.0f}", style=style)
-    console.print(table)
+    print_table(console, table)
     if d["record"]:
         console.print(f"final test error {_pct(d['final_test_error'])}  ·  best {_pct(d['best_test_error'])} "
                       f"(epoch {d['best_epoch']})  ·  wall time {d['record'][-1]['wall_time_s']:.1f} s")
