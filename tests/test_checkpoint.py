@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from cli_runner import run
 
 from resnet_cli import build_model, get_spec
 from resnet_cli.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from resnet_cli.cli import app
 from resnet_cli.data import load_dataset
 
 TV_FIXTURE = Path(__file__).parent / "data" / "torchvision_state_dicts.json"
@@ -236,9 +235,8 @@ def test_torch_files_of_both_formats_are_not_taken_for_another_format(tmp_path):
 
 def test_cli_eval_of_bad_files_exits_2(tmp_path):
     names = _bad_files(tmp_path) + ["missing"]
-    runner = CliRunner()
     for name in names:
-        result = runner.invoke(app, ["eval", str(tmp_path / f"{name}.pt"), "--dataset", "synthetic"])
+        result = run("eval", tmp_path / f"{name}.pt", "--dataset", "synthetic")
         assert result.exit_code == 2, (name, result.output)
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("Error: "), (name, result.output)
@@ -248,22 +246,21 @@ def test_cli_eval_of_bad_files_exits_2(tmp_path):
 def test_cli_eval_of_a_bare_state_dict(tmp_path):
     spec = tiny_spec()
     torch.save(build_model(spec).state_dict(), tmp_path / "bare.pt")
-    runner = CliRunner()
-    result = runner.invoke(app, ["eval", str(tmp_path / "bare.pt"), "--arch", "cifar_resnet8"])
+    result = run("eval", tmp_path / "bare.pt", "--arch", "cifar_resnet8")
     assert result.exit_code == 2 and "--dataset" in result.output  # a bare state dict does not name its data
     # widths differ from the registered cifar_resnet8, so the shapes do not fit: one line, exit 2
-    result = runner.invoke(app, ["eval", str(tmp_path / "bare.pt"), "--arch", "cifar_resnet8", "-d", "synthetic"])
+    result = run("eval", tmp_path / "bare.pt", "--arch", "cifar_resnet8", "-d", "synthetic")
     assert result.exit_code == 2 and "do not fit cifar_resnet8" in result.output
     torch.save(build_model("cifar_resnet8").state_dict(), tmp_path / "r8.pt")
-    result = runner.invoke(app, ["eval", str(tmp_path / "r8.pt"), "--arch", "cifar_resnet8", "-d", "synthetic",
-                                 "--limit", "20", "-f", "json", "--device", "cpu"])
+    result = run("eval", tmp_path / "r8.pt", "--arch", "cifar_resnet8", "-d", "synthetic",
+                 "--limit", "20", "-f", "json", "--device", "cpu")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["images"] == 20 and doc["arch"] == "cifar_resnet8"
     assert doc["inferred_arch"] == {"name": "cifar_resnet8", "by": "given", "set_aside": []}
     # the table says it in words, not as the JSON's bare marker
-    result = runner.invoke(app, ["eval", str(tmp_path / "r8.pt"), "--arch", "cifar_resnet8", "-d", "synthetic",
-                                 "--limit", "20", "--device", "cpu"])
+    result = run("eval", tmp_path / "r8.pt", "--arch", "cifar_resnet8", "-d", "synthetic",
+                 "--limit", "20", "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert "a bare state dict, read as cifar_resnet8 (--arch)" in result.stdout
     assert "note: given" not in result.stdout

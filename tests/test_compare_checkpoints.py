@@ -7,12 +7,10 @@ import json
 import pytest
 import torch
 from cli_runner import one_line_error, run
-from typer.testing import CliRunner
 
 from resnet_cli import build_model, get_spec
 from resnet_cli.analysis.counts import count_params
 from resnet_cli.checkpoint import save_checkpoint
-from resnet_cli.cli import app
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +23,7 @@ def ckpt(tmp_path_factory):
 
 
 def _compare(*args):
-    return CliRunner().invoke(app, ["compare", *map(str, args)])
+    return run("compare", *args)
 
 
 def test_a_checkpoint_column_is_the_network_it_holds(ckpt):

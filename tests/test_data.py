@@ -10,9 +10,8 @@ import tarfile
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
+from cli_runner import run
 
-from resnet_cli.cli import app
 from resnet_cli.data import DatasetError, DatasetInfo, augment_batch, load_dataset
 from resnet_cli.data.cifar import CIFAR10, CIFAR100
 
@@ -202,6 +201,6 @@ def test_imagefolder_flat_layout_and_errors(tmp_path):
 
 
 def test_cli_unknown_dataset_exits_2():
-    result = CliRunner().invoke(app, ["train", "--arch", "cifar_resnet8", "--dataset", "cifar", "--epochs", "1"])
+    result = run("train", "--arch", "cifar_resnet8", "--dataset", "cifar", "--epochs", "1")
     assert result.exit_code == 2
     assert "did you mean cifar10, cifar100" in result.output and "Traceback" not in result.output

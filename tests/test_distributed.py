@@ -15,11 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_runner import run
 from image_folders import folder_checkpoint, write_folder
 from lesion_nets import one_thread, trained, write_checkpoint
-from typer.testing import CliRunner
-
-from resnet_cli.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 LESION = ["--limit", "120", "-b", "16", "--experiments", "single,multi", "--max-k", "3", "--samples", "2",
@@ -50,7 +48,7 @@ def torchrun(commands, out_dir, env=None, timeout=180):
 
 def one_process(*args):
     with one_thread():
-        res = CliRunner().invoke(app, list(map(str, args)))
+        res = run(*args)
     assert res.exit_code == 0, res.output
     return res
 

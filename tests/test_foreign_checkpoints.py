@@ -12,13 +12,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from cli_runner import run
 from timm_nets import TimmResNetD
 from torch import nn
-from typer.testing import CliRunner
 
 from resnet_cli import build_model, get_spec
 from resnet_cli.checkpoint import CheckpointError, load_checkpoint
-from resnet_cli.cli import app
 from resnet_cli.data import DatasetError, load_dataset
 from resnet_cli.data.normalization import parse_normalization
 
@@ -374,10 +373,9 @@ def test_normalize_changes_the_images_as_asked(akamaster8, tmp_path):
 
 def test_cli_reports_mappings_and_normalisation_in_json_and_table(akamaster8, tmp_path):
     torch.save({"state_dict": nn.DataParallel(akamaster8).state_dict(), "best_prec1": 1.0}, tmp_path / "aka.th")
-    runner = CliRunner()
     common = ["--dataset", "synthetic", "--limit", "8", "--device", "cpu", "-q"]
     for command in (["eval"], ["lesion", "--experiments", "single"], ["gradients", "--samples", "1"]):
-        result = runner.invoke(app, [*command, str(tmp_path / "aka.th"), *common, "--normalize", "none", "-f", "json"])
+        result = run(*command, tmp_path / "aka.th", *common, "--normalize", "none", "-f", "json")
         assert result.exit_code == 0, (command, result.output)
         doc = json.loads(result.stdout)
         assert [m["layout"] for m in doc["key_mappings"]] == ["a checkpoint dict", "nn.DataParallel/DDP",
@@ -385,30 +383,29 @@ def test_cli_reports_mappings_and_normalisation_in_json_and_table(akamaster8, tm
         assert doc["normalization"] == {"name": "none", "mean": [0.0] * 3, "std": [1.0] * 3,
                                         "source": "--normalize"}
         assert doc["arch"] == "cifar_resnet8"
-        table = runner.invoke(app, [*command, str(tmp_path / "aka.th"), *common, "--arch", "cifar_resnet8"])
+        table = run(*command, tmp_path / "aka.th", *common, "--arch", "cifar_resnet8")
         assert table.exit_code == 0, (command, table.output)
         text = " ".join(table.stdout.split())
         assert "mapped: weights from the 'state_dict' entry (beside it: best_prec1)" in text, command
         assert "'module.' prefix stripped (nn.DataParallel/DDP)" in text and "linear. -> fc." in text
         assert "normalised: none (mean 0, 0, 0; std 1, 1, 1; synthetic's own)" in text, command
-    bad = runner.invoke(app, ["eval", str(tmp_path / "aka.th"), *common, "--normalize", "imagenett"])
+    bad = run("eval", tmp_path / "aka.th", *common, "--normalize", "imagenett")
     assert bad.exit_code == 2 and bad.output.startswith("Error: --normalize takes imagenet")
 
 
 def test_params_from_a_checkpoint_counts_as_params_arch(akamaster8, tmp_path):
     torch.save({"state_dict": akamaster8.state_dict()}, tmp_path / "aka.th")
-    runner = CliRunner()
-    from_ckpt = runner.invoke(app, ["params", "--from", str(tmp_path / "aka.th"), "-f", "json"])
-    by_name = runner.invoke(app, ["params", "--arch", "cifar_resnet8", "-f", "json"])
+    from_ckpt = run("params", "--from", tmp_path / "aka.th", "-f", "json")
+    by_name = run("params", "--arch", "cifar_resnet8", "-f", "json")
     assert from_ckpt.exit_code == 0 and by_name.exit_code == 0, from_ckpt.output
     doc, ref = json.loads(from_ckpt.stdout), json.loads(by_name.stdout)
     assert (doc["params"], doc["macs"]) == (ref["params"], ref["macs"])
     assert doc["params"] == sum(p.numel() for p in akamaster8.parameters())
     assert doc["key_mappings"][-1]["layout"] == "akamaster/pytorch_resnet_cifar10"
-    table = runner.invoke(app, ["params", "--from", str(tmp_path / "aka.th")])
+    table = run("params", "--from", tmp_path / "aka.th")
     assert "mapped:" in table.stdout and "cifar_plain8 fits too" in " ".join(table.stdout.split())
     for extra in (["--arch", "resnet20"], ["--widths", "8,16,32"], ["--block", "basic"]):
-        result = runner.invoke(app, ["params", "--from", str(tmp_path / "aka.th"), *extra])
+        result = run("params", "--from", tmp_path / "aka.th", *extra)
         assert result.exit_code == 2 and result.output.startswith("Error:"), (extra, result.output)
 
 
@@ -436,8 +433,8 @@ def test_real_akamaster_resnet20_scores_the_500_real_test_images():
 
 @pytest.mark.skipif(not (REAL / "resnet20-12fca82f.th").is_file(), reason=NO_REAL)
 def test_real_file_through_the_cli_as_published():
-    result = CliRunner().invoke(app, ["eval", str(REAL / "resnet20-12fca82f.th"), "--dataset", "cifar10",
-                                      "--data-dir", str(REAL), "--device", "cpu", "-q", "-f", "json"])
+    result = run("eval", REAL / "resnet20-12fca82f.th", "--dataset", "cifar10",
+                 "--data-dir", REAL, "--device", "cpu", "-q", "-f", "json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert (doc["arch"], doc["images"], doc["correct"]) == ("resnet20", 500, 455)

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from cli_runner import run
 from lesion_nets import LinearNet, digits, one_thread, trained, write_checkpoint
-from typer.testing import CliRunner
 
 from resnet_cli.analysis.gradients import (
     gated_forward,
@@ -17,7 +17,6 @@ from resnet_cli.analysis.gradients import (
     path_gradient_norms,
     shortest_range,
 )
-from resnet_cli.cli import app
 from resnet_cli.errors import ResnetCliError
 
 
@@ -101,9 +100,9 @@ def test_routes_keep_the_value_and_split_the_gradient(arch, overrides):
     the branch route's gradient plus the shortcut route's gradient is the block's whole gradient."""
     block, h = _first_block(arch, **overrides)
     grads = []
-    for run in (block, lambda t: block.routed(t, True), lambda t: block.routed(t, False)):
+    for forward in (block, lambda t: block.routed(t, True), lambda t: block.routed(t, False)):
         x = h.clone().requires_grad_(True)
-        out = run(x)
+        out = forward(x)
         (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
         grads.append((out.detach(), x.grad))
     (full, g_full), (via_branch, g_branch), (via_shortcut, g_shortcut) = grads
@@ -161,8 +160,8 @@ def test_cli_gradients_json_and_plot(tmp_path):
     spec, model, info = trained("cifar_resnet14")
     ckpt = write_checkpoint(tmp_path / "r14.pt", spec, model, info)
     with one_thread():
-        res = CliRunner().invoke(app, ["gradients", str(ckpt), "--limit", "8", "--samples", "1", "--step", "2",
-                                       "--format", "json", "--out", str(tmp_path / "g"), "--device", "cpu"])
+        res = run("gradients", ckpt, "--limit", "8", "--samples", "1", "--step", "2",
+                  "--format", "json", "--out", tmp_path / "g", "--device", "cpu")
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["blocks"] == 6 and doc["images"] == 8
@@ -196,5 +195,5 @@ def test_gradient_figure_title_names_the_overrides(tmp_path, monkeypatch):
 def test_cli_gradients_refuses_a_plain_net(tmp_path):
     spec, model, info = trained("cifar_plain14")
     ckpt = write_checkpoint(tmp_path / "p14.pt", spec, model, info)
-    res = CliRunner().invoke(app, ["gradients", str(ckpt), "--limit", "4"])
+    res = run("gradients", ckpt, "--limit", "4")
     assert res.exit_code == 2 and "plain" in res.stderr

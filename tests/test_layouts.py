@@ -11,13 +11,12 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from cli_runner import run
 from timm_nets import TimmResNetD, randomise
 from torch import nn
-from typer.testing import CliRunner
 
 from resnet_cli import build_model, get_spec
 from resnet_cli.analysis.fvcore_engine import conv_linear_macs
-from resnet_cli.cli import app
 from resnet_cli.errors import SpecError
 from resnet_cli.plan import plan_model
 
@@ -48,7 +47,7 @@ def test_v1_macs_are_table_1s_flops(name):
 
 
 def test_compare_shows_the_v1_figures():
-    result = CliRunner().invoke(app, ["compare", "resnet50_v1", "resnet101_v1", "resnet152_v1", "-f", "json"])
+    result = run("compare", "resnet50_v1", "resnet101_v1", "resnet152_v1", "-f", "json")
     assert result.exit_code == 0, result.output
     macs = [a["macs"] for a in json.loads(result.stdout)["archs"]]
     assert macs == list(V1.values())

@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
+from cli_runner import run
 from lesion_nets import LinearNet, digits, one_thread, trained, write_checkpoint
-from typer.testing import CliRunner
 
 from resnet_cli.analysis.lesion import (
     Config,
@@ -18,7 +18,6 @@ from resnet_cli.analysis.lesion import (
     reorder_measurements,
     tree_op_counts,
 )
-from resnet_cli.cli import app
 from resnet_cli.errors import ResnetCliError
 from resnet_cli.models import build_model
 from resnet_cli.registry import get_spec
@@ -202,8 +201,8 @@ def resnet_ckpt(resnet, tmp_path_factory):
 
 def test_cli_json_schema(resnet_ckpt):
     with one_thread():
-        res = CliRunner().invoke(app, ["lesion", str(resnet_ckpt), "--limit", "60", "--max-k", "2", "--samples",
-                                       "2", "--format", "json", "--device", "cpu"])
+        res = run("lesion", resnet_ckpt, "--limit", "60", "--max-k", "2", "--samples",
+                  "2", "--format", "json", "--device", "cpu")
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["dataset"] == "digits" and doc["images"] == 60
@@ -221,13 +220,13 @@ def test_cli_out_dir_and_resume(resnet_ckpt, tmp_path):
     args = ["lesion", str(resnet_ckpt), "--limit", "40", "--experiments", "single,multi", "--max-k", "2",
             "--samples", "1", "--out", str(out), "--device", "cpu", "-q"]
     with one_thread():
-        first = CliRunner().invoke(app, args)
+        first = run(*args)
         assert first.exit_code == 0, first.output
         for name in ("lesion.json", "measurements.json", "measurements.csv", "single.png", "multi.png"):
             assert (out / name).stat().st_size > 0, name
-        again = CliRunner().invoke(app, args)
+        again = run(*args)
         assert again.exit_code == 2 and "--resume" in again.stderr
-        resumed = CliRunner().invoke(app, args + ["--resume", "--format", "json"])
+        resumed = run(*args, "--resume", "--format", "json")
     assert resumed.exit_code == 0
     assert json.loads(resumed.stdout)["single"] == json.loads((out / "lesion.json").read_text())["single"]
     assert "holds no study yet" not in resumed.stderr
@@ -237,8 +236,8 @@ def test_cli_resume_of_a_folder_without_a_study_says_it_starts_afresh(resnet_ckp
     """A typo in --out with --resume would otherwise repeat hours of work without a word."""
     typo = tmp_path / "studdy"
     with one_thread():
-        res = CliRunner().invoke(app, ["lesion", str(resnet_ckpt), "--limit", "20", "--experiments", "single",
-                                       "--out", str(typo), "--resume", "--device", "cpu"])
+        res = run("lesion", resnet_ckpt, "--limit", "20", "--experiments", "single",
+                  "--out", typo, "--resume", "--device", "cpu")
     assert res.exit_code == 0, res.output
     note = [line for line in res.stderr.splitlines() if line.startswith("note: --resume")]
     assert len(note) == 1 and f"{typo} holds no study yet" in note[0] and "from the beginning" in note[0]
@@ -254,13 +253,13 @@ def test_cli_resume_of_a_folder_without_a_study_says_it_starts_afresh(resnet_ckp
 
 
 def test_cli_bad_input_is_one_line(resnet_ckpt, args, message):
-    res = CliRunner().invoke(app, ["lesion", str(resnet_ckpt)] + args)
+    res = run("lesion", resnet_ckpt, *args)
     assert res.exit_code == 2
     assert message in res.stderr and "Traceback" not in res.stderr
 
 
 def test_cli_missing_checkpoint(tmp_path):
-    res = CliRunner().invoke(app, ["lesion", str(tmp_path / "nope.pt")])
+    res = run("lesion", tmp_path / "nope.pt")
     assert res.exit_code == 2 and "no such checkpoint" in res.stderr
 
 
@@ -280,8 +279,8 @@ def test_cli_checks_the_checkpoint_path_once(resnet_ckpt, monkeypatch):
     for module in (checkpoint_package, checkpoint_format, safety):  # every name it is called by
         monkeypatch.setattr(module, "check_checkpoint_path", counted)
     with one_thread():
-        res = CliRunner().invoke(app, ["lesion", str(resnet_ckpt), "--limit", "20", "--experiments", "single",
-                                       "--device", "cpu", "-q", "--format", "json"])
+        res = run("lesion", resnet_ckpt, "--limit", "20", "--experiments", "single",
+                  "--device", "cpu", "-q", "--format", "json")
     assert res.exit_code == 0, res.output
     assert checked == [str(resnet_ckpt)]
 
@@ -380,8 +379,8 @@ def test_engines_agree_on_a_network_with_a_module_between_blocks():
 
 def test_cli_csv(resnet_ckpt):
     with one_thread():
-        res = CliRunner().invoke(app, ["lesion", str(resnet_ckpt), "--limit", "20", "--experiments", "single",
-                                       "--format", "csv", "--device", "cpu"])
+        res = run("lesion", resnet_ckpt, "--limit", "20", "--experiments", "single",
+                  "--format", "csv", "--device", "cpu")
     assert res.exit_code == 0, res.output
     lines = res.stdout.strip().splitlines()
     assert lines[0] == "experiment,k,block,index,shape_change,sample,error" and len(lines) == 1 + 1 + 6

@@ -7,12 +7,11 @@ gated shortcuts, a DenseNet its concatenations) refuses in one line. (Issue 20: 
 
 import pytest
 import torch
+from cli_runner import run
 from plan_checks import check_plan_facts
-from typer.testing import CliRunner
 from zoo_sets import LIGHT
 
 from resnet_cli import build_model, get_spec
-from resnet_cli.cli import app
 from resnet_cli.errors import SpecError
 from resnet_cli.plan import plan_model
 from resnet_cli.spec import PLACEMENTS
@@ -120,7 +119,7 @@ def test_plain_keras_plans_equal_their_modules(name):
 
 @pytest.mark.parametrize("name, family", [("highway20", "highway"), ("densenet40_12", "DenseNet")])
 def test_families_that_cannot_be_plain_refuse_in_one_line(name, family):
-    res = CliRunner().invoke(app, ["params", "--arch", name, "--set", "residual=false"])
+    res = run("params", "--arch", name, "--set", "residual=false")
     assert res.exit_code == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: a ") and family in lines[0]
@@ -135,7 +134,7 @@ def test_stochastic_depth_on_a_plain_net_is_refused(name):
 
 
 def test_params_does_not_call_a_plain_nets_blocks_residual():
-    res = CliRunner().invoke(app, ["params", "--arch", "vgg19"])
+    res = run("params", "--arch", "vgg19")
     assert "16 blocks without shortcuts, depth 19" in " ".join(res.stdout.split())
-    res = CliRunner().invoke(app, ["params", "--arch", "resnet34"])
+    res = run("params", "--arch", "resnet34")
     assert "16 residual blocks, depth 34" in " ".join(res.stdout.split())

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from cli_runner import run
 
 import resnet_cli
 from resnet_cli.analysis.counts import count_params
@@ -175,13 +176,9 @@ def test_receptive_field_by_the_standard_recursion():
 
 
 def test_receptive_field_column_with_blocks_only():
-    from typer.testing import CliRunner
-
-    from resnet_cli.cli import app
-
-    with_blocks = CliRunner().invoke(app, ["params", "--arch", "resnet50", "--depth", "2"], terminal_width=100)
+    with_blocks = run("params", "--arch", "resnet50", "--depth", "2", terminal_width=100)
     assert "RF px" in with_blocks.output and " 427 " in with_blocks.output
-    assert "RF px" not in CliRunner().invoke(app, ["params", "--arch", "resnet50"]).output
+    assert "RF px" not in run("params", "--arch", "resnet50").output
 
 
 def test_buffers_beside_the_parameters_as_keras_summary_counts_them():
@@ -190,19 +187,16 @@ def test_buffers_beside_the_parameters_as_keras_summary_counts_them():
     (``num_batches_tracked`` left out, Keras has none) are the same number."""
     import json
 
-    from typer.testing import CliRunner
-
     from resnet_cli.analysis.counts import module_buffers
-    from resnet_cli.cli import app
 
     spec = get_spec("keras_minimodel")
     report = count_params(spec)
     assert (report.trainable_params, report.buffers) == (4_368_714, 5_824)
     assert module_buffers(resnet_cli.build_model(spec)) == 5_824
-    res = CliRunner().invoke(app, ["params", "--arch", "keras_minimodel", "-f", "json"])
+    res = run("params", "--arch", "keras_minimodel", "-f", "json")
     data = json.loads(res.stdout)
     assert (data["trainable_params"], data["buffers"]) == (4_368_714, 5_824)
-    res = CliRunner().invoke(app, ["params", "--arch", "keras_minimodel"])
+    res = run("params", "--arch", "keras_minimodel")
     assert "trainable 4,368,714) · buffers 5,824 (BN running statistics)" in " ".join(res.stdout.split())
     # a net without batch norm has none: VGG-16's 138,357,544 parameters, no buffers; vgg16_bn 2 x 4,224 of them
     assert (count_params(get_spec("vgg16")).buffers, count_params(get_spec("vgg16_bn")).buffers) == (0, 8_448)

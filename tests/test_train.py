@@ -7,11 +7,10 @@ import signal
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from cli_runner import run
 
 from resnet_cli import get_spec
 from resnet_cli.checkpoint import load_checkpoint
-from resnet_cli.cli import app
 from resnet_cli.errors import ResnetCliError
 from resnet_cli.training import TrainConfig, Trainer, TrainingInterrupted, train
 
@@ -114,23 +113,22 @@ def test_amp_only_on_cuda_and_stochastic_depth_spec_kept(tmp_path):
 
 
 def test_cli_train_eval_plot(tmp_path):
-    runner = CliRunner()
     ckpt, plot = tmp_path / "ckpt.pt", tmp_path / "record.png"
-    result = runner.invoke(app, ["train", *TINY, "--dataset", "digits", "--epochs", "1", "-b", "64", "--limit",
-                                 "256", "--test-limit", "64", "-o", str(ckpt), "--plot", str(plot), "--device",
-                                 "cpu", "-q", "--format", "json"])
+    result = run("train", *TINY, "--dataset", "digits", "--epochs", "1", "-b", "64", "--limit",
+                 "256", "--test-limit", "64", "-o", ckpt, "--plot", plot, "--device",
+                 "cpu", "-q", "--format", "json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["arch"] == "cifar_resnet8" and doc["dataset"]["name"] == "digits" and doc["epochs"] == 1
     assert doc["config"]["lr"] == 0.1 and doc["checkpoint"] == str(ckpt)
     assert (tmp_path / "ckpt.best.pt").is_file() and plot.read_bytes()[:4] == b"\x89PNG"
-    result = runner.invoke(app, ["eval", str(ckpt), "--format", "json", "--limit", "64", "--device", "cpu"])
+    result = run("eval", ckpt, "--format", "json", "--limit", "64", "--device", "cpu")
     assert result.exit_code == 0, result.output
     ev = json.loads(result.stdout)
     assert ev["images"] == 64 and ev["error"] == pytest.approx(1 - ev["accuracy"])
     assert ev["error"] == pytest.approx(doc["record"][0]["test_error"])  # the same 64 test images
-    result = runner.invoke(app, ["plot-record", str(ckpt), str(tmp_path / "ckpt.best.pt"), "-o",
-                                 str(tmp_path / "two.svg"), "-q"])
+    result = run("plot-record", ckpt, tmp_path / "ckpt.best.pt", "-o",
+                 tmp_path / "two.svg", "-q")
     assert result.exit_code == 0 and (tmp_path / "two.svg").read_text().lstrip().startswith("<?xml")
 
 
@@ -140,16 +138,16 @@ def test_cli_train_placement_and_shortcut_mode_round_trip(tmp_path):
     from resnet_cli.models import build_model
 
     ckpt = tmp_path / "preact.pt"
-    result = CliRunner().invoke(app, ["train", *TINY, "--placement", "full-preact", "--shortcut-mode", "conv",
-                                      "--epochs", "1", "-b", "32", "--limit", "64", "--test-limit", "32", "-o",
-                                      str(ckpt), "--no-best", "--device", "cpu", "-q", "--format", "json"])
+    result = run("train", *TINY, "--placement", "full-preact", "--shortcut-mode", "conv",
+                 "--epochs", "1", "-b", "32", "--limit", "64", "--test-limit", "32", "-o",
+                 ckpt, "--no-best", "--device", "cpu", "-q", "--format", "json")
     assert result.exit_code == 0, result.output
     trained = json.loads(result.stdout)
     wanted = tiny_spec(placement="full_preact", shortcut_mode="conv")
     saved = load_checkpoint(ckpt)
     assert saved.spec == wanted and (saved.spec.placement, saved.spec.shortcut_mode) == ("full_preact", "conv")
     assert any(".downsample." in key for key in saved.state_dict)  # conv shortcuts: 1x1 projections on every block
-    result = CliRunner().invoke(app, ["eval", str(ckpt), "--limit", "32", "--device", "cpu", "--format", "json"])
+    result = run("eval", ckpt, "--limit", "32", "--device", "cpu", "--format", "json")
     assert result.exit_code == 0, result.output
     evaluated = json.loads(result.stdout)
     assert evaluated["overrides"]["placement"] == "full_preact" and evaluated["overrides"]["shortcut_mode"] == "conv"
@@ -162,7 +160,7 @@ def test_cli_train_placement_and_shortcut_mode_round_trip(tmp_path):
 
 
 def test_cli_train_needs_arch_or_resume():
-    result = CliRunner().invoke(app, ["train", "--epochs", "1"])
+    result = run("train", "--epochs", "1")
     assert result.exit_code == 2 and "--arch" in result.output
 
 
@@ -202,7 +200,7 @@ def test_sync_bn_is_recorded_and_kept_by_resume(tmp_path, monkeypatch):
     torch.save(payload, ckpt)
     resumed = train(None, "synthetic", quick(epochs=2), device="cpu", checkpoint=ckpt, resume=ckpt)
     assert resumed.config.sync_bn and load_checkpoint(ckpt).extra["config"]["sync_bn"] is True
-    result = CliRunner().invoke(app, ["train", "--resume", str(ckpt), "--epochs", "3", "--sync-bn"])
+    result = run("train", "--resume", ckpt, "--epochs", "3", "--sync-bn")
     assert result.exit_code == 2 and "--sync-bn: not with --resume" in result.output
     monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun; refused before any process group is joined
     with pytest.raises(ResnetCliError, match="the checkpoint's run uses --sync-bn, but SyncBatchNorm works on CUDA"):
@@ -253,8 +251,8 @@ def test_resume_of_damaged_state_is_one_error_line_before_training(tmp_path, one
     expected = damage(payload)
     path = tmp_path / "damaged.pt"
     torch.save(payload, path)
-    result = CliRunner().invoke(app, ["train", "--resume", str(path), "--epochs", "2", "-o",
-                                      str(tmp_path / "out.pt")])
+    result = run("train", "--resume", path, "--epochs", "2", "-o",
+                 tmp_path / "out.pt")
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and "cannot be resumed" in lines[0], lines

@@ -5,14 +5,13 @@ path, and a lesion deletes only the convs whose input and output shapes agree.""
 
 import pytest
 import torch
+from cli_runner import run
 from torch import nn
-from typer.testing import CliRunner
 
 from resnet_cli import build_model, get_spec
 from resnet_cli.analysis.drawing import network_drawing
 from resnet_cli.analysis.fvcore_engine import count_with_fvcore
 from resnet_cli.analysis.lesion import lesion_study
-from resnet_cli.cli import app
 from resnet_cli.plan import plan_model
 
 # torchvision/models/vgg.py's ``cfgs`` (A, B, D, E): conv widths, "M" a 2x2/2 max-pool
@@ -116,7 +115,7 @@ def test_a_torchvision_state_dict_loads_strict_with_equal_logits(bn):
 
 
 def test_one_path():
-    res = CliRunner().invoke(app, ["paths", "--arch", "vgg19"])
+    res = run("paths", "--arch", "vgg19")
     assert res.exit_code == 0, res.output
     assert "16 blocks without shortcuts → 1 path" in res.stdout
 
@@ -153,7 +152,7 @@ def test_drawing_is_figure_3s_vgg19_column():
 
 
 def test_residual_true_is_refused_in_one_line():
-    res = CliRunner().invoke(app, ["params", "--arch", "vgg16", "--set", "residual=true"])
+    res = run("params", "--arch", "vgg16", "--set", "residual=true")
     assert res.exit_code == 2
     assert res.stderr.strip().splitlines() == [
         "Error: a VGG net has no shortcuts (residual=false is its definition); for a residual twin use a resnet "
