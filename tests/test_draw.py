@@ -247,6 +247,18 @@ def test_draw_blocks_as_vector_figures(tmp_path, suffix):
     assert out.stat().st_size > 1000
 
 
+def test_the_table_says_which_placement_each_block_column_is(tmp_path):
+    result = run("draw", "--block", "bottleneck", "--placement", "original", "--placement", "full_preact", "-o",
+                 str(tmp_path / "fig4.png"), "--dpi", "50")
+    assert result.exit_code == 0, result.output
+    rows = [line.split("   ")[0].strip() for line in result.stdout.splitlines() if "bottleneck, 256-d" in line]
+    assert rows == ["bottleneck, 256-d, (a) original", "bottleneck, 256-d, (e) full pre-activation"]
+    # at 80 columns the name wraps in its cell; no count is cut
+    narrow = run("draw", "--block", "bottleneck", "--placement", "original", "--placement", "full_preact", "-o",
+                 str(tmp_path / "fig4.png"), "--dpi", "50", env={"COLUMNS": "80"}).stdout
+    assert "…" not in narrow and max(len(line) for line in narrow.splitlines()) <= 80
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["resnet34", "-o", "x.txt"], "the file type follows the suffix"),
     (["nosuch", "-o", "x.png"], "unknown architecture 'nosuch'"),

@@ -253,9 +253,13 @@ def drawing_table(drawing: Drawing, console: Any) -> None:
 
     table = Table(title=f"drawn to {safe(drawing.output)}", title_justify="left", box=rich_box.SIMPLE_HEAD)
     for name in ("column", "boxes", "conv", "shortcuts", "projection", "zero-pad", "folded"):
-        table.add_column(name, justify="left" if name in ("column", "folded") else "right", no_wrap=True)
-    for title, _sub, *counts, folded in drawing_rows(drawing):
-        table.add_row(safe(title), *map(str, counts), folded or "-")
+        # the name may wrap (a block's placement on a narrow terminal): the counts are never cut
+        table.add_column(name, justify="left" if name in ("column", "folded") else "right", no_wrap=name != "column")
+    for column, (title, subtitle, *counts, folded) in zip(drawing.columns, drawing_rows(drawing)):
+        # a block's title ("bottleneck, 256-d") is the same under every placement: its row names the placement too,
+        # as the figure's subtitle does
+        name = f"{title}, {subtitle}" if column.kind == "block" else title
+        table.add_row(safe(name), *map(str, counts), folded or "-")
     print_table(console, table)
     console.print("[dim]boxes: the layers drawn (a folded run's once); shortcuts: projections are dotted, "
                   "zero-paddings dashed, identities solid[/dim]")
