@@ -147,11 +147,23 @@ def spec_label(spec: ArchSpec) -> str:
     return label_with_overrides(spec.name, spec_overrides(spec))
 
 
+def checkpoint_label(path: str, spec: ArchSpec) -> str:
+    """A checkpoint column's name: the file's name with what it holds, ``r20.pt (resnet20, shortcut=B)``, so that
+    two checkpoints of one arch are told apart."""
+    from pathlib import Path
+
+    return f"{Path(path).name} ({', '.join([spec.name, *_override_parts(spec_overrides(spec))])})"
+
+
 def label_with_overrides(name: str, overrides: dict[str, Any]) -> str:
     if not overrides:
         return name
+    return f"{name} ({', '.join(_override_parts(overrides))})"
+
+
+def _override_parts(overrides: dict[str, Any]) -> list[str]:
+    """``['shortcut=B', 'widths=8,16,32']``: each override as typed."""
     shown = dict(overrides)
     if shown.get("input_width") is not None and "input_size" in shown:  # as typed: --input-size 224x320
         shown["input_size"] = f"{shown['input_size']}x{shown.pop('input_width')}"
-    parts = [f"{k}={','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in shown.items()]
-    return f"{name} ({', '.join(parts)})"
+    return [f"{k}={','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in shown.items()]

@@ -302,9 +302,16 @@ def test_a_checkpoint_is_drawn_as_its_spec(tmp_path):
     result = run("draw", str(path), "resnet20", "-o", str(tmp_path / "c.png"), "--dpi", "60", "-f", "json")
     assert result.exit_code == 0, result.output
     mine, theirs = json.loads(result.stdout)["columns"]
-    assert mine["title"] == "resnet20 (shortcut=B)"
+    assert mine["title"] == "r20.pt (resnet20, shortcut=B)" and theirs["title"] == "resnet20"
+    assert mine["arch"] == "resnet20" and mine["overrides"] == {"shortcut": "B"}
     assert [e["kind"] for e in mine["edges"]].count("projection") == 2
     assert [e["kind"] for e in theirs["edges"]].count("zero_pad") == 2
+    # two checkpoints of one arch: two columns told apart by their files, in the table as in the figure
+    twin = tmp_path / "twin.pt"
+    twin.write_bytes(path.read_bytes())
+    table = run("draw", str(path), str(twin), "-o", str(tmp_path / "c.png"), "--dpi", "50").stdout
+    assert [line.split("   ")[0].strip() for line in table.splitlines() if ".pt (" in line] == [
+        "r20.pt (resnet20, shortcut=B)", "twin.pt (resnet20, shortcut=B)"]
     refused = run("draw", str(path), "--set", "widths=8,16,32", "-o", str(tmp_path / "c.png"))
     assert refused.exit_code == 2 and "its weights fix the network" in refused.output
     refused = run("draw", str(path), "--placement", "full_preact", "-o", str(tmp_path / "c.png"))  # not ignored

@@ -22,7 +22,7 @@ from .app import (
     ShortcutModeOpt,
     ShortcutOpt,
     app,
-    column_spec,
+    column_network,
     options_given,
 )
 
@@ -120,6 +120,7 @@ def _network_drawing(ctx: typer.Context, columns: list[str] | None, placements: 
                      **options):
     """He et al. 2015 Fig. 3: one column per arch or checkpoint."""
     from ..analysis.drawing import network_drawing
+    from ..registry import checkpoint_label
 
     if not columns:
         raise ResnetCliError("name one or more architectures (see 'resnet-cli archs') or checkpoints, or a "
@@ -129,4 +130,9 @@ def _network_drawing(ctx: typer.Context, columns: list[str] | None, placements: 
     if len(placements) > 1:
         raise ResnetCliError("--placement once for networks; one column's own: ARCH:placement=full_preact")
     placement = placements[0] if placements else None
-    return network_drawing([column_spec(ctx, c, placement=placement, **options) for c in columns], fold)
+    networks = [column_network(ctx, c, placement=placement, **options) for c in columns]
+    drawing = network_drawing([spec for spec, _ in networks], fold)
+    for column, name, (spec, checkpoint) in zip(drawing.columns, columns, networks):
+        if checkpoint is not None:  # by its file too: two checkpoints of one arch are two columns to tell apart
+            column.title = checkpoint_label(name, spec)
+    return drawing
