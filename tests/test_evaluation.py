@@ -27,3 +27,37 @@ def test_eval_reports_top5_and_per_class_counts(tmp_path):
     assert result.class_images == [7] * 10
     assert sum(result.class_correct) == 10
     assert result.class_correct == [sum(1 for i in range(70) if i % 10 == c and i % 7 == 0) for c in range(10)]
+
+
+def _per_class_line(errors, names=None):
+    """The table's per-class line for a report whose classes have ``errors`` (4 images each; None: no image)."""
+    import io
+
+    from rich.console import Console
+
+    from resnet_cli.analysis.evaluation import EvalReport
+    from resnet_cli.render.training import eval_table
+
+    per_class = [{"class": c, "name": names[c] if names else None, "images": 0 if e is None else 4,
+                  "correct": 0 if e is None else round(4 * (1 - e)), "error": e} for c, e in enumerate(errors)]
+    images = sum(c["images"] for c in per_class)
+    correct = sum(c["correct"] for c in per_class)
+    report = EvalReport(checkpoint="x.pt", arch="cifar_resnet8", dataset="synthetic", split="test",
+                        error=1 - correct / images, accuracy=correct / images, loss=1.0, correct=correct,
+                        images=images, device="cpu", inferred_arch=None, key_mappings=[], normalization=None,
+                        per_class=per_class)
+    out = io.StringIO()
+    eval_table(report, Console(file=out, width=1000, highlight=False, emoji=False))
+    return next(line for line in out.getvalue().splitlines() if line.startswith("per class"))
+
+
+def test_the_per_class_line_names_every_class_that_shares_the_worst_error():
+    assert _per_class_line([0.25, 1.0, 0.5]) == (
+        "per class: error from 25.00% to 100.00% (class 1); every class in --format json")
+    assert "(classes 0, 1)" in _per_class_line([1.0, 1.0, 0.25])  # named class 0 alone before
+    assert "(class 1, cat)" in _per_class_line([0.0, 0.75, None], names=["dog", "cat", "bird"])
+    assert "(classes 0 dog, 2 bird)" in _per_class_line([0.5, 0.25, 0.5], names=["dog", "cat", "bird"])
+    # a class with no image has no error: neither the lowest nor the highest
+    assert _per_class_line([None, 0.5, 0.75]).startswith("per class: error from 50.00% to 75.00% (class 2)")
+    many = _per_class_line([1.0] * 8 + [0.0, 0.5])
+    assert "error from 0.00% to 100.00% (classes 0, 1, 2 and 5 more)" in many

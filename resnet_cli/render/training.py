@@ -60,14 +60,25 @@ def eval_table(report: Any, console: Any) -> None:
     console.print(f"{name} on {safe(d['dataset'])} ({d['split']} split, {d['images']:,} images): "
                   f"error {_pct(d['error'])} ({d['images'] - d['correct']:,} "
                   f"wrong){top5}, accuracy {_pct(d['accuracy'])}, loss {d['loss']:.4f} nats/image")
-    if d.get("per_class"):
-        worst = max(d["per_class"], key=lambda c: c["error"] if c["error"] is not None else -1)
-        console.print(f"[dim]per class: error from {_pct(min(c['error'] for c in d['per_class'] if c['images']))}"
-                      f" to {_pct(worst['error'])} (class {worst['class']}{_named(worst)}); every class in "
+    measured = [c for c in d.get("per_class") or () if c["error"] is not None]  # a class with no image has none
+    if measured:
+        highest = max(c["error"] for c in measured)
+        console.print(f"[dim]per class: error from {_pct(min(c['error'] for c in measured))} to {_pct(highest)} "
+                      f"({_classes([c for c in measured if c['error'] == highest])}); every class in "
                       f"--format json[/dim]")
     for note in d.get("notes") or ():
         console.print(f"[dim]note: {safe(note)}[/dim]")
     loading_lines(d, console)  # how the arch was found, what was mapped, the normalisation
+
+
+def _classes(rows: list[dict[str, Any]], shown: int = 3) -> str:
+    """``class 3, cat``; where several share the worst error, each of them (``classes 0, 1``), the first
+    ``shown`` of many (``classes 0 airplane, 1 automobile, 2 bird and 5 more``)."""
+    if len(rows) == 1:
+        return f"class {rows[0]['class']}{_named(rows[0])}"
+    names = ", ".join(f"{r['class']}{' ' + safe(r['name']) if r.get('name') else ''}" for r in rows[:shown])
+    more = f" and {len(rows) - shown} more" if len(rows) > shown else ""
+    return f"classes {names}{more}"
 
 
 def _named(row: dict[str, Any]) -> str:
