@@ -43,6 +43,9 @@ MAX_EPOCHS = 10_000
 #: Data-loading processes (``--workers``): each is a copy of the run, and past the cores they only slow it (100,000
 #: of them froze the machine).
 MAX_WORKERS = 64
+#: ``--seed``: what numpy's and most tools' seeding takes (torch takes up to 2**64-1); its bound printed in --help
+#: fits the help's range column at 80 columns, where 2**63-1 was cut in two.
+MAX_SEED = 2**32 - 1
 #: Share of the memory available when a run starts that its estimated need may take (weights, gradients,
 #: optimizer state, one batch's activations, images held in memory).
 MEMORY_SHARE = 0.9

@@ -97,3 +97,29 @@ def test_help_paragraphs_are_not_broken_mid_sentence():
 def test_eval_help_says_the_default_dataset_is_the_checkpoints():
     text = " ".join(run("eval", "--help", env={"COLUMNS": "200"}).stdout.split())
     assert "instead of the checkpoint's" in text and "the default for train" not in text
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help_is_whole_at_80_columns(command):
+    """Piped or in an 80-column terminal, rich fits --help's table to 80 columns by cutting a word longer than its
+    column with '…' (the default data folder was '~/.cache/resnet-…') or by folding a metavar in two (--seed's
+    range was '[0<=x<=9223372036854775' over '807]'): no word of the help and no metavar or range may be cut."""
+    import click
+    from typer.main import get_command
+
+    args = [command, "--help"] if command else ["--help"]
+    result = run(*args, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    if command is None:
+        return
+    words = set(re.sub(r"[│╭╮╰╯─]", " ", result.stdout).split())
+    cli = get_command(app).get_command(click.Context(get_command(app)), command)  # its flags without a metavar
+    ctx = click.Context(cli)
+    for param in cli.params:
+        shown = param.make_metavar(ctx) if not getattr(param, "is_flag", False) else ""
+        if isinstance(param.type, click.types._NumberRangeBase):
+            shown += f" [{param.type._describe_range()}]"
+        for word in shown.split():
+            assert word in words, (command, param.name, word)

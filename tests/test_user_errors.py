@@ -29,7 +29,7 @@ def test_ctrl_c_says_interrupted_and_exits_130(monkeypatch):
     one_line_error(run("archs"), "interrupted", code=130)  # typer alone exits 130 without a word
 
 
-@pytest.mark.parametrize("seed", ["-1", "99999999999999999999"])
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "99999999999999999999"])  # past MAX_SEED = 2**32 - 1
 def test_seed_out_of_range_is_an_option_error_not_a_torch_overflow(seed, tmp_path):
     one_line_error(run("train", *TINY, "-o", tmp_path / "c.pt", "--seed", seed), "--seed")
     assert not (tmp_path / "c.pt").exists()

@@ -19,7 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..errors import ArchNeededError, CheckpointError, ResnetCliError, UnknownArchError
-from ..limits import MAX_WORKERS
+from ..limits import MAX_SEED, MAX_WORKERS
 from ..render import OutputFormat
 from . import clickapi, failures
 
@@ -185,9 +185,11 @@ class Device(str, Enum):
 # Shared options: one definition each, so every command spells and documents them the same way.
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table (rich), json (one document on "
                                                   "stdout) or csv.", case_sensitive=False)]
-DeviceOpt = Annotated[Device, typer.Option("--device", help="auto picks CUDA, then MPS, then the CPU.",
-                                           case_sensitive=False)]
-SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=2**63 - 1,
+# the choices in the help text: as a metavar ('[auto|cpu|cuda|mps]') they are cut in two at 80 columns in train's
+# crowded --help
+DeviceOpt = Annotated[Device, typer.Option("--device", metavar="DEVICE", help="auto (CUDA, then MPS, then the "
+                                           "CPU), cpu, cuda or mps.", case_sensitive=False)]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED,
                                        help="Random seed (same seed, same results on the CPU).")]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per batch.")]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=0, max=MAX_WORKERS,
@@ -197,18 +199,29 @@ SkipBadOpt = Annotated[bool, typer.Option("--skip-bad-images", help="Leave out i
                                           "and listed) instead of stopping at the first.")]
 
 
+def in_panel(option: Any, panel: str) -> Any:
+    """One of the shared options above, listed by a command's --help under a heading of its own (``panel``)."""
+    import copy
+
+    info = copy.copy(option.__metadata__[0])
+    info.rich_help_panel = panel
+    return Annotated[option.__origin__, info]
+
+
 # Data and checkpoints, shared by train, eval, lesion and gradients.
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where the dataset's files are (CIFAR batches, "
-                                                 "image folders). Default: $RESNET_CLI_DATA or "
-                                                 "~/.cache/resnet-cli/data.")]
+                                                 "image folders); its default is below.")]
+# The default of --data-dir, said under the options (``epilog=`` of each command that reads data): a path is one
+# word, and in the options' help column at 80 columns rich cut it with '…'.
+DATA_DIR_EPILOG = "--data-dir defaults to $RESNET_CLI_DATA, else ~/.cache/resnet-cli/data."
 CkptArg = Annotated[Path, typer.Argument(help="A checkpoint written by 'resnet-cli train', or a state dict in "
                                          "torchvision's layout or a foreign one it maps (DataParallel, "
                                          "torch.compile, Lightning, akamaster).")]
 CkptArchOpt = Annotated[str | None, typer.Option("--arch", "-a", help="For a bare state dict: its architecture "
                                                  "(inferred from keys and shapes when omitted).")]
-CkptDatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="Use this dataset instead of the "
-                                                    "checkpoint's (synthetic, digits, cifar10, cifar100, "
-                                                    "imagefolder).")]
+CkptDatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="Another dataset instead of the "
+                                                    "checkpoint's (the default): synthetic, digits, cifar10, "
+                                                    "cifar100 or imagefolder.")]
 NormalizeOpt = Annotated[str | None, typer.Option("--normalize", help="Normalise the images with imagenet, "
                                                  "cifar10, cifar100, none or MEAN,..:STD,.. (default: the "
                                                  "checkpoint's own; ImageNet's for a bare state dict on CIFAR or "
@@ -216,7 +229,11 @@ NormalizeOpt = Annotated[str | None, typer.Option("--normalize", help="Normalise
 
 
 # Spec overrides, shared by every command that builds an architecture from a name.
-InputSizeOpt = Annotated[int | None, typer.Option("--input-size", help="Input height = width in pixels.")]
+InputSizeOpt = Annotated[int | None, typer.Option("--input-size", help="Input height = width in pixels (default: "
+                                                  "the architecture's).")]
+# eval's: the network is the checkpoint's, and so is the size its images are made at
+CkptInputSizeOpt = Annotated[int | None, typer.Option("--input-size", help="Input height = width in pixels "
+                                                      "(default: the checkpoint's).")]
 # params and compare count any input shape: H (square) or HxW (input_size and input_width of the spec)
 InputHWOpt = Annotated[str | None, typer.Option("--input-size", metavar="H[xW]", help="Input size in pixels: H "
                                                 "for a square input, or HxW (height x width), e.g. 224x320.")]

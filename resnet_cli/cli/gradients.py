@@ -11,6 +11,7 @@ from ..errors import ResnetCliError
 from ..limits import MAX_SAMPLES
 from ..render import OutputFormat, emit
 from .app import (
+    DATA_DIR_EPILOG,
     BatchSizeOpt,
     CkptArchOpt,
     CkptArg,
@@ -29,7 +30,7 @@ from .app import (
 from .lesion import FigureTypeOpt, figure_types, study_inputs
 
 
-@app.command()
+@app.command(epilog=DATA_DIR_EPILOG)
 def gradients(
     checkpoint: CkptArg,
     arch: CkptArchOpt = None,

@@ -13,6 +13,7 @@ from ..errors import ResnetCliError
 from ..limits import MAX_SAMPLES
 from ..render import OutputFormat, emit
 from .app import (
+    DATA_DIR_EPILOG,
     BatchSizeOpt,
     CkptArchOpt,
     CkptArg,
@@ -45,7 +46,7 @@ def figure_types(value: str) -> list[str]:
     return types
 
 
-@app.command()
+@app.command(epilog=DATA_DIR_EPILOG)
 def lesion(
     ctx: typer.Context,
     checkpoint: CkptArg,

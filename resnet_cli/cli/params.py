@@ -93,8 +93,10 @@ def params(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per batch of "
                                             "the memory estimates (shown with --depth 2 or this option; always in "
                                             "JSON).")] = 1,
-    dtype: Annotated[Dtype, typer.Option("--dtype", case_sensitive=False, help="Element type of the memory "
-                                         "estimates.")] = Dtype["float32"],
+    # the choices in the help text: as a metavar they are cut in two at 80 columns
+    dtype: Annotated[Dtype, typer.Option("--dtype", case_sensitive=False, metavar="TYPE", help="Element type of "
+                                         f"the memory estimates: {', '.join(list(DTYPE_BYTES)[:-1])} or "
+                                         f"{list(DTYPE_BYTES)[-1]}.")] = Dtype["float32"],
     fmt: FormatOpt = OutputFormat.table,
     quiet: QuietOpt = False,
 ) -> None:

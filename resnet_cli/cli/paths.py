@@ -3,11 +3,13 @@
 # Annotations are evaluated here, at import, not by typer at each start (cli/app.py says why).
 
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ..errors import ResnetCliError
+from ..limits import MAX_BLOCKS
 from ..render import OutputFormat, check_figure_path
 from .app import (
     SPEC_OPTIONS,
@@ -30,8 +32,8 @@ class Scale(str, Enum):
 @app.command()
 def paths(
     ctx: typer.Context,
-    blocks: Annotated[int | None, typer.Option("--blocks", "-n", help="Number of residual blocks n (1..20,000).",
-                                               show_default=False)] = None,
+    blocks: Annotated[int | None, typer.Option("--blocks", "-n", min=1, max=MAX_BLOCKS,
+                                               help="Number of residual blocks n.")] = None,
     arch: Annotated[str | None, typer.Option("--arch", "-a", help="Count the residual blocks of an architecture "
                                              "(see 'archs'); a plain net has one path.")] = None,
     mass: Annotated[float, typer.Option("--mass", help="Share of all paths the central range must hold, in "
@@ -51,15 +53,15 @@ def paths(
                                               "rest are summed).")] = False,
     rows: Annotated[int, typer.Option("--rows", min=1, help="Table: at most this many rows; more lengths are "
                                       "grouped into equal bins (JSON and CSV are never grouped).")] = 60,
-    plot: Annotated[str | None, typer.Option("--plot", help="Write a bar chart of the shares (png, pdf, svg "
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a bar chart of the shares (png, pdf, svg "
                                              "by suffix), shading the central range.")] = None,
     scale: Annotated[Scale, typer.Option("--scale", help="y axis of --plot.", case_sensitive=False)]
     = Scale.linear,
     list_paths: Annotated[bool, typer.Option("--list", help="Enumerate the paths themselves (blocks passed "
                                              "through), shortest first, streaming.")] = False,
-    length: Annotated[int | None, typer.Option("--length", "-k", help="With --list: only paths of this "
+    length: Annotated[int | None, typer.Option("--length", "-k", min=0, help="With --list: only paths of this "
                                                "length.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="With --list: stop after this many paths.")]
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="With --list: stop after this many paths.")]
     = None,
     force: Annotated[bool, typer.Option("--force", help="With --list: allow listing more than 100,000 "
                                         "paths.")] = False,
@@ -108,7 +110,7 @@ DISTRIBUTION_OPTIONS = ("mass", "ranges", "survival", "all_lengths", "rows", "pl
 
 
 def _refuse_contradictions(ctx: typer.Context, *, blocks: int | None, arch: str | None, list_paths: bool,
-                           plot: str | None, survival: str | None, stochastic_depth: float | None,
+                           plot: Path | None, survival: str | None, stochastic_depth: float | None,
                            listing_only: bool) -> None:
     """Refuse option combinations where one option would be silently ignored."""
     if (blocks is None) == (arch is None):
@@ -128,18 +130,18 @@ def _refuse_contradictions(ctx: typer.Context, *, blocks: int | None, arch: str 
         raise ResnetCliError("give --stochastic-depth (the arch's own linear schedule) or --survival, not both")
 
 
-def _show(report, fmt: OutputFormat, rows: int, plot: str | None, scale: Scale) -> None:
+def _show(report, fmt: OutputFormat, rows: int, plot: Path | None, scale: Scale) -> None:
     from ..render import emit
     from ..render.paths import big_ints, paths_csv, paths_plot, paths_table
 
-    if plot:
+    if plot is not None:
         try:
             paths_plot(report, plot, scale.value)
         except OSError as exc:
             raise ResnetCliError(f"cannot write the plot {plot}: {exc.strerror or exc}") from None
     with big_ints():
         emit(report, fmt, lambda r, console: paths_table(r, console, rows), paths_csv)
-    if plot and fmt is OutputFormat.table:
+    if plot is not None and fmt is OutputFormat.table:
         typer.echo(f"plot written to {plot}", err=True)
 
 
@@ -152,8 +154,6 @@ def _list(analysis, spec, n: int, residual: bool, length: int | None, limit: int
 
     if length is not None and not 0 <= length <= n:
         raise ResnetCliError(f"a path of a {n}-block network has length 0..{n}, not {length}")
-    if limit is not None and limit < 1:
-        raise ResnetCliError(f"--limit must be at least 1 (got {limit})")
     wanted = analysis.check_enumeration(n, length, limit, residual, force)
     names = analysis.block_names(spec, n) if (spec is not None and not indices) else [str(i) for i in range(n)]
     # islice stops at sys.maxsize at most; a listing that long never ends anyway (2^64 paths with --force)

@@ -12,11 +12,13 @@ from ..fileio import check_writable, output_lock
 from ..limits import MAX_EPOCHS
 from ..render import OutputFormat, check_figure_path, emit, stderr_console
 from .app import (
+    DATA_DIR_EPILOG,
     SPEC_OPTIONS,
     BatchSizeOpt,
     CkptArchOpt,
     CkptArg,
     CkptDatasetOpt,
+    CkptInputSizeOpt,
     DataDirOpt,
     Device,
     DeviceOpt,
@@ -35,6 +37,7 @@ from .app import (
     WidthsOpt,
     WorkersOpt,
     app,
+    in_panel,
     options_given,
     spec_from_options,
     spec_options,
@@ -42,11 +45,14 @@ from .app import (
 
 DatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="synthetic (the default for "
                                                 "train), digits, cifar10, cifar100 or imagefolder.")]
+# train's recipe (RECIPE_OPTIONS below) under a heading of its own: one table of all of train's options is so
+# crowded at 80 columns that its help and range columns cut words in two
+RECIPE = "Training recipe (--resume keeps the checkpoint's own)"
 DownloadOpt = Annotated[bool, typer.Option("--download", help="Fetch the official CIFAR archive if it is missing "
                                            "(checks its MD5).")]
 
 
-@app.command()
+@app.command(epilog=DATA_DIR_EPILOG)
 def train(
     ctx: typer.Context,
     arch: Annotated[str | None, typer.Option("--arch", "-a", help="Architecture name (see 'archs').")] = None,
@@ -61,14 +67,16 @@ def train(
     = None,
     epochs: Annotated[int | None, typer.Option("--epochs", "-e", min=1, max=MAX_EPOCHS, help="Epochs in total "
                                                "(default 30; with --resume, the saved total).")] = None,
-    batch_size: BatchSizeOpt = 128,
-    lr: Annotated[float, typer.Option("--lr", help="Initial learning rate (divided by 10 at 50% and 75% of the "
-                                      "epochs).")] = 0.1,
-    momentum: Annotated[float, typer.Option("--momentum", help="SGD momentum.")] = 0.9,
-    weight_decay: Annotated[float, typer.Option("--weight-decay", help="L2 weight decay.")] = 1e-4,
-    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Crop and flip where the data allows "
-                                          "(no flips for digits).")] = True,
-    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision (only on CUDA).")] = True,
+    batch_size: in_panel(BatchSizeOpt, RECIPE) = 128,
+    lr: Annotated[float, typer.Option("--lr", rich_help_panel=RECIPE, help="Initial learning rate (divided by 10 at "
+                                      "50% and 75% of the epochs).")] = 0.1,
+    momentum: Annotated[float, typer.Option("--momentum", rich_help_panel=RECIPE, help="SGD momentum.")] = 0.9,
+    weight_decay: Annotated[float, typer.Option("--weight-decay", rich_help_panel=RECIPE,
+                                                help="L2 weight decay.")] = 1e-4,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", rich_help_panel=RECIPE, help="Crop and flip "
+                                          "where the data allows (no flips for digits).")] = True,
+    amp: Annotated[bool, typer.Option("--amp/--no-amp", rich_help_panel=RECIPE,
+                                      help="Mixed precision (only on CUDA).")] = True,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Train on the first N images only.")] = None,
     test_limit: Annotated[int | None, typer.Option("--test-limit", min=1, help="Test on the first N images only.")]
     = None,
@@ -86,10 +94,10 @@ def train(
     sets: SetOpt = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Also plot train and test error per epoch (png, "
                                               "pdf, svg).")] = None,
-    seed: SeedOpt = 0,
+    seed: in_panel(SeedOpt, RECIPE) = 0,
     device: DeviceOpt = Device.auto,
-    sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Under torchrun: batch norm statistics over every "
-                                          "process's batch (SyncBatchNorm).")] = False,
+    sync_bn: Annotated[bool, typer.Option("--sync-bn", rich_help_panel=RECIPE, help="Under torchrun: batch norm "
+                                          "statistics over every process's batch (SyncBatchNorm).")] = False,
     quiet: QuietOpt = False,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
@@ -187,7 +195,7 @@ def _check_outputs(output: Path, best: Path | None, no_best: bool, plot: Path | 
     return best
 
 
-@app.command("eval")
+@app.command("eval", epilog=DATA_DIR_EPILOG)
 def eval_command(
     checkpoint: CkptArg,
     arch: CkptArchOpt = None,
@@ -196,7 +204,7 @@ def eval_command(
     data_dir: DataDirOpt = None,
     download: DownloadOpt = False,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Evaluate the first N images only.")] = None,
-    input_size: InputSizeOpt = None,
+    input_size: CkptInputSizeOpt = None,
     normalize: NormalizeOpt = None,
     batch_size: BatchSizeOpt = 256,
     workers: WorkersOpt = 0,
