@@ -181,6 +181,24 @@ def test_reorder_swaps_only_blocks_of_equal_shape(resnet):
     assert ms == reorder_measurements(layout.blocks, max_k=5, samples=20, seed=0)  # same seed, same samples
 
 
+def test_the_reorder_note_says_why_it_stops():
+    from resnet_cli.analysis.lesion import BlockInfo, plan_chunks
+
+    def blocks(*shapes):
+        return [BlockInfo(index=i, name=f"b{i}", stage=i, position=i, downsample=False, in_shape=s, out_shape=s,
+                          removable=True) for i, s in enumerate(shapes)]
+
+    # one block of each shape (cifar_resnet8: one block per stage): no swap at all, not "stops at k=0"
+    chunks, notes = plan_chunks(blocks((16,), (32,), (64,)), ["reorder"], max_k=3, samples=2, seed=0)
+    assert notes == ["reorder: no two blocks of equal shape to swap (a downsampling block is never swapped)"]
+    assert [c.name for c in chunks] == ["baseline"]
+    # two pairs of equal shape: two disjoint swaps at most
+    _, notes = plan_chunks(blocks((16,), (16,), (32,), (32,), (64,)), ["reorder"], max_k=3, samples=2, seed=0)
+    assert notes == ["reorder stops at k=2: no more disjoint pairs of equal-shaped blocks"]
+    _, notes = plan_chunks(blocks((16,), (16,), (32,), (32,)), ["reorder"], max_k=2, samples=2, seed=0)
+    assert notes == []
+
+
 def test_multi_samples_follow_the_seed(resnet, test_data):
     data = (test_data[0][:32], test_data[1][:32])
     a = study(resnet[1], data, experiments=["multi"], max_k=3, samples=3, seed=5)

@@ -516,8 +516,10 @@ def plan_chunks(blocks: Sequence[BlockInfo], experiments: Sequence[str], max_k: 
         ms = measure(blocks, max_k, samples, seed)
         ks = sorted({m.k for m in ms})
         chunks += [Chunk(f"{experiment}/k={k}", [m for m in ms if m.k == k]) for k in ks]
-        if experiment == "reorder" and max(ks, default=0) < max_k:
-            notes.append(f"reorder stops at k={max(ks, default=0)}: no more disjoint pairs of equal-shaped blocks")
+        if experiment == "reorder" and not ks:  # a net of one block per stage: nothing to swap at all
+            notes.append("reorder: no two blocks of equal shape to swap (a downsampling block is never swapped)")
+        elif experiment == "reorder" and ks[-1] < max_k:
+            notes.append(f"reorder stops at k={ks[-1]}: no more disjoint pairs of equal-shaped blocks")
     return chunks, notes
 
 
