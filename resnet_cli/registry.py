@@ -147,12 +147,15 @@ def spec_label(spec: ArchSpec) -> str:
     return label_with_overrides(spec.name, spec_overrides(spec))
 
 
-def checkpoint_label(path: str, spec: ArchSpec) -> str:
-    """A checkpoint column's name: the file's name with what it holds, ``r20.pt (resnet20, shortcut=B)``, so that
-    two checkpoints of one arch are told apart."""
+def column_label(column: str, spec: ArchSpec, checkpoint: Any = None) -> str:
+    """A ``compare`` or ``draw`` column's name: ``spec_label``, or for a column read from a ``checkpoint`` file the
+    file's name with what it holds, ``r20.pt (resnet20, shortcut=B)``, so that two checkpoints of one arch are
+    told apart."""
+    if checkpoint is None:
+        return spec_label(spec)
     from pathlib import Path
 
-    return f"{Path(path).name} ({', '.join([spec.name, *_override_parts(spec_overrides(spec))])})"
+    return f"{Path(column).name} ({', '.join([spec.name, *_override_parts(spec_overrides(spec))])})"
 
 
 def label_with_overrides(name: str, overrides: dict[str, Any]) -> str:

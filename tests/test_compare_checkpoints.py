@@ -1,6 +1,6 @@
 """``compare`` takes checkpoint files beside arch names (issue 20: ``compare ckpt.pt`` said "unknown
 architecture"): a checkpoint column is the network its file holds, read by ``load_checkpoint``, with its own
-overrides in its label; only ``--input-size`` changes it."""
+overrides in its label, named by its file; only ``--input-size`` changes it."""
 
 import json
 
@@ -32,13 +32,23 @@ def test_a_checkpoint_column_is_the_network_it_holds(ckpt):
     assert res.exit_code == 0, res.output
     small, full = json.loads(res.stdout)["archs"]
     expected = count_params(spec)
-    assert (small["label"], small["params"], small["macs"]) == ("resnet20 (layers=1,1,1)", expected.params,
-                                                                 expected.macs)
+    assert (small["label"], small["params"], small["macs"]) == ("small.pt (resnet20, layers=1,1,1)",
+                                                                 expected.params, expected.macs)
+    assert (small["arch"], small["overrides"]) == ("resnet20", {"layers": [1, 1, 1]})
     # resnet20 itself: He et al.'s 0.27M (option A); the cut net drops two of each stage's three blocks
     assert full["params"] == 269_722 and small["params"] < full["params"]
     assert small["buffers"] == expected.buffers
     table = _compare("resnet20", path)
-    assert table.exit_code == 0 and "resnet20 (layers=1,1,1)" in table.stdout
+    assert table.exit_code == 0 and "small.pt (resnet20, layers=1,1,1)" in table.stdout
+
+
+def test_two_checkpoints_of_one_arch_are_told_apart_by_their_files(ckpt, tmp_path):
+    path, _ = ckpt
+    twin = tmp_path / "twin.pt"
+    twin.write_bytes(path.read_bytes())
+    doc = json.loads(_compare(path, twin, "-f", "json").stdout)
+    assert doc["baseline"] == "small.pt (resnet20, layers=1,1,1)"
+    assert [a["label"] for a in doc["archs"]] == [doc["baseline"], "twin.pt (resnet20, layers=1,1,1)"]
 
 
 def test_input_size_applies_to_a_checkpoint_column(ckpt):
@@ -79,7 +89,8 @@ def test_foreign_trained_checkpoints_compare_as_the_nets_they_hold():
     assert res.exit_code == 0, res.output
     archs = json.loads(res.stdout)["archs"]
     # He et al. 2015 Table 6: 0.27M and 0.46M
-    assert [(a["label"], a["params"]) for a in archs] == [("resnet20", 269_722), ("resnet32", 464_154)]
+    assert [(a["label"], a["params"]) for a in archs] == [("resnet20-12fca82f.th (resnet20)", 269_722),
+                                                          ("resnet32-d509ac18.th (resnet32)", 464_154)]
 
 
 @pytest.mark.parametrize("command", [["compare", "resnet20"], ["draw", "-o", "net.png"]])

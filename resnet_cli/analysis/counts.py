@@ -275,16 +275,19 @@ def count_block(block: str, channels: int, feature_size: int = 56) -> BlockRepor
 @dataclass
 class CompareReport:
     reports: list[ParamsReport]
+    # each column's name where it is not its report's label: a checkpoint's, by its file (registry.column_label)
+    labels: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         base = self.reports[0]
+        labels = self.labels or [r.label for r in self.reports]
         return {
-            "baseline": base.label,
+            "baseline": labels[0],
             "conventions": CONVENTIONS,
             "archs": [
                 {
                     "arch": r.arch,
-                    "label": r.label,
+                    "label": label,
                     "overrides": r.overrides,
                     "depth": r.depth,
                     "residual_blocks": r.residual_blocks,
@@ -297,6 +300,6 @@ class CompareReport:
                     "params_ratio": r.params / base.params if base.params else None,
                     "macs_ratio": r.macs / base.macs if base.macs else None,
                 }
-                for r in self.reports
+                for r, label in zip(self.reports, labels)
             ],
         }

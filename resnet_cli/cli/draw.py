@@ -120,7 +120,7 @@ def _network_drawing(ctx: typer.Context, columns: list[str] | None, placements: 
                      **options):
     """He et al. 2015 Fig. 3: one column per arch or checkpoint."""
     from ..analysis.drawing import network_drawing
-    from ..registry import checkpoint_label
+    from ..registry import column_label
 
     if not columns:
         raise ResnetCliError("name one or more architectures (see 'resnet-cli archs') or checkpoints, or a "
@@ -132,7 +132,6 @@ def _network_drawing(ctx: typer.Context, columns: list[str] | None, placements: 
     placement = placements[0] if placements else None
     networks = [column_network(ctx, c, placement=placement, **options) for c in columns]
     drawing = network_drawing([spec for spec, _ in networks], fold)
-    for column, name, (spec, checkpoint) in zip(drawing.columns, columns, networks):
-        if checkpoint is not None:  # by its file too: two checkpoints of one arch are two columns to tell apart
-            column.title = checkpoint_label(name, spec)
+    for column, name, network in zip(drawing.columns, columns, networks):
+        column.title = column_label(name, *network)  # a checkpoint's by its file too
     return drawing

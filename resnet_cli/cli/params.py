@@ -27,7 +27,7 @@ from .app import (
     StochasticDepthOpt,
     WidthsOpt,
     app,
-    column_spec,
+    column_network,
     options_given,
     spec_from_options,
     spec_options,
@@ -226,9 +226,11 @@ def compare(
     if len(names) < 2:
         raise ResnetCliError("compare takes two or more architectures or checkpoints (for one, see "
                              "'resnet-cli params --arch' or '--from')")
-    reports = [count_params(column_spec(ctx, column, input_size=input_size, num_classes=num_classes,
-                                        shortcut=shortcut, placement=placement, shortcut_mode=shortcut_mode,
-                                        sets=sets))
-               for column in names]
-    emit(CompareReport(reports), fmt, compare_table, compare_csv)
+    from ..registry import column_label
+
+    networks = [column_network(ctx, column, input_size=input_size, num_classes=num_classes, shortcut=shortcut,
+                               placement=placement, shortcut_mode=shortcut_mode, sets=sets) for column in names]
+    emit(CompareReport([count_params(spec) for spec, _ in networks],
+                       [column_label(column, *network) for column, network in zip(names, networks)]),
+         fmt, compare_table, compare_csv)
 
