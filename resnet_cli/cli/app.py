@@ -331,15 +331,11 @@ def _sized(fields: dict[str, Any], option: str) -> dict[str, Any]:
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".th", ".ckpt", ".tar", ".bin")
 
 
-def column_spec(ctx: Any, column: str, **options: Any):
-    """The spec of one column of ``compare`` or ``draw``: a checkpoint file's own (read with torch), or an arch
-    name with the options (spec_from_options' keywords) and its own overrides."""
-    return column_network(ctx, column, **options)[0]
-
-
 def column_network(ctx: Any, column: str, arch: str | None = None, **options: Any) -> tuple[Any, Any]:
-    """``column_spec``'s spec, and the checkpoint it was read from (None for an arch name): what ``export`` needs
-    to build the network with its weights. ``arch`` names the architecture of a bare state dict (``--arch``)."""
+    """One column of ``compare``, ``draw`` or ``export``: its spec, and the checkpoint it was read from (None for
+    an arch name). A checkpoint file gives its own spec (read with torch); an arch name takes the options
+    (spec_from_options' keywords) and its own overrides. ``arch`` names the architecture of a bare state dict
+    (``--arch``, where the command has it)."""
     path = Path(column)
     if path.is_file() or path.suffix.lower() in CHECKPOINT_SUFFIXES:
         fixed = options_given(ctx, *NETWORK_OPTIONS)
