@@ -42,7 +42,9 @@ class UnknownArchError(SpecError, KeyError):
         return self.args[0] if self.args else ""
 
 
-def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> str:
-    """' (did you mean a, b?)' for the closest choices, or '' when nothing is close."""
+def did_you_mean(word: str, choices: Iterable[str], n: int = 3, first: Iterable[str] = ()) -> str:
+    """' (did you mean a, b?)' for the closest choices (after ``first``: names known to be meant), or '' when
+    nothing is close; n names at most."""
     close = difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)
-    return f" (did you mean {', '.join(close)}?)" if close else ""
+    names = list(dict.fromkeys([*first, *close]))[:n]
+    return f" (did you mean {', '.join(names)}?)" if names else ""

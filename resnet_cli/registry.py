@@ -10,6 +10,7 @@ Torch-free, like the spec.
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,9 +81,27 @@ def list_archs(pattern: str | None = None) -> list[str]:
     return names
 
 
-def parametric_templates() -> list[Parametric]:
+def parametric_templates(pattern: str | None = None) -> list[Parametric]:
+    """The parametric families, filtered by a glob pattern: one is kept when the pattern matches its template
+    (``*plain*`` matches cifar_plain<depth>) or its name with the pattern's numbers (``cifar_resnet1*``: cifar_resnet1,
+    the start of cifar_resnet110)."""
     _ensure_loaded()
-    return list(_PARAMETRIC)
+    if not pattern:
+        return list(_PARAMETRIC)
+    numbers = re.findall(r"\d+", pattern)
+    return [p for p in _PARAMETRIC if fnmatch.fnmatchcase(p.template, pattern)
+            or any(fnmatch.fnmatchcase(name, pattern) for name in _filled(p.template, numbers))]
+
+
+def _filled(template: str, numbers: list[str]) -> list[str]:
+    """The template with its placeholders filled by ``numbers`` in order (['110'] -> cifar_resnet110; ['28'] ->
+    wrn28_, the start of wrn28_10), or none where there are more numbers than placeholders."""
+    slots = re.findall(r"<[^>]+>", template)
+    if len(numbers) > len(slots):
+        return []
+    for slot, number in itertools.zip_longest(slots, numbers, fillvalue=""):
+        template = template.replace(slot, number, 1)
+    return [template]
 
 
 def get_spec(arch: str | ArchSpec, **overrides: Any) -> ArchSpec:
@@ -102,7 +121,7 @@ def get_spec(arch: str | ArchSpec, **overrides: Any) -> ArchSpec:
             if spec is None:
                 templates = ", ".join(p.template for p in _PARAMETRIC)
                 raise UnknownArchError(
-                    f"unknown architecture {name!r}{did_you_mean(key, _REGISTRY)}; "
+                    f"unknown architecture {name!r}{_did_you_mean(key)}; "
                     f"see 'resnet-cli archs' (parametric names: {templates})"
                 )
     overrides = {k: v for k, v in overrides.items() if v is not None}
@@ -115,6 +134,32 @@ def _parse_parametric(name: str) -> ArchSpec | None:
         if m:
             return p.parse(m)
     return None
+
+
+def _did_you_mean(name: str) -> str:
+    """' (did you mean ...?)' for an unknown name: first the valid parametric names that end in it (``plain8`` ->
+    cifar_plain8: the family's prefix left out), then the closest of the registered names and of the parametric
+    names its numbers make (``resnt8`` -> cifar_resnet8)."""
+    instances = _parametric_instances(name)
+    return did_you_mean(name, [*_REGISTRY, *instances], first=[n for n in instances if n.endswith(name)])
+
+
+def _parametric_instances(name: str) -> list[str]:
+    """The parametric names made by putting the numbers of ``name`` into each template (``plain8`` ->
+    cifar_resnet8, cifar_plain8, ...), those that are valid architectures (a depth of 6n+2, ...)."""
+    numbers = re.findall(r"\d+", name)
+    if not numbers or any(len(n) > 6 for n in numbers):  # no net has a million layers; int() of 5,000 digits fails
+        return []
+    found = []
+    for p in _PARAMETRIC:
+        for candidate in _filled(p.template, numbers):
+            m = p.pattern.fullmatch(candidate)
+            try:
+                if m is not None and p.parse(m).validate() is not None:
+                    found.append(candidate)
+            except SpecError:
+                pass
+    return found
 
 
 def _natural_key(name: str) -> list[Any]:

@@ -89,6 +89,36 @@ def test_archs_glob_and_json():
     assert names == ["resnet18", "resnet101", "resnet101_v1", "resnet110", "resnet152", "resnet152_v1", "resnet1202"]
     r110 = doc["archs"][3]
     assert (r110["residual_blocks"], r110["params"], r110["depth"]) == (54, 1_727_962, 110)
+    assert doc["parametric"] == []  # no parametric name starts with 'resnet'
+
+
+def test_archs_search_finds_parametric_names():
+    """'archs cifar' used to say no architecture matches, though cifar_resnet<depth> and cifar_plain<depth> exist:
+    a word is found anywhere in a name, and parametric names match by their template or by the pattern's
+    numbers put into it."""
+    templates = {"cifar": ["cifar_resnet<depth>", "cifar_plain<depth>"], "*plain*": ["cifar_plain<depth>"],
+                 "cifar_resnet11*": ["cifar_resnet<depth>"], "wrn28_*": ["wrn<depth>_<k>"],
+                 "densenet*": ["densenet<L>_<k>", "densenet_bc<L>_<k>"]}
+    for pattern, expected in templates.items():
+        doc = run_json("archs", pattern)
+        assert [p["template"] for p in doc["parametric"]] == expected, pattern
+    doc = run_json("archs", "cifar")
+    assert doc["archs"] == []  # every registered CIFAR net is named resnet20, plain20, ...
+    assert [a["name"] for a in run_json("archs", "plain2")["archs"]] == ["plain20"]
+    table = run("archs", "cifar").stdout
+    assert "0 architectures" not in table and "cifar_plain<depth>" in table
+    assert len(run_json("archs")["parametric"]) == 7  # no pattern: all of them
+
+
+@pytest.mark.parametrize("typed, suggested", [
+    ("plain8", "did you mean cifar_plain8, plain18"),  # cifar_plain8 is valid (8 = 6n+2), the prefix left out
+    ("resnet8", "did you mean cifar_resnet8, se_resnet8, resnet18"),
+    ("resnt20", "did you mean resnet20"),  # a registered name still comes first when it is the closest
+])
+def test_an_unknown_name_suggests_the_parametric_name_it_shortens(typed, suggested):
+    result = run("params", "--arch", typed)
+    assert result.exit_code == 2 and suggested in result.output, result.output
+    assert "cifar_plain14" not in run("params", "--arch", "plain14x").output  # only names its numbers make
 
 
 def test_params_csv_has_a_header_and_a_total():

@@ -20,6 +20,10 @@ class ArchsReport:
 
 
 def catalog(pattern: str | None = None) -> ArchsReport:
+    """The registered names and the parametric families that ``pattern`` matches: a glob (``resnet1*``), or a
+    plain word, found anywhere in a name (``cifar``: cifar_resnet<depth>, cifar_plain<depth>)."""
+    if pattern and not any(c in pattern for c in "*?["):
+        pattern = f"*{pattern}*"
     rows = []
     for name in list_archs(pattern):
         spec = get_spec(name)
@@ -30,5 +34,5 @@ def catalog(pattern: str | None = None) -> ArchsReport:
             "input_size": spec.input_size, "num_classes": spec.num_classes, "params": plan.params,
             "macs": plan.macs, "description": spec.description,
         })
-    parametric = [{"template": p.template, "help": p.help} for p in parametric_templates()]
+    parametric = [{"template": p.template, "help": p.help} for p in parametric_templates(pattern)]
     return ArchsReport(rows, parametric)

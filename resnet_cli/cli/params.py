@@ -50,15 +50,22 @@ Dtype = Enum("Dtype", {name: name for name in DTYPE_BYTES}, type=str)
 
 @app.command()
 def archs(
-    pattern: Annotated[str | None, typer.Argument(help="Glob filter, e.g. 'resnet*' or '*plain*'.")] = None,
+    # what PATTERN matches is said in the docstring too: typer 0.25 under click 8.5 shows no argument's help
+    pattern: Annotated[str | None, typer.Argument(help="Glob filter, e.g. 'resnet*' or '*plain*', or a word, e.g. "
+                                                  "'cifar'.")] = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
-    """List the registered architectures with family, depth, residual blocks, params and MACs."""
+    """List the registered architectures with family, depth, residual blocks, params and MACs.
+
+    PATTERN: a glob ('resnet1*', '*plain*') or a word found anywhere in a name ('cifar').
+
+    A parametric name (cifar_resnet<depth>, ...) matches by its template or with the pattern's numbers in it.
+    """
     from ..analysis.catalog import catalog
     from ..render.params import archs_csv, archs_table
 
     report = catalog(pattern)
-    if not report.rows:
+    if not report.rows and not report.parametric:
         raise ResnetCliError(f"no architecture matches {pattern!r}; try 'resnet-cli archs' for the full list")
     emit(report, fmt, archs_table, archs_csv)
 

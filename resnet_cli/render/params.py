@@ -234,7 +234,8 @@ def archs_table(report: Any, console: Any) -> None:
         # As Text: the registry's own names and labels, never markup, so rich need not parse the ~500 cells for it
         # (a quarter of the table's time).
         table.add_row(*map(Text, cells))
-    print_table(console, table)
+    if report.rows:  # a pattern may match parametric names only ('cifar')
+        print_table(console, table)
     if report.parametric:
         console.print("parametric names: " + "; ".join(f"{p['template']} ({p['help']})" for p in report.parametric))
 
