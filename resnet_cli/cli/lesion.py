@@ -207,13 +207,17 @@ def _errors_in_option_terms() -> Iterator[None]:
 @app.command("plot-lesion")
 def plot_lesion(
     studies: Annotated[list[Path], typer.Argument(help="Studies written by 'lesion --out' (their folders or "
-                                                 "lesion.json files); several are drawn in one figure each.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for single, multi and reorder figures.")]
+                                                 "lesion.json files), drawn together: one line each.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the figures (single, multi, "
+                                      "reorder).")]
     = Path("lesion-plots"),
     figure_type: FigureTypeOpt = "png",
     quiet: QuietOpt = False,
 ) -> None:
-    """Draw saved lesion studies together: a ResNet and its plain twin in one figure (Veit et al. 2016 Fig. 3)."""
+    """Draw saved lesion studies together: a ResNet and its plain twin in one figure (Veit et al. 2016 Fig. 3).
+
+    One figure per experiment (single, multi, reorder) that any of the studies holds, each study a line in it.
+    """
     import json
 
     from ..analysis.lesion_state import check_saved_study
