@@ -189,6 +189,23 @@ def test_imagefolder_reads_class_folders(tmp_path):
     assert float(x[0, 4, 4]) == pytest.approx((40 / 255 - 0.485) / 0.229, abs=1e-4)
 
 
+def test_limit_takes_the_first_n_in_the_datasets_fixed_order(tmp_path):
+    """What README and --help say of --limit N: the first N of the split in the dataset's fixed order; an image
+    folder's classes taken in turn, CIFAR's in the order of its batch files, digits' and synthetic data's in a
+    fixed shuffle (the same whatever the seed)."""
+    _write_images(tmp_path / "folder" / "train", classes=("a", "b", "c"), n=2)
+    kept, _ = load_dataset("imagefolder", "train", data_dir=tmp_path / "folder", input_size=8, limit=4)
+    assert [kept[i][1] for i in range(len(kept))] == [0, 1, 2, 0]  # a's first, b's first, c's first, a's second
+    _write_cifar10(tmp_path / "cifar" / "cifar-10-batches-py")
+    every, _ = load_dataset("cifar10", "train", data_dir=tmp_path / "cifar")
+    first, _ = load_dataset("cifar10", "train", data_dir=tmp_path / "cifar", limit=4)
+    assert first.labels.tolist() == every.labels.tolist()[:4] == [0, 1, 2, 1]  # data_batch_1's 3, data_batch_2's 1st
+    for name in ("digits", "synthetic"):
+        every, _ = load_dataset(name, "test", input_size=8)
+        first, _ = load_dataset(name, "test", input_size=8, limit=50, seed=7)
+        assert torch.equal(first.labels, every.labels[:50]) and len(set(first.labels.tolist())) == 10, name
+
+
 def test_imagefolder_flat_layout_and_errors(tmp_path):
     _write_images(tmp_path / "val")  # ImageNet validation layout: the class folders directly
     ds, _info = load_dataset("imagefolder", "test", data_dir=tmp_path / "val", input_size=8, in_channels=1)

@@ -214,6 +214,9 @@ DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where the d
 # The default of --data-dir, said under the options (``epilog=`` of each command that reads data): a path is one
 # word, and in the options' help column at 80 columns rich cut it with '…'.
 DATA_DIR_EPILOG = "--data-dir defaults to $RESNET_CLI_DATA, else ~/.cache/resnet-cli/data."
+# What --limit N keeps (train, eval, lesion, gradients): data/load_dataset takes the first N of each dataset's fixed
+# order, which only for an image folder takes the classes in turn (README, "--limit N").
+LIMIT_ORDER = "in the dataset's fixed order (an image folder's classes in turn)"
 CkptArg = Annotated[Path, typer.Argument(help="A checkpoint written by 'resnet-cli train', or a state dict in "
                                          "torchvision's layout or a foreign one it maps (DataParallel, "
                                          "torch.compile, Lightning, akamaster).")]

@@ -12,6 +12,7 @@ from ..limits import MAX_SAMPLES
 from ..render import OutputFormat, emit
 from .app import (
     DATA_DIR_EPILOG,
+    LIMIT_ORDER,
     BatchSizeOpt,
     CkptArchOpt,
     CkptArg,
@@ -38,7 +39,8 @@ def gradients(
     data_dir: DataDirOpt = None,
     normalize: NormalizeOpt = None,
     split: Annotated[str, typer.Option("--split", help="train (as Veit et al.) or test.")] = "train",
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Images to average over.")] = 64,
+    limit: Annotated[int, typer.Option("--limit", min=1, help=f"Images to average over: the first N of the split, "
+                                       f"{LIMIT_ORDER}.")] = 64,
     samples: Annotated[int, typer.Option("--samples", min=1, max=MAX_SAMPLES,
                                          help="Random paths per length and batch.")] = 4,
     step: Annotated[int, typer.Option("--step", min=1, help="Measure every STEP-th length (0, STEP, ..., n); "

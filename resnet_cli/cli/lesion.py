@@ -14,6 +14,7 @@ from ..limits import MAX_SAMPLES
 from ..render import OutputFormat, emit
 from .app import (
     DATA_DIR_EPILOG,
+    LIMIT_ORDER,
     BatchSizeOpt,
     CkptArchOpt,
     CkptArg,
@@ -54,7 +55,8 @@ def lesion(
     dataset: CkptDatasetOpt = None,
     data_dir: DataDirOpt = None,
     normalize: NormalizeOpt = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Use the first N test images.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help=f"Use the first N test images, "
+                                              f"{LIMIT_ORDER}.")] = None,
     experiments: Annotated[str, typer.Option("--experiments", help="Comma-separated: single, multi, "
                                              "reorder.")] = "single,multi,reorder",
     max_k: Annotated[int, typer.Option("--max-k", min=1, help="multi/reorder: up to K blocks deleted or K pairs "

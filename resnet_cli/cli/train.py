@@ -13,6 +13,7 @@ from ..limits import MAX_EPOCHS
 from ..render import OutputFormat, check_figure_path, emit, stderr_console
 from .app import (
     DATA_DIR_EPILOG,
+    LIMIT_ORDER,
     SPEC_OPTIONS,
     BatchSizeOpt,
     CkptArchOpt,
@@ -77,9 +78,10 @@ def train(
                                           "where the data allows (no flips for digits).")] = True,
     amp: Annotated[bool, typer.Option("--amp/--no-amp", rich_help_panel=RECIPE,
                                       help="Mixed precision (only on CUDA).")] = True,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Train on the first N images only.")] = None,
-    test_limit: Annotated[int | None, typer.Option("--test-limit", min=1, help="Test on the first N images only.")]
-    = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help=f"Train on the first N images only, "
+                                              f"{LIMIT_ORDER}.")] = None,
+    test_limit: Annotated[int | None, typer.Option("--test-limit", min=1, help="Test on the first N test images "
+                                                   "only, in the same order.")] = None,
     workers: WorkersOpt = 0,
     data_dir: DataDirOpt = None,
     download: DownloadOpt = False,
@@ -203,7 +205,8 @@ def eval_command(
     split: Annotated[str, typer.Option("--split", help="test or train.")] = "test",
     data_dir: DataDirOpt = None,
     download: DownloadOpt = False,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Evaluate the first N images only.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help=f"Evaluate the first N images only, "
+                                              f"{LIMIT_ORDER}.")] = None,
     input_size: CkptInputSizeOpt = None,
     normalize: NormalizeOpt = None,
     batch_size: BatchSizeOpt = 256,
