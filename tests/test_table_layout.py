@@ -107,3 +107,14 @@ def test_draw_piped_to_a_file_names_a_long_output_path_on_one_line(tmp_path):
     result = run("draw", "resnet20", "-o", out, "--dpi", "50", env={"COLUMNS": None})
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0] == f"drawn to {out}"
+
+
+@pytest.mark.parametrize("args", [["--blocks", "54"], ["--arch", "resnet110", "--survival", "linear:0.5"],
+                                  ["--arch", "resnet1202"]])
+def test_paths_at_80_columns_keeps_every_header_whole(args):
+    """The histogram takes what the counts leave, never less than its header ("histogr…", "alive sha…" before)."""
+    table = run("paths", *args, env={"COLUMNS": "80"}).stdout
+    header = next(line for line in table.splitlines() if "histogram" in line)
+    assert "…" not in table and len(header) <= 80
+    last = ["alive", "share"] if "--survival" in args else ["histogram"]
+    assert header.split()[-len(last):] == last

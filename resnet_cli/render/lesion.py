@@ -140,7 +140,8 @@ def _figure_title(studies: Sequence[dict[str, Any]], what: str, width: float) ->
 def lesion_plots(results: Any, out_dir: str | Path, suffix: str = "png") -> list[Path]:
     """The figures of Veit et al. 2016 Fig. 3 and 5: error per deleted block, error against k deleted blocks
     and k swapped pairs. ``results``: one study or several (a ``LesionResult`` or its saved ``lesion.json``
-    dict), drawn in one figure each (a ResNet and its plain twin: the contrast the paper draws)."""
+    dict), all drawn together: one figure per experiment that a study holds, each study a line in it (a ResNet and
+    its plain twin side by side: the contrast the paper draws)."""
     studies = [_as_study(r) for r in (results if isinstance(results, (list, tuple)) else [results])]
     out_dir = Path(out_dir)
     written = []

@@ -108,12 +108,13 @@ def paths_table(report: Any, console: Any, max_rows: int = 60) -> None:
     counts = [sum(report.counts[a:b + 1]) for a, b in groups]
     peak = max(counts) or 1
     central = report.central
-    # The histogram takes the width the other columns leave: a SIMPLE_HEAD row costs 3 cells between columns
-    # and 2 at each edge.
+    # The histogram takes the width the other columns leave: with collapsed padding a SIMPLE_HEAD row costs 2
+    # cells between columns and 1 at each edge; never narrower than its header.
     widths = [max(len(head), *(len(c) for c in cells)) for head, cells in columns.items()]
-    width = max(8, min(BAR_WIDTH, console.width - sum(widths) - 3 * (len(widths) + 1) - 1))
+    width = max(len("histogram"), min(BAR_WIDTH, console.width - sum(widths) - 2 * (len(widths) + 1)))
 
-    table = Table(title=_title(report), title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(title=_title(report), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
     heads = list(columns)
     for head in heads[:3]:
         table.add_column(head, justify="right", no_wrap=True)
