@@ -123,3 +123,26 @@ def test_help_is_whole_at_80_columns(command):
             shown += f" [{param.type._describe_range()}]"
         for word in shown.split():
             assert word in words, (command, param.name, word)
+
+
+def test_every_positional_argument_shows_its_help():
+    """click 8.5's Argument resets the help that typer < 0.26 had set (cli/clickapi.py sets it again): the
+    help of every positional argument (archs' PATTERN, plot-lesion's STUDIES, ...) was missing from --help."""
+    import typing
+
+    import typer
+
+    for module in set(COMMANDS.values()):
+        importlib.import_module(f"resnet_cli.cli.{module}")
+    checked = 0
+    for command in app.registered_commands:
+        hints = typing.get_type_hints(command.callback, include_extras=True)
+        helps = [m.help for hint in hints.values() for m in getattr(hint, "__metadata__", ())
+                 if isinstance(m, typer.models.ArgumentInfo) and m.help]
+        name = command.name or command.callback.__name__.replace("_", "-")
+        shown = run(name, "--help", env={"COLUMNS": "250"}).stdout
+        text = " ".join(re.sub("[│╭╮╰╯─]", " ", shown).split())  # the words, without the panels' borders
+        for help_text in helps:
+            assert " ".join(help_text.split()) in text, (name, help_text)
+            checked += 1
+    assert checked >= 3
