@@ -118,3 +118,31 @@ def test_paths_at_80_columns_keeps_every_header_whole(args):
     assert "…" not in table and len(header) <= 80
     last = ["alive", "share"] if "--survival" in args else ["histogram"]
     assert header.split()[-len(last):] == last
+
+
+def _last_column(table: str, before: str) -> list[str]:
+    """The text of the (unnamed) last column row by row, each row's folded pieces joined; a row starts where the
+    column ``before`` it, right-aligned under its header, holds a value."""
+    lines = table.splitlines()
+    head = next(line for line in lines if before in line)
+    prev, start = head.index(before), head.index(before) + len(before)
+    rows: list[str] = []
+    for line in lines[lines.index(head) + 2:]:
+        if not line.strip() or set(line.strip()) <= {"─"}:
+            continue
+        if line[prev:start].strip() or not rows:
+            rows.append("")
+        rows[-1] += line[start:].strip()
+    return rows
+
+
+@pytest.mark.parametrize("arch", ["resnet50", "densenet121"])
+def test_params_at_80_columns_folds_the_last_column_without_losing_a_character(arch):
+    """At --depth 3 the numbers leave too little room for the floors of the text columns: the table was one
+    column wider than the terminal, which cropped it ('projecti' / 'n', '2048->10' / '0')."""
+    doc = json.loads(run("params", "--arch", arch, "--depth", "3", "-f", "json").stdout)
+    table = run("params", "--arch", arch, "--depth", "3", env={"COLUMNS": "80"}).stdout
+    assert max(len(line) for line in table.splitlines()) <= 80
+    shown = [cell.replace(" ", "") for cell in _last_column(table, "RF px")]
+    wanted = [row["detail"].replace(" ", "") for row in doc["rows"]]
+    assert shown[:len(wanted)] == wanted

@@ -131,8 +131,10 @@ def _add_uncut_columns(table: Any, columns: Sequence[tuple[str, str]], rows: Seq
     text_width = {i: widest[i] for i in text_columns}
     while sum(text_width.values()) > spare:
         shrinkable = [i for i in text_columns if text_width[i] > text_columns[i]]
-        if not shrinkable:
-            break  # a terminal too narrow for the numbers themselves: rich crops at the edge
+        if not shrinkable:  # even the floors do not fit (80 columns at --depth 3): below them, down to 4,
+            shrinkable = [i for i in text_columns if text_width[i] > 4]  # since a table wider than the
+            if not shrinkable:  # terminal would be cropped at its edge, losing characters of the last column
+                break
         text_width[max(shrinkable, key=lambda i: text_width[i] - text_columns[i])] -= 1
     for i, (name, justify) in enumerate(columns):
         if i in text_columns:
