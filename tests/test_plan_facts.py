@@ -91,6 +91,8 @@ def test_copied_blocks_are_the_blocks_planned(name):
     ("resnet50", ["layer1.0"], ["layer2.0", "layer3.0", "layer4.0"]),  # layer1.0: 64 -> 256 at 56x56
     ("resnet18", [], ["layer2.0", "layer3.0", "layer4.0"]),  # basic blocks keep 64 in layer1
     ("cifar_resnet20", [], ["layer2.0", "layer3.0"]),
+    ("wrn28_10", ["layer1.0"], ["layer2.0", "layer3.0"]),  # 16 -> 160 at 32x32, on a 1x1 projection
+    ("densenet121", [], []),  # a dense layer adds maps by concatenation: no shortcut carries a change of width
 ])
 def test_blocks_are_named_for_how_they_change_the_shape(name, projection, downsampling):
     """One rule (plan/layers.py shape_change) for the plan's table and the traced module's (params --engine)."""

@@ -823,7 +823,10 @@ def _result(done: dict[str, Any], blocks: list[BlockInfo], skipped: list[dict[st
         # one division of exact counts: the float nearest the true fraction (1 - c/n adds rounding noise)
         return (done[key]["images"] - done[key]["correct"]) / done[key]["images"]
 
-    single = [SingleRow(b.name, b.index, b.stage, shape_change(b.in_shape, b.out_shape), err(f"single/{b.index}"),
+    # a block that changes shape in a residual net carries the change on its shortcut (a DenseNet layer, which
+    # adds maps by concatenation, is not marked as changing its shape: BlockRef.downsample)
+    single = [SingleRow(b.name, b.index, b.stage, shape_change(b.in_shape, b.out_shape, residual and b.downsample),
+                        err(f"single/{b.index}"),
                         done[f"single/{b.index}"]["correct"]) for b in blocks if f"single/{b.index}" in done]
 
     def krows(experiment: str) -> list[KRow]:

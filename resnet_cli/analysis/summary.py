@@ -118,7 +118,7 @@ def _block_row(g: _Group, block: str, total_macs: int) -> Row:
     # ``shortcut_conv``) is a projection block too
     projections = (block + ".downsample.", block + ".shortcut")
     projects = any(leaf.name.startswith(projections) for leaf in leaves)
-    change = shape_change(shape_in, shape_out) if shape_in else None
+    change = shape_change(shape_in, shape_out, has_shortcut=projects) if shape_in else None
     return Row(block, "block", 2, shape_out, g.block_params.get(block, 0), macs, macs / total_macs,
                change or ("projection" if projects else ""))
 

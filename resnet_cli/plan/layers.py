@@ -19,12 +19,13 @@ Shape = tuple[int, int, int]  # (channels, height, width) of one image
 SHAPE_CHANGES = ("downsampling", "projection")
 
 
-def shape_change(in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> str | None:
-    """"downsampling", "projection" or None (the shape is kept) for a block from ``in_shape`` to ``out_shape``,
-    each (channels, height, width) of one image."""
+def shape_change(in_shape: tuple[int, ...], out_shape: tuple[int, ...], has_shortcut: bool = True) -> str | None:
+    """"downsampling", "projection" or None for a block from ``in_shape`` to ``out_shape``, each (channels, height,
+    width) of one image. Only a block whose shortcut carries the change is a projection: a DenseNet layer adds maps
+    by concatenation, a plain layer has no shortcut at all (``has_shortcut`` False: None unless the map shrinks)."""
     if tuple(in_shape[1:]) != tuple(out_shape[1:]):
         return "downsampling"
-    if in_shape[:1] != out_shape[:1]:
+    if in_shape[:1] != out_shape[:1] and has_shortcut:
         return "projection"
     return None
 
