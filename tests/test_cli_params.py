@@ -96,18 +96,39 @@ def test_archs_search_finds_parametric_names():
     """'archs cifar' used to say no architecture matches, though cifar_resnet<depth> and cifar_plain<depth> exist:
     a word is found anywhere in a name, and parametric names match by their template or by the pattern's
     numbers put into it."""
-    templates = {"cifar": ["cifar_resnet<depth>", "cifar_plain<depth>"], "*plain*": ["cifar_plain<depth>"],
+    templates = {"cifar_": ["cifar_resnet<depth>", "cifar_plain<depth>"], "*plain*": ["cifar_plain<depth>"],
                  "cifar_resnet11*": ["cifar_resnet<depth>"], "wrn28_*": ["wrn<depth>_<k>"],
                  "densenet*": ["densenet<L>_<k>", "densenet_bc<L>_<k>"]}
     for pattern, expected in templates.items():
         doc = run_json("archs", pattern)
         assert [p["template"] for p in doc["parametric"]] == expected, pattern
-    doc = run_json("archs", "cifar")
-    assert doc["archs"] == []  # every registered CIFAR net is named resnet20, plain20, ...
     assert [a["name"] for a in run_json("archs", "plain2")["archs"]] == ["plain20"]
-    table = run("archs", "cifar").stdout
+    table = run("archs", "cifar_").stdout
     assert "0 architectures" not in table and "cifar_plain<depth>" in table
     assert len(run_json("archs")["parametric"]) == 7  # no pattern: all of them
+
+
+# The CIFAR nets of the papers the zoo cites (He et al. 2015 §4.2 and 2016, Zagoruyko & Komodakis, Huang et al.
+# Table 2, Xie et al. §5.3, Srivastava et al.), written out by hand: none of their names says CIFAR.
+CIFAR_NETS = ["densenet40_12", "densenet_bc100_12", "densenet_bc190_40", "densenet_bc250_24", "highway110",
+              "plain20", "plain32", "plain44", "plain56", "plain110", "plain1202",
+              "preact_resnet110", "preact_resnet164", "preact_resnet1001",
+              "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet1202",
+              "resnext29_8x64d", "resnext29_16x64d", "wrn16_8", "wrn28_10", "wrn40_4"]
+
+
+def test_archs_word_matches_descriptions():
+    """'archs cifar' (the README's example) listed no architecture, as no registered CIFAR net has 'cifar' in its
+    name: a plain word is also found, in any case, in an architecture's family or description. A glob still
+    matches names only."""
+    for word in ("cifar", "CIFAR", "Cifar"):
+        doc = run_json("archs", word)
+        assert [a["name"] for a in doc["archs"]] == CIFAR_NETS, word
+        assert {a["input_size"] for a in doc["archs"]} == {32}
+        assert len(doc["parametric"]) == 7  # every parametric family is a CIFAR one (its help says so)
+    assert "25 architectures" in run("archs", "cifar").stdout
+    assert run_json("archs", "*cifar*")["archs"] == []  # a glob: names only
+    assert [a["name"] for a in run_json("archs", "Zagoruyko")["archs"]] == ["wrn16_8", "wrn28_10", "wrn40_4"]
 
 
 @pytest.mark.parametrize("typed, suggested", [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,13 +21,17 @@ class ArchsReport:
 
 
 def catalog(pattern: str | None = None) -> ArchsReport:
-    """The registered names and the parametric families that ``pattern`` matches: a glob (``resnet1*``), or a
-    plain word, found anywhere in a name (``cifar``: cifar_resnet<depth>, cifar_plain<depth>)."""
-    if pattern and not any(c in pattern for c in "*?["):
-        pattern = f"*{pattern}*"
+    """The registered names and the parametric families that ``pattern`` matches: a glob (``resnet1*``) matches
+    names only; a plain word (no ``*?[``) is found anywhere in a name, and, case-insensitively, in an
+    architecture's family or description too (``cifar``: resnet20 ... resnet1202, wrn28_10, densenet40_12, whose
+    descriptions say CIFAR, and every parametric name, whose help says CIFAR)."""
+    word = pattern if pattern and not any(c in pattern for c in "*?[") else None
+    glob = f"*{word}*" if word else pattern
     rows = []
-    for name in list_archs(pattern):
+    for name in list_archs():
         spec = get_spec(name)
+        if glob and not fnmatch.fnmatchcase(name, glob) and not (word and _describes(word, spec)):
+            continue
         plan = plan_model(spec)
         rows.append({
             "name": name, "family": spec.family, "kind": spec.kind, "depth": spec.depth,
@@ -34,5 +39,14 @@ def catalog(pattern: str | None = None) -> ArchsReport:
             "input_size": spec.input_size, "num_classes": spec.num_classes, "params": plan.params,
             "macs": plan.macs, "description": spec.description,
         })
-    parametric = [{"template": p.template, "help": p.help} for p in parametric_templates(pattern)]
+    matched = parametric_templates(glob)
+    parametric = [{"template": p.template, "help": p.help} for p in parametric_templates()
+                  if p in matched or (word and word.casefold() in p.help.casefold())]
     return ArchsReport(rows, parametric)
+
+
+def _describes(word: str, spec: Any) -> bool:
+    """Whether the architecture's family or description holds ``word`` (case-insensitive): ``archs cifar``
+    finds the CIFAR nets, whose names do not say so."""
+    word = word.casefold()
+    return word in spec.family.casefold() or word in spec.description.casefold()

@@ -51,13 +51,14 @@ Dtype = Enum("Dtype", {name: name for name in DTYPE_BYTES}, type=str)
 @app.command()
 def archs(
     # what PATTERN matches is said in the docstring too: typer 0.25 under click 8.5 shows no argument's help
-    pattern: Annotated[str | None, typer.Argument(help="Glob filter, e.g. 'resnet*' or '*plain*', or a word, e.g. "
-                                                  "'cifar'.")] = None,
+    pattern: Annotated[str | None, typer.Argument(help="Glob filter of names, e.g. 'resnet*' or "
+                                                  "'*plain*', or a word, e.g. 'cifar', found in a name, family or "
+                                                  "description.")] = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """List the registered architectures with family, depth, residual blocks, params and MACs.
 
-    PATTERN: a glob ('resnet1*', '*plain*') or a word found anywhere in a name ('cifar').
+    PATTERN: a glob of names ('resnet1*', '*plain*') or a word found in a name, family or description ('cifar').
 
     A parametric name (cifar_resnet<depth>, ...) matches by its template or with the pattern's numbers in it.
     """

@@ -177,7 +177,7 @@ def wrn_spec(depth: int, k: int, name: str | None = None) -> ArchSpec:
         name=name or f"wrn{depth}_{k}", family="resnet", block="basic", layers=(n, n, n),
         widths=(16 * k, 32 * k, 64 * k), strides=(1, 2, 2), stem="cifar", stem_width=16, shortcut="B",
         placement="full_preact", num_classes=10, input_size=32,
-        description=f"WRN-{depth}-{k} (Zagoruyko & Komodakis 2016): {n} pre-activation blocks per stage, "
+        description=f"WRN-{depth}-{k} (Zagoruyko & Komodakis 2016), CIFAR: {n} pre-activation blocks per stage, "
                     f"{16 * k}/{32 * k}/{64 * k} filters",
     )
 
