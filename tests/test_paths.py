@@ -412,3 +412,15 @@ def test_ten_thousand_blocks_exactly_and_quickly():
     elapsed = time.perf_counter() - start
     assert sum(report.counts) == 2 ** 10_000 and report.counts[5000] == math.comb(10_000, 5000)
     assert elapsed < 5.0  # ~0.03 s on one core; generous for a loaded CI machine
+
+
+def test_every_share_column_is_in_one_unit():
+    """A share column went 6.15e-05 (a fraction) then 0.02% (a percent) down the same column."""
+    table = run("paths", "--arch", "resnet110", "--survival", "linear:0.5").stdout
+    rows = [line.split() for line in table.splitlines() if line.split() and line.split()[0].isdigit()]
+    assert len(rows) == 55
+    for cells in rows:
+        share, p_depth, alive = cells[2], cells[-2], cells[-1]
+        assert all(c.endswith("%") for c in (share, p_depth, alive)), cells
+    assert rows[0][2] == "5.55e-15%"  # 1 of 2^54 paths, in percent: 100 / 2^54
+    assert float(rows[27][2].rstrip("%")) == pytest.approx(100 * math.comb(54, 27) / 2**54, abs=0.005)

@@ -46,12 +46,14 @@ def fmt_count(n: int, max_digits: int = 24) -> str:
 
 
 def fmt_share(share: float, log10: float | None = None) -> str:
+    """A share in percent, one unit down a whole column: 12.34%, then 3.00e-13% where two decimals would show 0,
+    then 10^-310.2% where the float itself underflows (``log10`` of the share, from the exact counts)."""
     if share >= 1e-4:
         return f"{100 * share:.2f}%"
     if share > 0:
-        return f"{share:.2e}"
+        return f"{100 * share:.2e}%"
     if log10 is not None and math.isfinite(log10):
-        return f"10^{log10:.1f}"
+        return f"10^{log10 + 2:.1f}%"
     return "0"
 
 
