@@ -206,6 +206,8 @@ def _foreign_files() -> dict[str, tuple[bytes, str]]:
         "gzip": (gzip.compress(b"hello"), "a gzip-compressed file"),
         "hdf5": (b"\x89HDF\r\n\x1a\n" + bytes(64), "an HDF5 file"),
         "png": (b"\x89PNG\r\n\x1a\n" + bytes(64), "a PNG image"),
+        # what torch.onnx writes first: ir_version 10, producer_name 'pytorch', producer_version ...
+        "onnx": (b"\x08\x0a\x12\x07pytorch\x1a\x0a2.13.0+cpu" + bytes(32), "an ONNX model"),
     }
 
 

@@ -131,6 +131,8 @@ def foreign_format(data: bytes) -> str | None:
     for magic, what in _MAGIC:
         if data.startswith(magic):
             return what
+    if _is_onnx(data):
+        return "an ONNX model, not a torch checkpoint (resnet-cli reads what torch.save wrote)"
     if len(data) > 10 and data[8:10] in (b'{"', b"{}"):  # its header's length, then the header as JSON
         return "a safetensors file, not a torch checkpoint (safetensors.torch.load_file reads it; torch.save its dict)"
     if len(data) > 262 and data[257:262] == b"ustar":
@@ -138,6 +140,12 @@ def foreign_format(data: bytes) -> str | None:
     if data[:2] == b"PK":
         return _foreign_zip(data)
     return _text_format(data[:4096])
+
+
+def _is_onnx(data: bytes) -> bool:
+    """An ONNX ModelProto opens with its ir_version (protobuf field 1, a small varint: 0x08 N) and then one of its
+    string fields, producer_name first when set (torch.onnx writes 'pytorch'): no torch file starts with 0x08."""
+    return len(data) > 4 and data[0] == 0x08 and data[1] < 0x80 and data[2] in (0x12, 0x1A, 0x22, 0x2A, 0x3A, 0x42)
 
 
 def _foreign_tar(data: bytes) -> str | None:
