@@ -41,6 +41,8 @@ class OnnxExport:
 
     output: str
     arch: str
+    label: str  # what was built, in words: resnet110 (shortcut_mode=conv) (registry.spec_label)
+    overrides: dict[str, Any]  # the spec fields that differ from the registered arch (registry.spec_overrides)
     weights: str  # the checkpoint the weights came from, or "initialised" (an arch name: untrained weights)
     opset: int
     bytes: int
@@ -48,6 +50,9 @@ class OnnxExport:
     input_shape: list[int | str]  # the first entry is "batch": any number of images
     output_name: str
     output_shape: list[int | str]
+    #: what a runtime must do to its images (pixels in [0, 1]) before the network sees them: name, mean, std and
+    #: where the choice came from (data.normalization.choose, as eval decides); None for untrained weights
+    normalization: dict[str, Any] | None
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,17 +81,21 @@ def check_onnx_path(path: str | os.PathLike[str], option: str = "--output") -> P
 
 
 def export_onnx(model: Any, spec: Any, path: str | os.PathLike[str], *, opset: int = DEFAULT_OPSET,
-                checkpoint: Any = None) -> OnnxExport:
+                checkpoint: Any = None, normalize: str | None = None) -> OnnxExport:
     """Write ``model`` (built from ``spec``, with the weights of ``checkpoint`` if one is given; put in eval mode
     here) to ``path`` as ONNX at ``opset``, whole or not at all. The file's metadata (Netron shows it) says what
-    it is: the arch, its spec, where the weights came from and, from a resnet-cli checkpoint, the dataset with its
-    normalisation, which a runtime must apply to its images."""
+    it is: the arch and its label, its spec, where the weights came from, the normalisation a runtime must apply
+    to its images (``normalize``, a name or ``MEAN,..:STD,..``, else what ``eval`` would use for the checkpoint:
+    its own, ImageNet's for a bare state dict; also kept in ``checkpoint.normalization``) and, from a resnet-cli
+    checkpoint, its dataset."""
     import torch
 
     from .fileio import atomic_open
+    from .registry import spec_label, spec_overrides
 
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ResnetCliError(f"--opset {opset}: the exporter writes opsets {MIN_OPSET} to {MAX_OPSET}")
+    norm = input_normalization(spec, checkpoint, normalize)  # a bad --normalize before the slow part
     require_exporter()
     model.eval()
     weight_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
@@ -100,24 +109,44 @@ def export_onnx(model: Any, spec: Any, path: str | os.PathLike[str], *, opset: i
         program = torch.onnx.export(model, (example,), None, dynamo=True, input_names=[INPUT_NAME],
                                     output_names=[OUTPUT_NAME], opset_version=opset, verbose=False,
                                     dynamic_shapes=({0: torch.export.Dim("batch")},))
-    program.model.metadata_props.update(_metadata(spec, checkpoint))
+    program.model.metadata_props.update(_metadata(spec, checkpoint, norm))
     proto = program.model_proto
     with atomic_open(path, "wb") as fh:
         fh.write(proto.SerializeToString())
     seconds = time.perf_counter() - start
     weights = checkpoint.path if checkpoint is not None else "initialised"
-    return OnnxExport(output=str(path), arch=spec.name, weights=weights, opset=_opset_of(proto),
-                      bytes=Path(path).stat().st_size, input_name=INPUT_NAME, input_shape=_shape(proto.graph.input[0]),
-                      output_name=OUTPUT_NAME, output_shape=_shape(proto.graph.output[0]), seconds=round(seconds, 3))
+    return OnnxExport(output=str(path), arch=spec.name, label=spec_label(spec), overrides=spec_overrides(spec),
+                      weights=weights, opset=_opset_of(proto), bytes=Path(path).stat().st_size,
+                      input_name=INPUT_NAME, input_shape=_shape(proto.graph.input[0]), output_name=OUTPUT_NAME,
+                      output_shape=_shape(proto.graph.output[0]),
+                      normalization=norm.to_dict() if norm is not None else None, seconds=round(seconds, 3))
 
 
-def _metadata(spec: Any, checkpoint: Any) -> dict[str, str]:
+def input_normalization(spec: Any, checkpoint: Any = None, normalize: str | None = None) -> Any:
+    """The normalisation the exported network's input needs (a ``data.normalization.Normalization``, or None for
+    untrained weights without ``normalize``): the rule ``eval`` follows, on the checkpoint's own data."""
+    from .data.normalization import choose
+
+    norm = choose(given=normalize, dataset=None, info=None, stored=getattr(checkpoint, "dataset", None),
+                  bare=checkpoint is not None and checkpoint.is_bare, channels=spec.in_channels)
+    if checkpoint is not None:
+        checkpoint.normalization = norm  # its loading report says it, as eval's does
+    return norm
+
+
+def _metadata(spec: Any, checkpoint: Any, norm: Any) -> dict[str, str]:
     """The file's metadata_props. A checkpoint is named by its file name, and the dataset without its folder: the
     file may travel to other machines, and the paths of this one are nobody's business there."""
     import json
 
+    from .registry import spec_label, spec_overrides
+
     weights = Path(checkpoint.path).name if checkpoint is not None else "initialised (untrained)"
-    out = {"resnet_cli.arch": spec.name, "resnet_cli.spec": spec.to_json(), "resnet_cli.weights": weights}
+    out = {"resnet_cli.arch": spec.name, "resnet_cli.label": spec_label(spec),
+           "resnet_cli.overrides": json.dumps(spec_overrides(spec)), "resnet_cli.spec": spec.to_json(),
+           "resnet_cli.weights": weights}
+    if norm is not None:
+        out["resnet_cli.normalization"] = json.dumps(norm.to_dict())
     dataset = getattr(checkpoint, "dataset", None)
     if dataset is not None:
         out["resnet_cli.dataset"] = json.dumps({k: v for k, v in dataset.to_dict().items() if k != "source"})

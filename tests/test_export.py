@@ -102,13 +102,18 @@ def test_the_cli_writes_the_cifar_resnet_it_names_and_says_what_it_wrote(tmp_pat
     doc = run_json("export", "resnet20", "-o", out, "--set", "layers=1,1,1", "--num-classes", "7",
                    "--input-size", "24x40", "--opset", "18", "-q")
     spec = get_spec("resnet20", layers="1,1,1", num_classes=7, input_size=24, input_width=40)
-    assert doc == {"output": str(out), "arch": "resnet20", "weights": "initialised", "opset": 18,
+    assert doc == {"output": str(out), "arch": "resnet20",
+                   "label": "resnet20 (input_size=24x40, layers=1,1,1, num_classes=7)",
+                   "overrides": {"input_size": 24, "layers": [1, 1, 1], "num_classes": 7, "input_width": 40},
+                   "weights": "initialised", "opset": 18,
                    "bytes": out.stat().st_size, "input_name": "images", "input_shape": ["batch", 3, 24, 40],
-                   "output_name": "logits", "output_shape": ["batch", 7], "seconds": doc["seconds"]}
+                   "output_name": "logits", "output_shape": ["batch", 7], "normalization": None,
+                   "seconds": doc["seconds"]}  # untrained weights: no normalisation to speak of
     saved = onnx.load(str(out))
     assert {o.domain: o.version for o in saved.opset_import}[""] == 18
     meta = {p.key: p.value for p in saved.metadata_props}
     assert ArchSpec.from_json(meta["resnet_cli.spec"]) == spec and meta["resnet_cli.weights"].startswith("init")
+    assert meta["resnet_cli.label"] == doc["label"] and "resnet_cli.normalization" not in meta
     torch.manual_seed(0)  # conftest's seed, with which the command built its network: the same weights
     assert_same_logits(out, build_model(spec).eval(), spec, batches=(5,))
 
@@ -128,6 +133,92 @@ def test_the_real_akamaster_resnet20_exported_scores_the_real_images_as_torch(tm
     assert int((torch.from_numpy(got).argmax(1) != labels).sum()) == 45
 
 
+@pytest.mark.skipif(not AKAMASTER.is_file(), reason=NO_REAL)
+def test_a_bare_state_dict_says_the_normalisation_eval_uses_and_a_runtime_must_apply(tmp_path):
+    """akamaster's file was exported with 'normalization: null' and nothing in the metadata: fed [0, 1] images
+    its ONNX gets 302 of the 500 real images wrong. Export records what eval uses for the file (ImageNet's, the
+    default for a bare state dict, as akamaster trained), in JSON, the metadata and the table; with it the same
+    ONNX gets the 45 wrong that torch does. --normalize overrides, as in eval."""
+    import onnx
+
+    out = tmp_path / "aka.onnx"
+    doc = run_json("export", AKAMASTER, "-o", out, "-q")
+    imagenet = {"name": "imagenet", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+                "source": "default for a bare state dict"}
+    assert doc["normalization"] == imagenet
+    evaluated = run_json("eval", AKAMASTER, "--dataset", "cifar10", "--data-dir", REAL, "--limit", "10", "-q")
+    assert evaluated["normalization"] == imagenet  # one rule: eval's
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    stored = json.loads(meta["resnet_cli.normalization"])
+    assert stored == imagenet
+    data, _ = load_checkpoint(AKAMASTER).load_data(dataset="cifar10", data_dir=REAL, normalize="none")
+    pixels, labels = data.get_batch(torch.arange(len(data)))  # in [0, 1], as a runtime reads an image
+    assert float(pixels.min()) >= 0 and float(pixels.max()) <= 1
+
+    def wrong(images: torch.Tensor) -> int:
+        return int((torch.from_numpy(onnx_logits(out, images)).argmax(1) != labels).sum())
+
+    mean, std = (torch.tensor(stored[k]).view(1, 3, 1, 1) for k in ("mean", "std"))
+    assert (wrong(pixels), wrong((pixels - mean) / std)) == (302, 45)
+    table = " ".join(run("export", AKAMASTER, "-o", out, "-q").stdout.split())
+    assert "normalised: imagenet (mean 0.485, 0.456, 0.406; std 0.229, 0.224, 0.225; default for a bare state dict)" \
+        in table
+    doc = run_json("export", AKAMASTER, "-o", out, "-q", "--normalize", "cifar10")
+    assert (doc["normalization"]["name"], doc["normalization"]["source"]) == ("cifar10", "--normalize")
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(meta["resnet_cli.normalization"])["mean"] == [0.4914, 0.4822, 0.4465]
+
+
+def test_an_arch_name_has_no_normalisation_unless_asked_and_a_bad_one_is_one_line(tmp_path):
+    out = tmp_path / "r.onnx"
+    table = run("export", "cifar_resnet8", "-o", out, "-q").stdout
+    assert "normalised" not in table
+    doc = run_json("export", "cifar_resnet8", "-o", out, "-q", "--normalize", "0.5:0.25")
+    assert doc["normalization"] == {"name": "custom", "mean": [0.5] * 3, "std": [0.25] * 3, "source": "--normalize"}
+    out.unlink()
+    one_line_error(run("export", "cifar_resnet8", "-o", out, "--normalize", "imagenot"), "--normalize", "imagenot")
+    assert not out.exists()
+
+
+def test_the_title_json_csv_and_metadata_name_what_was_built(tmp_path):
+    """export printed 'resnet20' for resnet20 --shortcut-mode conv, and 'cifar_resnet8' for a checkpoint trained
+    with stochastic depth, where compare and eval say 'resnet20 (shortcut_mode=conv)'; JSON had no label or
+    overrides. And its CSV named a column 'input' that JSON calls 'input_name'."""
+    import onnx
+
+    from resnet_cli.checkpoint import save_checkpoint
+    from resnet_cli.data import DatasetInfo
+
+    out = tmp_path / "sc.onnx"
+    result = run("export", "resnet20", "--shortcut-mode", "conv", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert ": resnet20 (shortcut_mode=conv), images batch x 3 x 32 x 32" in " ".join(result.stdout.split())
+    assert "exporting resnet20 (shortcut_mode=conv) with torch.onnx" in result.stderr
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert (meta["resnet_cli.arch"], meta["resnet_cli.label"]) == ("resnet20", "resnet20 (shortcut_mode=conv)")
+    assert json.loads(meta["resnet_cli.overrides"]) == {"shortcut_mode": "conv"}
+    doc = run_json("export", "resnet20", "--shortcut-mode", "conv", "-o", out, "-q")
+    assert (doc["label"], doc["overrides"]) == ("resnet20 (shortcut_mode=conv)", {"shortcut_mode": "conv"})
+    header, row = run("export", "resnet20", "--shortcut-mode", "conv", "-o", out, "-q", "-f", "csv"
+                      ).stdout.splitlines()
+    assert set(header.split(",")) <= set(doc) and "input_name" in header.split(",")  # JSON's names, every one
+    assert dict(zip(header.split(","), row.split(",")))["label"] == "resnet20 (shortcut_mode=conv)"
+
+    spec = get_spec("cifar_resnet8", stochastic_depth=0.5)
+    info = DatasetInfo("synthetic", 10, 32, 3, (0.5,), (0.25,))
+    save_checkpoint(tmp_path / "sd.pt", spec=spec, state_dict=build_model(spec).state_dict(), dataset=info,
+                    record=[])
+    doc = run_json("export", tmp_path / "sd.pt", "-o", out, "-q")
+    assert (doc["label"], doc["overrides"]) == ("cifar_resnet8 (stochastic_depth=0.5)", {"stochastic_depth": 0.5})
+
+
+def test_an_existing_file_is_read_as_a_checkpoint_not_looked_up_as_an_architecture(tmp_path, monkeypatch):
+    (tmp_path / "README.md").write_text("# notes\n")
+    monkeypatch.chdir(tmp_path)
+    one_line_error(run("export", "README.md", "-o", "a.onnx"), "README.md is a text file", "not a torch checkpoint")
+    assert not (tmp_path / "a.onnx").exists()
+
+
 def test_a_checkpoint_of_ours_exports_quietly_is_reported_and_carries_its_dataset_into_the_metadata(tmp_path):
     import onnx
     from image_folders import tiny_net
@@ -144,15 +235,20 @@ def test_a_checkpoint_of_ours_exports_quietly_is_reported_and_carries_its_datase
                            str(tmp_path / "t.onnx")], cwd=ROOT, capture_output=True, text=True, check=False,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == f"exporting {spec.name} with torch.onnx (opset 20; a few seconds)\n"
+    label = "cifar_resnet14 (widths=4,8,16, stem_width=4, num_classes=3)"  # tiny_net's overrides
+    assert proc.stderr == f"exporting {label} with torch.onnx (opset 20; a few seconds)\n"
     table = " ".join(proc.stdout.split())  # rich folds the lines at the terminal's width
     assert table.startswith(f"wrote {tmp_path / 't.onnx'} ({fmt_bytes((tmp_path / 't.onnx').stat().st_size)}, ONNX "
-                            f"opset 20): {spec.name}, images batch x 3 x 32 x 32 -> logits batch x 3 weights from "
+                            f"opset 20): {label}, images batch x 3 x 32 x 32 -> logits batch x 3 weights from "
                             f"{tmp_path / 't.pt'};")
     meta = {p.key: p.value for p in onnx.load(str(tmp_path / "t.onnx")).metadata_props}
     assert meta["resnet_cli.weights"] == "t.pt"
     dataset = json.loads(meta["resnet_cli.dataset"])
     assert (dataset["mean"], dataset["std"]) == ([0.49, 0.48, 0.45], [0.25, 0.24, 0.26]) and "source" not in dataset
+    # the runtime's normalisation is the checkpoint's own, as eval uses on its dataset
+    assert json.loads(meta["resnet_cli.normalization"]) == {"name": "custom", "mean": [0.49, 0.48, 0.45],
+                                                             "std": [0.25, 0.24, 0.26], "source": "the checkpoint's"}
+    assert "normalised: custom (mean 0.49, 0.48, 0.45; std 0.25, 0.24, 0.26; the checkpoint's)" in table
     assert_same_logits(tmp_path / "t.onnx", model, spec, batches=(2,))
 
 

@@ -13,6 +13,7 @@ from .app import (
     CkptArchOpt,
     FormatOpt,
     InputHWOpt,
+    NormalizeOpt,
     NumClassesOpt,
     PlacementOpt,
     QuietOpt,
@@ -42,6 +43,7 @@ def export(
                                        "(older runtimes read only older ones).")] = DEFAULT_OPSET,
     input_size: InputHWOpt = None,
     arch: CkptArchOpt = None,
+    normalize: NormalizeOpt = None,
     quiet: QuietOpt = False,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
@@ -53,12 +55,18 @@ def export(
 
     An architecture (see 'archs') is written with untrained weights, for its graph; a checkpoint with its own.
 
+    Metadata, output and JSON name the normalisation a runtime must apply: eval's for the checkpoint, or --normalize.
+
     Needs the packages of the onnx extra (onnx, onnxscript).
     """
     from ..onnx_export import check_onnx_path, export_onnx, require_exporter
 
     check_onnx_path(output)
     require_exporter()
+    if normalize is not None:  # a typo is one line now, before a checkpoint is read
+        from ..data.normalization import parse_normalization
+
+        parse_normalization(normalize)
     spec, checkpoint = column_network(ctx, network, arch=arch, input_size=input_size, num_classes=num_classes,
                                       shortcut=shortcut, placement=placement, shortcut_mode=shortcut_mode, sets=sets)
     if checkpoint is not None:
@@ -67,9 +75,14 @@ def export(
         from ..models import build_model
 
         model = build_model(spec)
-    stderr_console(quiet).print(f"exporting {spec.name} with torch.onnx (opset {opset}; a few seconds)")
-    report = export_onnx(model, spec, output, opset=opset, checkpoint=checkpoint)
-    emit(report, fmt, *_renderers(), loading=checkpoint.loading_report() if checkpoint is not None else None)
+    from ..registry import spec_label
+
+    stderr_console(quiet).print(f"exporting {spec_label(spec)} with torch.onnx (opset {opset}; a few seconds)")
+    report = export_onnx(model, spec, output, opset=opset, checkpoint=checkpoint, normalize=normalize)
+    # the normalisation is a line of the loading report, as in eval; an arch name's only with --normalize
+    loading = checkpoint.loading_report() if checkpoint is not None else (
+        {"normalization": report.normalization} if report.normalization else None)
+    emit(report, fmt, *_renderers(), loading=loading)
 
 
 def _renderers():

@@ -90,23 +90,32 @@ def fit_channels(mean: tuple[float, ...], std: tuple[float, ...], channels: int,
     raise DatasetError(f"{what} has {len(mean)} channel values; the images have {channels} channels")
 
 
-def choose(*, given: str | None, dataset: str, info: DatasetInfo, stored: DatasetInfo | None,
-           bare: bool) -> Normalization:
-    """The normalisation to use, by the rules in this module's docstring."""
+def choose(*, given: str | None, dataset: str | None, info: DatasetInfo | None, stored: DatasetInfo | None,
+           bare: bool, channels: int | None = None) -> Normalization | None:
+    """The normalisation to use, by the rules in this module's docstring.
+
+    With no data read (``dataset`` and ``info`` None, ``channels`` the network's: ``export``), the network's own
+    data is meant: a checkpoint's stored dataset, photographs for a bare state dict; None where nothing says
+    what it is (an architecture's untrained weights without ``--normalize``)."""
+    if info is not None:
+        channels = info.in_channels
     if given is not None:
         name, mean, std = parse_normalization(given)
         source = "--normalize"
-    elif stored is not None and stored.name == dataset:
+    elif stored is not None and (dataset is None or stored.name == dataset):
         mean, std, source = stored.mean, stored.std, "the checkpoint's"
         name = name_of(mean, std)
-    elif bare and dataset in PHOTO_DATASETS:
+    elif bare and (dataset is None or dataset in PHOTO_DATASETS):
         name, mean, std = (BARE_DEFAULT, *named()[BARE_DEFAULT])
         source = "default for a bare state dict"
-    else:
+    elif info is not None:
         mean, std, source = info.mean, info.std, f"{dataset}'s own"
         name = name_of(mean, std)
-    mean, std = fit_channels(tuple(mean), tuple(std), info.in_channels, f"--normalize {given}" if given else name)
-    return Normalization(name=name, mean=mean, std=std, source=source)
+    else:
+        return None
+    if channels is not None:
+        mean, std = fit_channels(tuple(mean), tuple(std), channels, f"--normalize {given}" if given else name)
+    return Normalization(name=name, mean=tuple(mean), std=tuple(std), source=source)
 
 
 def renormalised(dataset: Any, info: DatasetInfo, norm: Normalization) -> tuple[Any, DatasetInfo]:

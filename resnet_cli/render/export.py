@@ -7,7 +7,9 @@ from typing import Any
 from . import safe
 from .params import fmt_bytes
 
-EXPORT_HEADER = ["output", "arch", "weights", "opset", "bytes", "input", "input_shape", "output_name", "output_shape"]
+# the names of the JSON document's fields (OnnxExport); normalization is its name (imagenet, custom, ...; empty: none)
+EXPORT_HEADER = ["output", "arch", "label", "weights", "opset", "bytes", "input_name", "input_shape", "output_name",
+                 "output_shape", "normalization"]
 
 
 def _dims(shape: list[Any]) -> str:
@@ -16,7 +18,7 @@ def _dims(shape: list[Any]) -> str:
 
 def export_table(report: Any, console: Any) -> None:
     console.print(f"wrote {safe(report.output)} ({fmt_bytes(report.bytes)}, ONNX opset {report.opset}): "
-                  f"{safe(report.arch)}, {report.input_name} {_dims(report.input_shape)} -> "
+                  f"{safe(report.label)}, {report.input_name} {_dims(report.input_shape)} -> "
                   f"{report.output_name} {_dims(report.output_shape)}")
     weights = "untrained (initialised)" if report.weights == "initialised" else f"from {safe(report.weights)}"
     console.print(f"[dim]weights {weights}; the batch dimension is dynamic; open it in Netron "
@@ -24,6 +26,7 @@ def export_table(report: Any, console: Any) -> None:
 
 
 def export_csv(report: Any) -> tuple[list[str], list[list[Any]]]:
-    return EXPORT_HEADER, [[report.output, report.arch, report.weights, report.opset, report.bytes,
+    norm = report.normalization["name"] if report.normalization else ""
+    return EXPORT_HEADER, [[report.output, report.arch, report.label, report.weights, report.opset, report.bytes,
                             report.input_name, "x".join(map(str, report.input_shape)), report.output_name,
-                            "x".join(map(str, report.output_shape))]]
+                            "x".join(map(str, report.output_shape)), norm]]
