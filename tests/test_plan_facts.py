@@ -8,6 +8,7 @@ are counted from the shapes the convolutions and linear layers actually see.
 """
 
 import pytest
+import torch
 from plan_checks import check_plan_facts
 from zoo_sets import HEAVY, LIGHT
 
@@ -105,3 +106,28 @@ def test_blocks_are_named_for_how_they_change_the_shape(name, projection, downsa
     assert named(count_params(get_spec(name), detail=2).rows) == expected
     spec = get_spec(name)
     assert named(summarize(build_model(spec), spec.input_size, detail=2).rows) == expected
+
+
+@pytest.mark.parametrize("name, overrides", [
+    ("cifar_resnet20", {}), ("cifar_resnet20", {"shortcut_mode": "conv"}), ("cifar_resnet20", {"shortcut": "C"}),
+    ("wrn16_8", {"shortcut": "A"}), ("resnet50", {}), ("densenet121", {}), ("keras_minimodel", {}),
+    ("cifar_plain20", {}), ("highway20", {}),
+])
+def test_the_plan_the_traced_module_and_the_lesion_name_each_block_alike(name, overrides):
+    """One rule (plan/layers.py shape_change) read three ways: the plan's units (params), the traced module
+    (params --engine, summarize) and the lesion's probe. A block whose 1x1 conv shortcut keeps its shape
+    (shortcut_mode=conv, option C) is a projection block in all three; option A's zero-padding into more
+    channels at stride 1 (wrn16_8:shortcut=A's layer1.0) is one too."""
+    from resnet_cli import summarize
+    from resnet_cli.analysis.lesion import Layout
+
+    spec = get_spec(name, **overrides)
+    planned = {r.name: r.detail for r in count_params(spec, detail=2).rows if r.kind == "block"}
+    model = build_model(spec).eval()
+    traced = {r.name: r.detail for r in summarize(model, spec.input_size, detail=2).rows if r.kind == "block"}
+    layout = Layout(model)
+    layout.probe(torch.zeros(1, spec.in_channels, spec.input_size, spec.input_size))
+    probed = {b.name: b.shape_change or "" for b in layout.blocks}
+    assert planned == traced == probed
+    if overrides.get("shortcut_mode") == "conv" or overrides.get("shortcut") == "C":
+        assert set(planned.values()) == {"projection", "downsampling"}

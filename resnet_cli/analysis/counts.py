@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..plan import ModelPlan, plan_model
-from ..plan.layers import LayerCount, Shape, shape_change
+from ..plan.layers import LayerCount, Shape
 from ..plan.resnet import block_plan
 from ..registry import spec_overrides
 from ..spec import ArchSpec
@@ -151,14 +151,6 @@ def module_buffers(module: Any) -> int:
                or name in ("running_mean", "running_var"))
 
 
-def _shape_change(unit: Any) -> str:
-    """How a block changes its shape, for the table (plan/layers.py's words). A change of width is a projection
-    where a shortcut carries it: not a DenseNet layer's concatenation (its unit keeps its shape: downsample
-    False), nor a plain layer (no shortcut layers)."""
-    has_shortcut = unit.downsample and any(layer.role == "shortcut" for layer in unit.layers)
-    return shape_change(unit.in_shape, unit.out_shape, has_shortcut) or ""
-
-
 def count_params(spec: ArchSpec, detail: int = 1, plan: ModelPlan | None = None, *, batch_size: int = 1,
                  dtype: str = "float32") -> ParamsReport:
     """The size report of ``spec`` by arithmetic; ``detail`` 1 = stages, 2 = + blocks, 3 = + layers; memory
@@ -178,7 +170,7 @@ def count_params(spec: ArchSpec, detail: int = 1, plan: ModelPlan | None = None,
             rf = field_of_view.through(unit)
             if detail >= 2 and unit.is_block:
                 rows.append(Row(unit.name, "block", 2, unit.out_shape, unit.params, unit.macs,
-                                unit.macs / total_macs, _shape_change(unit), rf))
+                                unit.macs / total_macs, unit.shape_change or "", rf))
             if detail >= 3:
                 rows += [_layer_row(layer, total_macs) for layer in unit.layers]
         stage_row.receptive_field = None if stage == "head" else field_of_view.size

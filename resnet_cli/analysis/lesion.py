@@ -103,10 +103,22 @@ class BlockInfo:
     out_shape: tuple[int, ...]
     removable: bool
     reason: str = ""  # why it cannot be removed
+    shape_change: str | None = None  # "downsampling", "projection" (plan/layers.py shape_change) or None
 
     @property
     def swappable(self) -> bool:
         return not self.downsample and self.in_shape == self.out_shape
+
+
+def _shape_changes(model: Any) -> dict[str, str | None]:
+    """Each block's shape change, as its plan says it (the one source of architecture facts); none for a network
+    built without a spec (the probe's shapes say it then)."""
+    spec = getattr(model, "spec", None)
+    if spec is None:
+        return {}
+    from ..plan import plan_model
+
+    return {unit.name: unit.shape_change for unit in plan_model(spec).blocks}
 
 
 class Layout:
@@ -124,6 +136,7 @@ class Layout:
         """Run one image through the model to learn each block's shapes and whether ``skip`` can stand in."""
         import torch
 
+        changes = _shape_changes(self.model)
         with torch.inference_mode():
             h = self.model.forward_stem(x[:1])
             for p, (module, ref) in enumerate(self.sequence):
@@ -136,8 +149,10 @@ class Layout:
                             removable, reason = False, "its skip gives another shape than the block"
                     except ValueError as exc:
                         removable, reason = False, str(exc)
-                    self.blocks.append(BlockInfo(ref.index, ref.name, ref.stage, p, bool(ref.downsample),
-                                                 tuple(h.shape[1:]), tuple(out.shape[1:]), removable, reason))
+                    shapes = tuple(h.shape[1:]), tuple(out.shape[1:])
+                    change = changes[ref.name] if ref.name in changes else shape_change(*shapes, ref.downsample)
+                    self.blocks.append(BlockInfo(ref.index, ref.name, ref.stage, p, bool(ref.downsample), *shapes,
+                                                 removable, reason, change))
                 h = out
 
     def ops(self, config: Config) -> tuple[tuple[str, int], ...]:
@@ -823,10 +838,7 @@ def _result(done: dict[str, Any], blocks: list[BlockInfo], skipped: list[dict[st
         # one division of exact counts: the float nearest the true fraction (1 - c/n adds rounding noise)
         return (done[key]["images"] - done[key]["correct"]) / done[key]["images"]
 
-    # a block that changes shape in a residual net carries the change on its shortcut (a DenseNet layer, which
-    # adds maps by concatenation, is not marked as changing its shape: BlockRef.downsample)
-    single = [SingleRow(b.name, b.index, b.stage, shape_change(b.in_shape, b.out_shape, residual and b.downsample),
-                        err(f"single/{b.index}"),
+    single = [SingleRow(b.name, b.index, b.stage, b.shape_change, err(f"single/{b.index}"),
                         done[f"single/{b.index}"]["correct"]) for b in blocks if f"single/{b.index}" in done]
 
     def krows(experiment: str) -> list[KRow]:

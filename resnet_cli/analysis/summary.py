@@ -114,13 +114,12 @@ def _block_row(g: _Group, block: str, total_macs: int) -> Row:
     leaves = g.blocks[block]
     macs = sum(leaf.macs for leaf in leaves)
     shape_in, shape_out = g.block_shapes.get(block, ((), ()))
-    # a block that keeps its shape but projects its shortcut anyway (torchvision's ``downsample``, the Keras ports'
-    # ``shortcut_conv``) is a projection block too
-    projections = (block + ".downsample.", block + ".shortcut")
+    # the shortcut's modules: torchvision's ``downsample`` (a conv, or option A's zero-padding), the Keras ports'
+    # ``shortcut_conv``; a block that keeps its shape but projects its shortcut anyway is a projection block too
+    projections = (block + ".downsample", block + ".shortcut")
     projects = any(leaf.name.startswith(projections) for leaf in leaves)
-    change = shape_change(shape_in, shape_out, has_shortcut=projects) if shape_in else None
-    return Row(block, "block", 2, shape_out, g.block_params.get(block, 0), macs, macs / total_macs,
-               change or ("projection" if projects else ""))
+    change = shape_change(shape_in, shape_out, projects) if shape_in else ("projection" if projects else None)
+    return Row(block, "block", 2, shape_out, g.block_params.get(block, 0), macs, macs / total_macs, change or "")
 
 
 def _trace(module: Any, x: Any) -> tuple[list[_Leaf], dict[str, tuple[tuple[int, ...], tuple[int, ...]]]]:

@@ -19,15 +19,14 @@ Shape = tuple[int, int, int]  # (channels, height, width) of one image
 SHAPE_CHANGES = ("downsampling", "projection")
 
 
-def shape_change(in_shape: tuple[int, ...], out_shape: tuple[int, ...], has_shortcut: bool = True) -> str | None:
+def shape_change(in_shape: tuple[int, ...], out_shape: tuple[int, ...], projects: bool) -> str | None:
     """"downsampling", "projection" or None for a block from ``in_shape`` to ``out_shape``, each (channels, height,
-    width) of one image. Only a block whose shortcut carries the change is a projection: a DenseNet layer adds maps
-    by concatenation, a plain layer has no shortcut at all (``has_shortcut`` False: None unless the map shrinks)."""
+    width) of one image; ``projects``: its shortcut is a projection (a 1x1 conv, or one that carries a change of
+    width). A DenseNet layer, which adds maps by concatenation, and a plain layer, which has no shortcut, are
+    neither, unless the map shrinks."""
     if tuple(in_shape[1:]) != tuple(out_shape[1:]):
         return "downsampling"
-    if in_shape[:1] != out_shape[:1] and has_shortcut:
-        return "projection"
-    return None
+    return "projection" if projects else None
 
 
 # What a layer is for in the network: the planners set it, and every analysis asks it instead of guessing from

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..spec import ArchSpec
-from .layers import ROLES, LayerCount, Shape, bn_statistics
+from .layers import ROLES, LayerCount, Shape, bn_statistics, shape_change
 
 
 @dataclass
@@ -27,6 +27,14 @@ class UnitPlan:
         for layer in layers:
             self.layers.append(layer.placed(role, block))
         return self.layers[-1]
+
+    @property
+    def shape_change(self) -> str | None:
+        """How the block changes its shape (layers.shape_change): its shortcut projects where it has a conv, or
+        where it carries the block's change of shape (option A's zero-padding into more channels)."""
+        shortcut = self.role_layers("shortcut")
+        projects = any(layer.kind == "conv" for layer in shortcut) or (self.downsample and bool(shortcut))
+        return shape_change(self.in_shape, self.out_shape, projects)
 
     @property
     def out_shape(self) -> Shape:
